@@ -1,0 +1,84 @@
+"""The log of record, as the engine sees it: append events, read them back in batches.
+
+Two implementations stand behind this one interface: `KafkaEventLog` (scale-out) and
+`SQLiteEventLog` (the embedded default). A position in either is an eventsourcing
+`Tracking(application_name, notification_id)`: one application name per partition,
+and `notification_id` the position *after* a record, so that the largest tracked id
+is where reading resumes (for Kafka: `"<topic>:<partition>"` and `offset + 1`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from eventsourcing.persistence import Tracking
+
+from schemas import AnyEvent
+
+CUSTOMER_EVENTS = "customer-events"
+CUSTOMER_LIFECYCLE = "customer-lifecycle"
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What one append did: events written, and events skipped as already on the log."""
+
+    appended: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Consecutive records of one partition, oldest first.
+
+    `values[i]` is one raw JSON event as it is on the log (it may be invalid: the log
+    takes what producers wrote); `positions[i]` is the position after it; `tracking` is
+    the position after the whole batch, the one to record with its effects.
+    """
+
+    tracking: Tracking
+    values: list[bytes]
+    positions: list[int]
+
+
+PositionOf = Callable[[str], "int | None"]
+"""Where a reader stands in a partition: the largest tracked id, or None from the start."""
+
+
+class EventLog(ABC):
+    """An ordered, durable, partitioned log of events, keyed by customer id."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
+        """Append (event, raw JSON) pairs in order, skipping event ids already on the log.
+
+        A customer event goes to its customer's partition; a `Clock` goes to every
+        partition, so that event time advances for every customer.
+        """
+
+    @abstractmethod
+    def partitions(self) -> list[str]:
+        """The application names of the partitions, as used in `Tracking`."""
+
+    @abstractmethod
+    def read(self, position_of: PositionOf, max_records: int = 10_000) -> Iterator[RecordBatch]:
+        """Batches from where `position_of` says each partition stands, until caught up.
+
+        "Caught up" is judged once per partition, against the end of the log when
+        reading began there; records appended later are left for the next read.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
