@@ -20,11 +20,15 @@ class SQLiteEventIdIndex:
     def __init__(self, table: str = "event_ids") -> None:
         self.table = table
 
-    def create_table(self, cursor: sqlite3.Cursor) -> None:
-        cursor.execute(
+    @property
+    def create_statement(self) -> str:
+        return (
             f"CREATE TABLE IF NOT EXISTS {self.table} "
             "(event_id TEXT PRIMARY KEY) WITHOUT ROWID"
         )
+
+    def create_table(self, cursor: sqlite3.Cursor) -> None:
+        cursor.execute(self.create_statement)
 
     def known(self, cursor: sqlite3.Cursor, event_ids: Sequence[str]) -> set[str]:
         """Those of `event_ids` that are in the index."""

@@ -23,7 +23,7 @@ def decode_event(data: bytes | str) -> AnyEvent:
     except msgspec.ValidationError as error:
         raise InvalidEvent(str(error)) from None
     except msgspec.DecodeError as error:
-        raise InvalidEvent(str(error)) from None
+        raise InvalidEvent(f"malformed JSON: {error}") from None
 
 
 def decode_events(data: bytes) -> list[AnyEvent]:

@@ -1,0 +1,174 @@
+"""The `lifecycle` command: publish, process, sql, schema and demo.
+
+The edge of the engine: it reads flags and the environment into one `Settings`, opens
+the log and the projections, and turns the engine's errors into one-line messages and
+exit statuses (0 ok, 1 some input was invalid, 2 the command could not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from consumers.errors import LifecycleError
+from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs import open_event_log
+from consumers.output import FORMATS, write_rows
+from consumers.processor import LifecycleProcessor, ProcessReport
+from consumers.publisher import PublishReport, publish_lines
+from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
+from projections.errors import ProjectionError
+from projections.projection_store import DuckDBProjectionStore
+from projections.query import run_query
+from schemas import SchemaError, customer_events_schema
+
+_EXPECTED_ERRORS = (LifecycleError, ProjectionError, SchemaError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.build(home=args.home, kafka=args.kafka)
+        return args.command(args, settings)
+    except _EXPECTED_ERRORS as error:
+        print(f"lifecycle {args.name}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help=f"where local state lives (env {ENV_HOME}, default ./.lifecycle)")
+    common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
+    parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, run, help: str) -> argparse.ArgumentParser:  # noqa: A002
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(command=run, name=name)
+        return sub
+
+    sub = command("publish", _publish, "validate JSON lines and append the valid ones to the log")
+    sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
+    sub = command("process", _process, "derive customer state from the log into the projections")
+    sub.add_argument("--once", action="store_true", help="stop when caught up")
+    sub.add_argument("--poll-interval", type=float, default=1.0, help="seconds between reads when live")
+    sub = command("sql", _sql, "run a read-only query against the projections")
+    sub.add_argument("query")
+    sub.add_argument("--format", choices=FORMATS, default="table")
+    command("schema", _schema, "print the JSON Schema of the event contract")
+    sub = command("demo", _demo, "generate, publish and process a synthetic population")
+    sub.add_argument("--customers", type=int, default=10_000)
+    sub.add_argument("--seed", type=int, default=7)
+    sub.add_argument("--days", type=int, default=365)
+    return parser
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log:
+        report = publish_lines(stream, log, _report_invalid)
+    print(_publish_summary(report), file=sys.stderr)
+    return 1 if report.invalid else 0
+
+
+def _report_invalid(line: int, reason: str) -> None:
+    print(f"line {line}: {reason}", file=sys.stderr)
+
+
+def _publish_summary(report: PublishReport) -> str:
+    return (
+        f"published {report.appended} events ({report.duplicates} already on the log, "
+        f"{report.invalid} invalid lines of {report.lines})"
+    )
+
+
+def _process(args: argparse.Namespace, settings: Settings) -> int:
+    stop = _stop_on_signals()
+    with open_event_log(settings, CUSTOMER_EVENTS) as log:
+        store = DuckDBProjectionStore(_views_path(settings))
+        try:
+            processor = LifecycleProcessor(log, store)
+            while True:
+                report = processor.run_once()
+                if report.events or args.once:
+                    print(_process_summary(report), file=sys.stderr)
+                if args.once or stop():
+                    return 0
+                time.sleep(args.poll_interval)
+        finally:
+            store.close()
+
+
+def _stop_on_signals():
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    return lambda: bool(stopping)
+
+
+def _process_summary(report: ProcessReport) -> str:
+    return (
+        f"processed {report.events} events in {report.batches} batches "
+        f"({report.dead_letters} dead letters), {report.events_per_second:,.0f} events/s"
+    )
+
+
+def _sql(args: argparse.Namespace, settings: Settings) -> int:
+    columns, rows = run_query(settings.views_path, args.query)
+    write_rows(sys.stdout, columns, rows, args.format)
+    return 0
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(customer_events_schema(), indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.population import PopulationSpec, generate
+
+    spec = PopulationSpec(customers=args.customers, seed=args.seed, days=args.days)
+    print(f"demo: {spec.customers:,} customers over {spec.days} days (seed {spec.seed}), "
+          f"log: {settings.kafka or settings.home}", file=sys.stderr)
+    started = time.perf_counter()
+    with open_event_log(settings, CUSTOMER_EVENTS) as log:
+        published = publish_lines(generate(spec), log, _report_invalid)
+        print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+        store = DuckDBProjectionStore(_views_path(settings))
+        try:
+            report = LifecycleProcessor(log, store).run_once()
+        finally:
+            store.close()
+    print(_process_summary(report))
+    columns, rows = run_query(
+        settings.views_path,
+        "SELECT stage, count(*) AS customers FROM customers GROUP BY stage ORDER BY customers DESC",
+    )
+    write_rows(sys.stdout, columns, rows, "table")
+    return 0
+
+
+def _views_path(settings: Settings) -> Path:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings.views_path
+
+
+@contextmanager
+def _open_input(name: str) -> Iterator[BinaryIO]:
+    """A binary line stream from a path, or stdin for `-`."""
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    with open(name, "rb") as stream:
+        yield stream
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Printing query results as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, TextIO
+
+FORMATS = ("table", "csv", "json")
+
+
+def write_rows(out: TextIO, columns: list[str], rows: Sequence[tuple[Any, ...]], fmt: str) -> None:
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt == "json":
+        records = [dict(zip(columns, map(_plain, row))) for row in rows]
+        out.write(json.dumps(records, ensure_ascii=False) + "\n")
+    else:
+        _table(out, columns, rows)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, int | float | str | bool | list | dict) or value is None:
+        return value
+    return str(value)
+
+
+def _table(out: TextIO, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    cells = [["" if v is None else str(_plain(v)) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+    out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")

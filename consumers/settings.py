@@ -1,0 +1,54 @@
+"""The engine's settings: one frozen object, built at the edge from flags and environment.
+
+Nothing below `consumers/` reads the environment; everything it needs is passed down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from consumers.errors import ConfigurationError
+
+ENV_KAFKA = "LIFECYCLE_KAFKA"
+ENV_HOME = "LIFECYCLE_HOME"
+DEFAULT_HOME = Path(".lifecycle")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the engine keeps things, and which log it uses."""
+
+    home: Path = DEFAULT_HOME
+    kafka: str | None = None
+    partitions: int = 4
+
+    @property
+    def views_path(self) -> Path:
+        return self.home / "views.duckdb"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        home: str | None = None,
+        kafka: str | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Settings:
+        """Flags win over the environment; the environment over the defaults."""
+        kafka = kafka or environ.get(ENV_KAFKA) or None
+        if kafka is not None:
+            _check_bootstrap(kafka)
+        return cls(home=Path(home or environ.get(ENV_HOME) or DEFAULT_HOME), kafka=kafka)
+
+
+def _check_bootstrap(value: str) -> None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        msg = (
+            f"Kafka address {value!r} is not host:port; "
+            f"set {ENV_KAFKA} or --kafka to e.g. 127.0.0.1:9092"
+        )
+        raise ConfigurationError(msg)

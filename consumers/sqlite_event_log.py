@@ -1,0 +1,118 @@
+"""The embedded log: the default when no Kafka is configured, durable in one SQLite file.
+
+It is the eventsourcing library's SQLite application recorder, whose notification log
+is ordered and durable. One notification is a *segment*: the raw JSON events of one
+append, up to `SEGMENT_SIZE`, stored as a JSON array. Reading one row per event through
+the library measured 128 k events/s on this machine, below what the engine must
+sustain; segments cut the per-event cost to one decode of a slice of bytes. The log has
+one partition, so `Tracking(<log name>, <segment id>)` is a position in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+from eventsourcing.persistence import StoredEvent, Tracking
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+from consumers.event_id_index import SQLiteEventIdIndex
+from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
+from schemas import AnyEvent
+
+SEGMENT_SIZE = 1_000
+SEGMENT_TOPIC = "segment:json-array"
+
+_segment_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class SQLiteSegmentRecorder(SQLiteApplicationRecorder):
+    """An application recorder whose notifications are segments of events.
+
+    Segments are versions of one originator (the log's name), so that two writers
+    can never both append segment N: the primary key stops the second.
+    """
+
+    def __init__(self, datastore: SQLiteDatastore, log_name: str) -> None:
+        table = log_name.replace("-", "_")
+        self.log_name = log_name
+        self.event_ids = SQLiteEventIdIndex(f"{table}_event_ids")
+        super().__init__(datastore, events_table_name=table)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), self.event_ids.create_statement]
+
+    def append_new(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
+        """Append events whose ids are not yet on the log, in one transaction."""
+        with self.datastore.transaction(commit=True) as cursor:
+            ids = [str(event.event_id) for event, _ in events]
+            seen = self.event_ids.known(cursor, ids)
+            fresh_ids: list[str] = []
+            fresh: list[bytes] = []
+            for event_id, (_, raw) in zip(ids, events):
+                if event_id not in seen:
+                    seen.add(event_id)
+                    fresh_ids.append(event_id)
+                    fresh.append(raw)
+            self._insert_events(cursor, self._segments(cursor, fresh))
+            self.event_ids.add(cursor, fresh_ids)
+        return Appended(appended=len(fresh), duplicates=len(events) - len(fresh))
+
+    def _segments(self, cursor: SQLiteCursor, raws: list[bytes]) -> list[StoredEvent]:
+        cursor.execute(
+            f"SELECT MAX(originator_version) FROM {self.events_table_name} "
+            "WHERE originator_id = ?",
+            (self.log_name,),
+        )
+        version = cursor.fetchone()[0] or 0
+        segments = []
+        for start in range(0, len(raws), SEGMENT_SIZE):
+            version += 1
+            state = b"[" + b",".join(raws[start : start + SEGMENT_SIZE]) + b"]"
+            segments.append(StoredEvent(self.log_name, version, SEGMENT_TOPIC, state))
+        return segments
+
+
+class SQLiteEventLog(EventLog):
+    """The embedded, single-partition log in `<home>/<name>.sqlite`."""
+
+    def __init__(self, *, home: Path, name: str) -> None:
+        super().__init__(name)
+        home.mkdir(parents=True, exist_ok=True)
+        self.path = home / f"{name}.sqlite"
+        self.datastore = SQLiteDatastore(
+            str(self.path), lock_timeout=30, originator_id_type="text"
+        )
+        self.recorder = SQLiteSegmentRecorder(self.datastore, name)
+        self.recorder.create_table()
+
+    def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
+        if not events:
+            return Appended(0, 0)
+        return self.recorder.append_new(events)
+
+    def partitions(self) -> list[str]:
+        return [self.name]
+
+    def read(self, position_of: PositionOf, max_records: int = 10_000) -> Iterator[RecordBatch]:
+        position = position_of(self.name) or 0
+        end = self.recorder.max_notification_id() or 0
+        per_query = max(1, max_records // SEGMENT_SIZE)
+        while position < end:
+            notifications = self.recorder.select_notifications(
+                position, per_query, stop=end, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            values: list[bytes] = []
+            positions: list[int] = []
+            for notification in notifications:
+                segment = _segment_decoder.decode(notification.state)
+                values.extend(segment)
+                positions.extend([notification.id] * len(segment))
+            position = notifications[-1].id
+            yield RecordBatch(Tracking(self.name, position), values, positions)
+
+    def close(self) -> None:
+        self.datastore.close()

@@ -1,0 +1,55 @@
+"""Personal data (name, email, phone, city, birth date), kept apart from derived data.
+
+`customer_profiles` is the only table holding personal data, so that erasure is one
+delete and the other views can be shared freely. A profile update changes only the
+fields it carries; an erasure removes the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import duckdb
+import pyarrow as pa
+
+FIELDS = ("name", "email", "phone", "city", "birth_date")
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS customer_profiles ("
+    " customer_id VARCHAR PRIMARY KEY,"
+    + "".join(f" {field} VARCHAR," for field in FIELDS)
+    + " updated_at TIMESTAMPTZ NOT NULL)",
+)
+
+_MERGE = (
+    "INSERT INTO customer_profiles SELECT * FROM _profiles "
+    "ON CONFLICT (customer_id) DO UPDATE SET "
+    + ", ".join(f"{field} = COALESCE(excluded.{field}, {field})" for field in FIELDS)
+    + ", updated_at = excluded.updated_at"
+)
+
+
+def apply(
+    connection: duckdb.DuckDBPyConnection,
+    erased: Iterable[str],
+    updates: Mapping[str, dict[str, object]],
+) -> None:
+    """Delete erased customers' rows, then merge updates; inside the caller's transaction.
+
+    An update that follows an erasure in the same batch is kept: it is new data the
+    customer gave after asking to be forgotten.
+    """
+    erased = list(erased)
+    if erased:
+        connection.execute("DELETE FROM customer_profiles WHERE customer_id IN (SELECT UNNEST(?))", [erased])
+    if not updates:
+        return
+    columns = {"customer_id": pa.array(list(updates), pa.string())}
+    for field in FIELDS:
+        columns[field] = pa.array([row.get(field) for row in updates.values()], pa.string())
+    columns["updated_at"] = pa.array(
+        [row["updated_at"] for row in updates.values()], pa.timestamp("us", tz="UTC")
+    )
+    connection.register("_profiles", pa.table(columns))
+    connection.execute(_MERGE)
+    connection.unregister("_profiles")

@@ -1,0 +1,57 @@
+"""The DuckDB projection store: every read model, written one batch per transaction.
+
+A batch's effects (changed customers, personal data, dead letters) and the log
+position after the batch are committed together, so after any crash the rows and the
+position agree: the batch is either wholly there or wholly to be done again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eventsourcing.persistence import Tracking
+
+from lifecycle.state import CustomerState
+from projections import customers, dead_letters, profiles
+from projections.dead_letters import DeadLetter
+from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
+
+
+@dataclass
+class BatchEffects:
+    """What processing one batch of the log changed, to be committed with its position."""
+
+    tracking: Tracking
+    states: list[CustomerState] = field(default_factory=list)
+    profile_updates: dict[str, dict[str, object]] = field(default_factory=dict)
+    erased: list[str] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+class DuckDBProjectionStore:
+    """The read models in one DuckDB database, with their tracking recorder."""
+
+    def __init__(self, database: str | Path = ":memory:") -> None:
+        self.recorder = DuckDBTrackingRecorder(str(database))
+        with self.recorder.transaction() as connection:
+            for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL):
+                connection.execute(statement)
+
+    def position_of(self, application_name: str) -> int | None:
+        return self.recorder.max_tracking_id(application_name)
+
+    def load_states(self) -> dict[str, CustomerState]:
+        with self.recorder.transaction() as connection:
+            return customers.load_states(connection)
+
+    def commit(self, effects: BatchEffects) -> None:
+        """Write the batch's effects and its position in one transaction."""
+        with self.recorder.transaction() as connection:
+            customers.upsert(connection, effects.states)
+            profiles.apply(connection, effects.erased, effects.profile_updates)
+            dead_letters.insert(connection, effects.dead_letters)
+            self.recorder.record(connection, effects.tracking)
+
+    def close(self) -> None:
+        self.recorder.close()
