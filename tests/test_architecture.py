@@ -1,0 +1,69 @@
+"""The layers import one way: schemas <- lifecycle <- projections <- consumers.
+
+Only `consumers/` touches Kafka or the environment; only `projections/` touches DuckDB.
+Checked from the source's AST, so a lazy import inside a function counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+LAYERS = ("schemas", "lifecycle", "projections", "consumers")
+ONLY_IN = {"kafka": {"consumers"}, "duckdb": {"projections"}, "pyarrow": {"projections"}}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _reads_environment(path: Path) -> bool:
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}:
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                return True
+    return False
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_layers_import_only_downwards(package):
+    allowed_below = set(LAYERS[: LAYERS.index(package) + 1])
+    for path in _modules(package):
+        upward = (_imports(path) & set(LAYERS)) - allowed_below
+        assert not upward, f"{path.relative_to(ROOT)} imports {sorted(upward)} from a higher layer"
+
+
+@pytest.mark.parametrize("library", sorted(ONLY_IN))
+def test_technology_stays_in_its_layer(library):
+    for package in LAYERS:
+        if package in ONLY_IN[library]:
+            continue
+        for path in _modules(package):
+            assert library not in _imports(path), f"{path.relative_to(ROOT)} imports {library}"
+
+
+def test_only_consumers_read_the_environment():
+    for package in ("schemas", "lifecycle", "projections"):
+        for path in _modules(package):
+            assert not _reads_environment(path), f"{path.relative_to(ROOT)} reads the environment"
+
+
+def test_the_checks_see_imports():
+    """Guard against a check that cannot fail: the parser finds what is there."""
+    assert {"duckdb", "pyarrow", "lifecycle"} <= _imports(ROOT / "projections" / "customers.py")
+    assert _reads_environment(ROOT / "consumers" / "settings.py")

@@ -1,0 +1,107 @@
+"""The event contract: what is accepted, what is rejected and how the error reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas import EVENT_TYPES, Clock, InvalidEvent, Purchase, customer_events_schema, decode_event, encode_event
+from tests.cli import lifecycle
+
+V1 = Path(__file__).parent / "fixtures" / "events_v1.jsonl"
+
+
+def _v1() -> list[bytes]:
+    return V1.read_bytes().splitlines()
+
+
+def test_every_type_has_a_version_1_payload_that_still_decodes():
+    events = [decode_event(line) for line in _v1()]
+    assert sorted(e.__struct_config__.tag for e in events) == sorted(EVENT_TYPES)
+
+
+def test_a_clock_has_no_customer():
+    clock = decode_event(_v1()[-1])
+    assert isinstance(clock, Clock) and not hasattr(clock, "customer_id")
+
+
+def test_unknown_fields_are_ignored():
+    line = json.loads(_v1()[1])
+    line["loyalty_card"] = {"added": "by a newer producer"}
+    assert isinstance(decode_event(json.dumps(line)), Purchase)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"type": "teleport"}, "Invalid value 'teleport' - at `$.type`"),
+        ({"customer_id": ""}, "at `$.customer_id`"),
+        ({"customer_id": "x" * 129}, "at `$.customer_id`"),
+        ({"event_id": "not-a-uuid"}, "at `$.event_id`"),
+        ({"occurred_at": "2025-01-02T09:00:00"}, "timezone component - at `$.occurred_at`"),
+        ({"occurred_at": "yesterday"}, "at `$.occurred_at`"),
+        ({"amount_minor": -1}, "Expected `int` >= 0 - at `$.amount_minor`"),
+        ({"amount_minor": 1.5}, "Expected `int`, got `float` - at `$.amount_minor`"),
+        ({"currency": "eur"}, "at `$.currency`"),
+        ({"currency": "EURO"}, "at `$.currency`"),
+        ({"order_id": None}, "at `$.order_id`"),
+    ],
+)
+def test_a_contract_violation_names_the_field(change, message):
+    line = {**json.loads(_v1()[1]), **change}
+    with pytest.raises(InvalidEvent) as error:
+        decode_event(json.dumps(line))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"type":"survey_answered","event_id":"10000000-0000-4000-8000-000000000007",'
+         '"customer_id":"c1","occurred_at":"2025-01-07T09:00:00Z","source":"s"}', "needs `nps`"),
+        ('{"type":"survey_answered","event_id":"10000000-0000-4000-8000-000000000007",'
+         '"customer_id":"c1","occurred_at":"2025-01-07T09:00:00Z","source":"s","nps":11}', "at `$.nps`"),
+        ('{"type":"contact","event_id":"10000000-0000-4000-8000-000000000001","customer_id":"c1",'
+         '"occurred_at":"2025-01-01T09:00:00Z","source":"s","channel":"pigeon","direction":"inbound"}',
+         "at `$.channel`"),
+        ('{"type":"purchase"', "malformed JSON"),
+        ("[]", "Expected `object`, got `array`"),
+    ],
+)
+def test_other_violations(line, message):
+    with pytest.raises(InvalidEvent, match=re.escape(message)):
+        decode_event(line)
+
+
+def test_json_schema_lists_every_type(capsys):
+    schema = customer_events_schema()
+    tags = {
+        definition["properties"]["type"]["enum"][0]
+        for definition in schema["$defs"].values()
+        if "type" in definition.get("properties", {})
+    }
+    assert tags == set(EVENT_TYPES)
+
+
+def test_schema_command_prints_the_contract(tmp_path, capsys):
+    from consumers.settings import Settings
+
+    assert lifecycle(Settings(home=tmp_path), "schema") == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(customer_events_schema()))
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=2**53),
+    order=st.text(min_size=1, max_size=40),
+    customer=st.text(min_size=1, max_size=128),
+)
+def test_encoding_round_trips(amount, order, customer):
+    event = decode_event(_v1()[1])
+    changed = msgspec.structs.replace(event, amount_minor=amount, order_id=order, customer_id=customer)
+    assert decode_event(encode_event(changed)) == changed
