@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
+from kafka.producer.future import RecordMetadata
 
+from consumers.errors import LifecycleError, LogUnavailable
 from consumers.event_id_index import SQLiteEventIdIndex
 from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
 from schemas import AnyEvent, Clock
@@ -41,29 +43,29 @@ _BOOTSTRAP_TIMEOUT_MS = 10_000
 # 100 ms -> 0.10 s, 10 ms -> 0.02 s; read throughput was the same for all, since a
 # fetch returns as soon as there is any data (fetch_min_bytes=1). Not 0: tansu answers a
 # fetch with max_wait 0 with no partitions at all, not even their high-water marks.
-_FETCH_MAX_WAIT_MS = 20
-# Just over one fetch round: poll() returns after one empty answer instead of fetching
-# again until its own timeout runs out.
-_POLL_TIMEOUT_MS = _FETCH_MAX_WAIT_MS + 30
+_FETCH_MAX_WAIT_MS = 10
+# With no records, poll() fetches again and again until its whole timeout is spent, so
+# keep it short: `_drain` looks at the high-water marks between polls.
+_POLL_TIMEOUT_MS = 5
 _STALL_TIMEOUT_S = 30.0
 _CATCH_UP_BATCH = 20_000
 _FLUSH_TIMEOUT_S = 120.0
 _UNREACHABLE_HINT = "is the broker running? set LIFECYCLE_KAFKA or --kafka"
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(LogUnavailable):
     """The broker could not be reached, or stopped answering."""
 
 
-class KafkaAppendFailed(RuntimeError):
+class KafkaAppendFailed(LogUnavailable):
     """Some events could not be written; appending them all again is safe (idempotent)."""
 
 
-class KafkaPositionError(RuntimeError):
+class KafkaPositionError(LifecycleError):
     """A stored position lies beyond the end of its partition."""
 
 
-class KafkaIndexError(RuntimeError):
+class KafkaIndexError(LifecycleError):
     """The event-id index file belongs to another topic."""
 
 
@@ -87,6 +89,18 @@ def _event_ids(records: Sequence[ConsumerRecord]) -> list[str]:
     return ids
 
 
+def _offsets_written(sent: Iterable[RecordMetadata]) -> dict[int, list[int]]:
+    spans: dict[int, list[int]] = {}
+    for metadata in sent:
+        span = spans.get(metadata.partition)
+        if span is None:
+            spans[metadata.partition] = [metadata.offset, metadata.offset, 1]
+        else:
+            span[0], span[1] = min(span[0], metadata.offset), max(span[1], metadata.offset)
+            span[2] += 1
+    return spans
+
+
 def _drain(
     consumer: KafkaConsumer, starts: dict[TopicPartition, int], max_records: int
 ) -> Iterator[tuple[TopicPartition, list[ConsumerRecord]]]:
@@ -97,7 +111,8 @@ def _drain(
     10 records). A fetch answers for every partition it asks about, empty ones included,
     so one fetch round tells which partitions are empty or already read: they are done
     as soon as `highwater(tp)` is known and the position is there. Only when nothing at
-    all is left does a round cost `_FETCH_MAX_WAIT_MS`. Records past that first end
+    all is left does a round cost `_FETCH_MAX_WAIT_MS`: reading an empty topic took
+    25-30 ms on tansu, most of it connecting the consumer. Records past that first end
     (appended while reading) are cut off and left for the next read.
     """
     nexts, ends = dict(starts), {}
@@ -293,66 +308,91 @@ class KafkaEventLog(EventLog):
     def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
         if not events:
             return Appended(appended=0, duplicates=0)
-        self._catch_up()
+        caught_up = self._catch_up()
         fresh = self._unseen(events)
-        self._produce(fresh)
-        with self._db:
-            self._index.add(self._db.cursor(), (str(event.event_id) for event, _ in fresh))
+        written = self._produce([pair for _, pair in fresh])
+        self._remember([event_id for event_id, _ in fresh], caught_up, written)
         return Appended(appended=len(fresh), duplicates=len(events) - len(fresh))
 
-    def _catch_up(self) -> None:
-        """Add to the index the ids of every record written since it was last caught up."""
+    def _catch_up(self) -> dict[int, int]:
+        """Index the ids of every record written since the last catch-up; the new ends."""
         rows = self._db.execute(
             "SELECT partition, next_offset FROM next_offsets WHERE topic = ?", (self.name,)
         )
         stored = dict(rows.fetchall())
-        starts = {p: stored.get(p, 0) for p in self._partition_ids}
+        nexts = {p: stored.get(p, 0) for p in self._partition_ids}
         try:
-            for partition, records in self._read_from(starts, _CATCH_UP_BATCH):
-                self._record_caught_up(partition, records)
+            for partition, records in self._read_from(nexts, _CATCH_UP_BATCH):
+                # Ids and the position after them in one transaction: a crash between
+                # the two would skip ids (position first) or re-read them (ids first).
+                with self._db:
+                    cursor = self._db.cursor()
+                    self._index.add(cursor, _event_ids(records))
+                    nexts[partition] = records[-1].offset + 1
+                    self._store_next_offset(cursor, partition, nexts[partition])
         except KafkaPositionError as error:
             hint = f"if the topic was recreated, delete the event-id index {self.index_path}"
             raise KafkaPositionError(f"{error}; {hint}") from error
+        return nexts
 
-    def _record_caught_up(self, partition: int, records: list[ConsumerRecord]) -> None:
-        # Ids and the position after them in one transaction: a crash between the two
-        # would otherwise skip ids (position first) or merely re-read them (ids first).
-        with self._db:
-            cursor = self._db.cursor()
-            self._index.add(cursor, _event_ids(records))
-            cursor.execute(
-                "INSERT INTO next_offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
-                "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                (self.name, partition, records[-1].offset + 1),
-            )
+    def _store_next_offset(self, cursor: sqlite3.Cursor, partition: int, offset: int) -> None:
+        cursor.execute(
+            "INSERT INTO next_offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            (self.name, partition, offset),
+        )
 
-    def _unseen(self, events: Sequence[tuple[AnyEvent, bytes]]) -> list[tuple[AnyEvent, bytes]]:
-        """The events whose ids are neither on the log nor earlier in `events`."""
+    def _unseen(
+        self, events: Sequence[tuple[AnyEvent, bytes]]
+    ) -> list[tuple[str, tuple[AnyEvent, bytes]]]:
+        """(id, event) for the events neither on the log nor earlier in `events`."""
         ids = [str(event.event_id) for event, _ in events]
         seen = self._index.known(self._db.cursor(), list(set(ids)))
         fresh = []
         for event_id, pair in zip(ids, events, strict=True):
             if event_id not in seen:
                 seen.add(event_id)
-                fresh.append(pair)
+                fresh.append((event_id, pair))
         return fresh
 
-    def _produce(self, events: list[tuple[AnyEvent, bytes]]) -> None:
+    def _remember(
+        self, ids: list[str], caught_up: dict[int, int], written: dict[int, list[int]]
+    ) -> None:
+        """Index the ids just written, and move the index past them where it can.
+
+        Where our records follow the caught-up end without a gap, no other producer wrote
+        in between, so the next catch-up need not read them back (that re-read cost as
+        much as a third of the time of producing them). Elsewhere it will read them.
+        """
+        with self._db:
+            cursor = self._db.cursor()
+            self._index.add(cursor, ids)
+            for partition, (first, last, count) in written.items():
+                if first == caught_up[partition] and last - first + 1 == count:
+                    self._store_next_offset(cursor, partition, last + 1)
+
+    def _produce(self, events: list[tuple[AnyEvent, bytes]]) -> dict[int, list[int]]:
+        """Write the events; per partition written to: [first offset, last offset, count]."""
         producer = self._get_producer()
-        failures: list[BaseException] = []
+        sent = []
         try:
             for event, raw in events:
                 if isinstance(event, Clock):
-                    # Event time must advance for every customer, so every partition.
+                    # Event time must advance for every customer, so every partition. A
+                    # clock that reached only some of them before a failure is not sent
+                    # again (its id is on the log): the next clock moves the others on.
                     for partition in self._partition_ids:
-                        sent = producer.send(self.name, raw, partition=partition)
-                        sent.add_errback(failures.append)
+                        sent.append(producer.send(self.name, raw, partition=partition))
                 else:
-                    key = event.customer_id.encode()
-                    producer.send(self.name, raw, key=key).add_errback(failures.append)
+                    sent.append(producer.send(self.name, raw, key=event.customer_id.encode()))
             producer.flush(timeout=_FLUSH_TIMEOUT_S)
         except KafkaError as error:
-            failures.append(error)
+            self._append_failed([error])
+        unacknowledged = [future for future in sent if not future.succeeded()]
+        self._append_failed([f.exception or KafkaError("not acknowledged") for f in unacknowledged])
+        return _offsets_written(future.value for future in sent)
+
+    def _append_failed(self, failures: list[BaseException]) -> None:
         if failures:
             message = (
                 f"{len(failures)} record(s) could not be written to {self.name} at "
@@ -374,6 +414,7 @@ class KafkaEventLog(EventLog):
         return self._producer
 
     def close(self) -> None:
+        # The admin client and consumers live only as long as the call that needs them.
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.close(timeout=_FLUSH_TIMEOUT_S)
