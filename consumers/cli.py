@@ -1,7 +1,7 @@
-"""The `lifecycle` command: publish, process, sql, schema and demo.
+"""The `lifecycle` command: publish, process, sql, tail, schema and demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
-the log and the projections, and turns the engine's errors into one-line messages and
+the logs and the projections, and turns the engine's errors into one-line messages and
 exit statuses (0 ok, 1 some input was invalid, 2 the command could not run).
 """
 
@@ -17,25 +17,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from consumers.engine_session import EngineSession
 from consumers.errors import LifecycleError
-from consumers.event_log import CUSTOMER_EVENTS, RecordBatch
+from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.logs import open_event_log
 from consumers.output import FORMATS, write_rows
-from consumers.processor import LifecycleProcessor, ProcessReport
+from consumers.processor import ProcessReport
 from consumers.publisher import PublishReport, publish_lines
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
 from projections.errors import ProjectionError
-from projections.projection_store import DuckDBProjectionStore
 from projections.query import run_query
-from schemas import SchemaError, customer_events_schema
+from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
 
 _EXPECTED_ERRORS = (LifecycleError, ProjectionError, SchemaError, OSError)
+_SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.build(home=args.home, kafka=args.kafka)
+        settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None))
         return args.command(args, settings)
     except _EXPECTED_ERRORS as error:
         print(f"lifecycle {args.name}: {error}", file=sys.stderr)
@@ -48,26 +49,33 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help=f"where local state lives (env {ENV_HOME}, default ./.lifecycle)")
     common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
+    derive = argparse.ArgumentParser(add_help=False)
+    derive.add_argument("--policy", help="the policy TOML file (default: the shipped policy)")
     parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, run, help: str) -> argparse.ArgumentParser:  # noqa: A002
-        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+    def command(name: str, run: Callable, text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common, *parents], help=text, description=text)
         sub.set_defaults(command=run, name=name)
         return sub
 
     sub = command("publish", _publish, "validate JSON lines and append the valid ones to the log")
     sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
-    sub = command("process", _process, "derive customer state from the log into the projections")
+    sub = command("process", _process, "derive the customers' lifecycle from the log", derive)
     sub.add_argument("--once", action="store_true", help="stop when caught up")
     sub.add_argument("--poll-interval", type=float, default=1.0, help="seconds between reads when live")
+    sub.add_argument("--clock-every", type=float, default=3600.0,
+                     help="when live, append a clock event this often, in seconds (0: never)")
     sub.add_argument("--batch-size", type=int, default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
-    command("schema", _schema, "print the JSON Schema of the event contract")
-    sub = command("demo", _demo, "generate, publish and process a synthetic population")
+    sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first")
+    sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
+    sub = command("schema", _schema, "print the JSON Schema of a log's events")
+    sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS))
+    sub = command("demo", _demo, "generate, publish and process a synthetic population", derive)
     sub.add_argument("--customers", type=int, default=10_000)
     sub.add_argument("--seed", type=int, default=7)
     sub.add_argument("--days", type=int, default=365)
@@ -94,20 +102,19 @@ def _publish_summary(report: PublishReport) -> str:
 
 def _process(args: argparse.Namespace, settings: Settings) -> int:
     stop = _stop_on_signals()
-    with open_event_log(settings, CUSTOMER_EVENTS) as log:
-        store = DuckDBProjectionStore(_views_path(settings))
-        try:
-            processor = LifecycleProcessor(log, store, batch_size=args.batch_size)
-            on_commit = _print_commit if args.verbose else None
-            while True:
-                report = processor.run_once(on_commit)
-                if report.events or args.once:
-                    print(_process_summary(report), file=sys.stderr)
-                if args.once or stop():
-                    return 0
-                time.sleep(args.poll_interval)
-        finally:
-            store.close()
+    on_commit = _print_commit if args.verbose else None
+    with EngineSession(settings, batch_size=args.batch_size) as session:
+        last_clock = time.monotonic()
+        while True:
+            report = session.run_once(on_commit)
+            if report.events or args.once:
+                print(_process_summary(report), file=sys.stderr)
+            if args.once or stop():
+                return 0
+            if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
+                session.tick()
+                last_clock = time.monotonic()
+            time.sleep(args.poll_interval)
 
 
 def _print_commit(batch: RecordBatch) -> None:
@@ -121,7 +128,7 @@ def _print_commit(batch: RecordBatch) -> None:
 
 
 def _stop_on_signals() -> Callable[[], bool]:
-    stopping = []
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     return lambda: bool(stopping)
 
@@ -129,7 +136,8 @@ def _stop_on_signals() -> Callable[[], bool]:
 def _process_summary(report: ProcessReport) -> str:
     return (
         f"processed {report.events} events in {report.batches} batches "
-        f"({report.dead_letters} dead letters), {report.events_per_second:,.0f} events/s"
+        f"({report.dead_letters} dead letters, {report.lifecycle_events} lifecycle events), "
+        f"{report.events_per_second:,.0f} events/s"
     )
 
 
@@ -139,8 +147,18 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    out = sys.stdout.buffer
+    with open_event_log(settings, args.log) as log:
+        for batch in log.read(lambda _: None):
+            for raw in batch.values:
+                out.write(bytes(raw) + b"\n")
+    out.flush()
+    return 0
+
+
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
-    print(json.dumps(customer_events_schema(), indent=2))
+    print(json.dumps(_SCHEMAS[args.log](), indent=2))
     return 0
 
 
@@ -151,26 +169,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"demo: {spec.customers:,} customers over {spec.days} days (seed {spec.seed}), "
           f"log: {settings.kafka or settings.home}", file=sys.stderr)
     started = time.perf_counter()
-    with open_event_log(settings, CUSTOMER_EVENTS) as log:
-        published = publish_lines(generate(spec), log, _report_invalid)
+    with EngineSession(settings) as session:
+        published = publish_lines(generate(spec), session.log, _report_invalid)
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-        store = DuckDBProjectionStore(_views_path(settings))
-        try:
-            report = LifecycleProcessor(log, store).run_once()
-        finally:
-            store.close()
+        report = session.run_once()
     print(_process_summary(report))
-    columns, rows = run_query(
-        settings.views_path,
-        "SELECT stage, count(*) AS customers FROM customers GROUP BY stage ORDER BY customers DESC",
-    )
-    write_rows(sys.stdout, columns, rows, "table")
+    for title, query in _DEMO_QUERIES:
+        print(f"\n{title}")
+        write_rows(sys.stdout, *run_query(settings.views_path, query), "table")
     return 0
 
 
-def _views_path(settings: Settings) -> Path:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return settings.views_path
+_DEMO_QUERIES = (
+    ("customers per stage and activity",
+     "PIVOT (SELECT stage, activity FROM customers) ON activity USING count(*) GROUP BY stage ORDER BY stage"),
+    ("lifecycle events per dimension",
+     "SELECT dimension, count(*) AS events, count(DISTINCT customer_id) AS customers "
+     "FROM lifecycle_transitions GROUP BY 1 ORDER BY 1"),
+)
 
 
 @contextmanager

@@ -24,9 +24,11 @@ class Settings:
     home: Path = DEFAULT_HOME
     kafka: str | None = None
     partitions: int = 4
+    policy: Path | None = None
 
     @property
     def views_path(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
         return self.home / "views.duckdb"
 
     @classmethod
@@ -35,13 +37,15 @@ class Settings:
         *,
         home: str | None = None,
         kafka: str | None = None,
+        policy: str | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
         """Flags win over the environment; the environment over the defaults."""
         kafka = kafka or environ.get(ENV_KAFKA) or None
         if kafka is not None:
             _check_bootstrap(kafka)
-        return cls(home=Path(home or environ.get(ENV_HOME) or DEFAULT_HOME), kafka=kafka)
+        home = Path(home or environ.get(ENV_HOME) or DEFAULT_HOME)
+        return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None)
 
 
 def _check_bootstrap(value: str) -> None:

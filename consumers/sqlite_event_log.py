@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 from eventsourcing.persistence import StoredEvent, Tracking
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
 from consumers.event_id_index import SQLiteEventIdIndex
 from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
@@ -27,11 +27,13 @@ SEGMENT_TOPIC = "segment:json-array"
 _segment_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-class SQLiteSegmentRecorder(SQLiteApplicationRecorder):
-    """An application recorder whose notifications are segments of events.
+class SQLiteSegmentRecorder(SQLiteProcessRecorder):
+    """A process recorder whose notifications are segments of events.
 
     Segments are versions of one originator (the log's name), so that two writers
-    can never both append segment N: the primary key stops the second.
+    can never both append segment N: the primary key stops the second. As a process
+    recorder it can record a segment together with the position of what caused it,
+    which is how derived events are recorded exactly once.
     """
 
     def __init__(self, datastore: SQLiteDatastore, log_name: str) -> None:
@@ -58,6 +60,15 @@ class SQLiteSegmentRecorder(SQLiteApplicationRecorder):
             self._insert_events(cursor, self._segments(cursor, fresh))
             self.event_ids.add(cursor, fresh_ids)
         return Appended(appended=len(fresh), duplicates=len(events) - len(fresh))
+
+    def record(self, raws: list[bytes], tracking: Tracking) -> None:
+        """Append `raws` and the position that caused them in one transaction.
+
+        Recording a position that is not past the recorded one raises the library's
+        `IntegrityError`: a batch is never recorded twice.
+        """
+        with self.datastore.transaction(commit=True) as cursor:
+            self._insert_events(cursor, self._segments(cursor, raws), tracking=tracking)
 
     def _segments(self, cursor: SQLiteCursor, raws: list[bytes]) -> list[StoredEvent]:
         cursor.execute(
@@ -94,6 +105,14 @@ class SQLiteEventLog(EventLog):
 
     def partitions(self) -> list[str]:
         return [self.name]
+
+    def record(self, raws: list[bytes], tracking: Tracking) -> None:
+        """Append derived events exactly once with respect to `tracking` (see the recorder)."""
+        self.recorder.record(raws, tracking)
+
+    def recorded_position(self, application_name: str) -> int | None:
+        """The largest position of an upstream partition recorded with derived events."""
+        return self.recorder.max_tracking_id(application_name)
 
     def read(self, position_of: PositionOf, max_records: int = 10_000) -> Iterator[RecordBatch]:
         position = position_of(self.name) or 0

@@ -1,21 +1,69 @@
 """The customer ladder (DOMAIN.md section 2): which rung a customer stands on.
 
-Prospect -> qualified prospect (showed intent: an inbound contact or a visit) ->
-first-time customer (one purchase not fully refunded) -> repeat customer (two or
-more). The rungs above repeat (loyal, member, advocate) need the policy's windows.
+prospect -> qualified (showed intent: an inbound contact or a visit) -> first_time (one
+purchase not fully refunded) -> repeat (two or more) -> loyal (enough purchases in the
+window, no open complaint, attitude not negative) -> member (loyal and enrolled) ->
+advocate (loyal or member, and a recent referral or a promoter NPS). The upper rungs
+depend on a window, so a customer can step down when time passes.
 """
 
 from __future__ import annotations
 
-from lifecycle.state import FIRST_TIME, PROSPECT, QUALIFIED, REPEAT, CustomerState
+from bisect import bisect_right
+
+from lifecycle.attitude import NEGATIVE
+from lifecycle.policy import Policy
+from lifecycle.state import DAY, CustomerState
+
+PROSPECT, QUALIFIED, FIRST_TIME, REPEAT = "prospect", "qualified", "first_time", "repeat"
+LOYAL, MEMBER, ADVOCATE = "loyal", "member", "advocate"
+LADDER = (PROSPECT, QUALIFIED, FIRST_TIME, REPEAT, LOYAL, MEMBER, ADVOCATE)
 
 
-def ladder_stage(state: CustomerState) -> str:
-    """The highest rung the customer's history reaches."""
+def purchases_within(state: CustomerState, now: int, days: int) -> int:
+    times = state.purchase_times
+    return len(times) - bisect_right(times, now - days * DAY)
+
+
+def stage_of(state: CustomerState, now: int, attitude: str, policy: Policy) -> tuple[str, str]:
+    """(stage, rule) as of `now`, given the customer's attitude."""
+    p = policy.stage
     if state.purchases >= 2:
-        return REPEAT
+        loyal = (
+            purchases_within(state, now, p.loyal_window_days) >= p.loyal_min_purchases
+            and not state.open_complaints
+            and attitude != NEGATIVE
+        )
+        if not loyal:
+            return REPEAT, "stage.repeat_purchases"
+        if _advocates(state, now, policy):
+            return ADVOCATE, "stage.advocate_referral_or_promoter"
+        if state.programmes:
+            return MEMBER, "stage.member_enrolled_while_loyal"
+        return LOYAL, "stage.loyal_regular_purchases"
     if state.purchases == 1:
-        return FIRST_TIME
+        return FIRST_TIME, "stage.first_purchase"
     if state.showed_intent:
-        return QUALIFIED
-    return PROSPECT
+        return QUALIFIED, "stage.qualified_by_intent"
+    return PROSPECT, "stage.prospect"
+
+
+def _advocates(state: CustomerState, now: int, policy: Policy) -> bool:
+    p = policy.stage
+    recent_referral = bool(state.referral_times) and state.referral_times[-1] > now - p.advocate_window_days * DAY
+    return recent_referral or (state.latest_nps is not None and state.latest_nps >= p.advocate_min_nps)
+
+
+def next_window_end(state: CustomerState, now: int, days: int) -> int | None:
+    """The next moment a counted purchase leaves a window of `days`."""
+    index = bisect_right(state.purchase_times, now - days * DAY)
+    if index == len(state.purchase_times):
+        return None
+    return state.purchase_times[index] + days * DAY
+
+
+def next_referral_end(state: CustomerState, policy: Policy) -> int | None:
+    """When the latest referral stops making the customer an advocate."""
+    if not state.referral_times:
+        return None
+    return state.referral_times[-1] + policy.stage.advocate_window_days * DAY

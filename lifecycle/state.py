@@ -1,44 +1,113 @@
-"""Per-customer state: everything the rules need to know about one customer.
+"""Per-customer state: the facts folded from a customer's events, and where they stand.
 
-A `CustomerState` is what folding a customer's events yields; it is persisted with
-the log position it reflects, so the fold resumes where it stopped. Changes to it are
-additive (new fields with defaults), so a stored state from an older engine decodes.
+Facts (purchases, orders, complaints, surveys, ...) are what the events said; the
+dimensions (stage, activity, loyalty, value band, relationship level) are decided from
+the facts, the policy and the customer's event time, and kept here so that a change
+can be told from a non-change. Times are whole seconds since the Unix epoch (UTC): a
+state is persisted and compared, and integers are exact. Changes to this Struct are
+additive (new fields with defaults), so a state stored by an older engine decodes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-PROSPECT = "prospect"
-QUALIFIED = "qualified"
-FIRST_TIME = "first_time"
-REPEAT = "repeat"
-
-
-class CustomerState(msgspec.Struct, kw_only=True, gc=False):
-    """One customer, as of the last event folded into it."""
-
-    customer_id: str
-    stage: str = PROSPECT
-    first_event_at: datetime | None = None
-    last_event_at: datetime | None = None
-    showed_intent: bool = False
-    # Per order id: (amount paid or NOT_PAID, amount refunded), in minor units.
-    orders: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
-    purchases: int = 0
-    events: int = 0
-    erased: bool = False
-
+DAY = 86_400
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 NOT_PAID = -1
 """An order seen only through its refund so far."""
 
 
-def order_counts(paid: int, refunded: int) -> bool:
-    """An order is a purchase once paid, unless it was fully refunded."""
-    return paid != NOT_PAID and (refunded == 0 or refunded < paid)
+def epoch_seconds(moment: datetime) -> int:
+    """Whole seconds since the epoch, exactly (no float rounding)."""
+    return (moment - _EPOCH) // _SECOND
+
+
+def as_datetime(seconds: int) -> datetime:
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+class Order(msgspec.Struct, array_like=True, gc=False):
+    """One order: what was paid, what was refunded (minor units, order currency), and its
+    value in the base currency (margin where given, else revenue)."""
+
+    paid: int
+    refunded: int
+    value: int
+    revenue: int
+
+    @property
+    def counts(self) -> bool:
+        """An order is a purchase once paid, unless it was fully refunded."""
+        return self.paid != NOT_PAID and (self.refunded == 0 or self.refunded < self.paid)
+
+
+class Entry(msgspec.Struct, array_like=True, gc=False):
+    """A dated change of value and points, kept while inside the rolling window."""
+
+    at: int
+    value: int
+    points: int
+
+
+class CustomerState(msgspec.Struct, kw_only=True, gc=False):
+    """One customer, as of `now`: the latest event time that reached the customer."""
+
+    customer_id: str
+    now: int = 0
+    first_event_at: int | None = None
+    last_event_at: int | None = None
+    last_active_at: int | None = None
+    events: int = 0
+    showed_intent: bool = False
+    erased: bool = False
+    # Purchases: orders by id; the dates of counted purchases, oldest first.
+    orders: dict[str, Order] = msgspec.field(default_factory=dict)
+    purchases: int = 0
+    purchase_times: list[int] = msgspec.field(default_factory=list)
+    purchase_orders: list[str] = msgspec.field(default_factory=list)
+    usual_gap: int | None = None
+    # Value, in base-currency minor units; `ledger` holds the rolling window's entries.
+    historical_value_minor: int = 0
+    revenue_with_margin_minor: int = 0
+    margin_minor: int = 0
+    ledger: list[Entry] = msgspec.field(default_factory=list)
+    current_value_minor: int = 0
+    points: int = 0
+    unpriced_purchases: int = 0
+    # Attitude: complaints, service recovery, surveys, referrals.
+    open_complaints: dict[str, int] = msgspec.field(default_factory=dict)
+    complaints_filed: int = 0
+    complaints_resolved: int = 0
+    recoveries_satisfied: int = 0
+    resolve_seconds_total: int = 0
+    last_recovery_at: int | None = None
+    last_recovery_satisfied: bool | None = None
+    latest_nps: int | None = None
+    latest_nps_at: int | None = None
+    latest_csat: int | None = None
+    latest_csat_at: int | None = None
+    referral_times: list[int] = msgspec.field(default_factory=list)
+    # Membership and the tiered programme.
+    programmes: list[str] = msgspec.field(default_factory=list)
+    member_since: int | None = None
+    next_review_at: int | None = None
+    # Where the customer stands, and how the engine got there.
+    stage: str = "prospect"
+    activity: str = "active"
+    attitude: str = "neutral"
+    loyalty_type: str = "none"
+    loyalty_tier: str = "none"
+    value_band: str = "small"
+    relationship_level: str = "basic"
+    clv_minor: int = 0
+    win_backs: int = 0
+    sequence: int = 0
+    next_deadline: int | None = None
 
 
 _state_encoder = msgspec.msgpack.Encoder()

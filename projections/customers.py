@@ -7,68 +7,92 @@ Both are written from Arrow tables, a batch at a time, never row by row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
 
 from lifecycle.state import CustomerState, decode_state, encode_state
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS customers ("
-    " customer_id VARCHAR PRIMARY KEY,"
-    " stage VARCHAR NOT NULL,"
-    " purchases INTEGER NOT NULL,"
-    " events BIGINT NOT NULL,"
-    " first_event_at TIMESTAMPTZ,"
-    " last_event_at TIMESTAMPTZ,"
-    " erased BOOLEAN NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS customer_state ("
-    " customer_id VARCHAR PRIMARY KEY, state BLOB NOT NULL)",
+# (column, DuckDB type, Arrow type, value from a CustomerState): one list, so the
+# table, the Arrow batch and the docs cannot drift apart.
+_TIME = pa.timestamp("s", tz="UTC")
+COLUMNS: tuple[tuple[str, str, pa.DataType, Callable[[CustomerState], object]], ...] = (
+    ("customer_id", "VARCHAR PRIMARY KEY", pa.string(), lambda s: s.customer_id),
+    ("stage", "VARCHAR NOT NULL", pa.string(), lambda s: s.stage),
+    ("activity", "VARCHAR NOT NULL", pa.string(), lambda s: s.activity),
+    ("attitude", "VARCHAR NOT NULL", pa.string(), lambda s: s.attitude),
+    ("loyalty_type", "VARCHAR NOT NULL", pa.string(), lambda s: s.loyalty_type),
+    ("loyalty_tier", "VARCHAR NOT NULL", pa.string(), lambda s: s.loyalty_tier),
+    ("points", "BIGINT NOT NULL", pa.int64(), lambda s: s.points),
+    ("purchases", "INTEGER NOT NULL", pa.int32(), lambda s: s.purchases),
+    ("historical_value_minor", "BIGINT NOT NULL", pa.int64(), lambda s: s.historical_value_minor),
+    ("current_value_minor", "BIGINT NOT NULL", pa.int64(), lambda s: s.current_value_minor),
+    ("clv_minor", "BIGINT NOT NULL", pa.int64(), lambda s: s.clv_minor),
+    ("value_band", "VARCHAR NOT NULL", pa.string(), lambda s: s.value_band),
+    ("relationship_level", "VARCHAR NOT NULL", pa.string(), lambda s: s.relationship_level),
+    ("open_complaints", "INTEGER NOT NULL", pa.int32(), lambda s: len(s.open_complaints)),
+    ("complaints_filed", "INTEGER NOT NULL", pa.int32(), lambda s: s.complaints_filed),
+    ("complaints_resolved", "INTEGER NOT NULL", pa.int32(), lambda s: s.complaints_resolved),
+    ("recoveries_satisfied", "INTEGER NOT NULL", pa.int32(), lambda s: s.recoveries_satisfied),
+    ("resolve_seconds_total", "BIGINT NOT NULL", pa.int64(), lambda s: s.resolve_seconds_total),
+    ("latest_nps", "SMALLINT", pa.int16(), lambda s: s.latest_nps),
+    ("latest_csat", "SMALLINT", pa.int16(), lambda s: s.latest_csat),
+    ("win_backs", "INTEGER NOT NULL", pa.int32(), lambda s: s.win_backs),
+    ("events", "BIGINT NOT NULL", pa.int64(), lambda s: s.events),
+    ("first_event_at", "TIMESTAMPTZ", _TIME, lambda s: s.first_event_at),
+    ("last_event_at", "TIMESTAMPTZ", _TIME, lambda s: s.last_event_at),
+    ("last_purchase_at", "TIMESTAMPTZ", _TIME, lambda s: s.purchase_times[-1] if s.purchase_times else None),
+    ("as_of", "TIMESTAMPTZ", _TIME, lambda s: s.now or None),
+    ("erased", "BOOLEAN NOT NULL", pa.bool_(), lambda s: s.erased),
 )
 
-_TIME = pa.timestamp("us", tz="UTC")
+DDL = (
+    "CREATE TABLE IF NOT EXISTS customers ("
+    + ", ".join(f"{name} {sql}" for name, sql, _, _ in COLUMNS)
+    + ")",
+    "CREATE TABLE IF NOT EXISTS customer_state ("
+    " customer_id VARCHAR PRIMARY KEY, log_partition VARCHAR NOT NULL, state BLOB NOT NULL)",
+)
 
 
 def customers_table(states: Sequence[CustomerState]) -> pa.Table:
     return pa.table(
-        {
-            "customer_id": pa.array([s.customer_id for s in states], pa.string()),
-            "stage": pa.array([s.stage for s in states], pa.string()),
-            "purchases": pa.array([s.purchases for s in states], pa.int32()),
-            "events": pa.array([s.events for s in states], pa.int64()),
-            "first_event_at": pa.array([s.first_event_at for s in states], _TIME),
-            "last_event_at": pa.array([s.last_event_at for s in states], _TIME),
-            "erased": pa.array([s.erased for s in states], pa.bool_()),
-        }
+        {name: pa.array([value(s) for s in states], arrow) for name, _, arrow, value in COLUMNS}
     )
 
 
-def state_table(states: Sequence[CustomerState]) -> pa.Table:
+def state_table(states: Sequence[CustomerState], partitions: Mapping[str, str]) -> pa.Table:
     return pa.table(
         {
             "customer_id": pa.array([s.customer_id for s in states], pa.string()),
+            "log_partition": pa.array([partitions[s.customer_id] for s in states], pa.string()),
             "state": pa.array([encode_state(s) for s in states], pa.binary()),
         }
     )
 
 
-def upsert(connection: duckdb.DuckDBPyConnection, states: Sequence[CustomerState]) -> None:
-    """Write the rows of changed customers, inside the caller's transaction."""
+def upsert(
+    connection: duckdb.DuckDBPyConnection,
+    states: Sequence[CustomerState],
+    partitions: Mapping[str, str],
+) -> None:
+    """Write the rows of changed customers, inside the caller's transaction.
+
+    `partitions` names each customer's log partition: time (clock events) reaches
+    customers partition by partition, so the engine must know where each one lives.
+    """
     if not states:
         return
-    for table, rows in (("customers", customers_table(states)), ("customer_state", state_table(states))):
+    for table, rows in (("customers", customers_table(states)), ("customer_state", state_table(states, partitions))):
         connection.register("_rows", rows)
         connection.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM _rows")
         connection.unregister("_rows")
 
 
-def load_states(connection: duckdb.DuckDBPyConnection) -> dict[str, CustomerState]:
-    """Every stored customer state, by customer id."""
-    table = connection.sql("SELECT customer_id, state FROM customer_state").to_arrow_table()
-    return {
-        customer_id: decode_state(state)
-        for customer_id, state in zip(
-            table.column("customer_id").to_pylist(), table.column("state").to_pylist()
-        )
-    }
+def load_states(connection: duckdb.DuckDBPyConnection) -> tuple[dict[str, CustomerState], dict[str, str]]:
+    """Every stored customer state by customer id, and each customer's log partition."""
+    table = connection.sql("SELECT customer_id, log_partition, state FROM customer_state").to_arrow_table()
+    ids = table.column("customer_id").to_pylist()
+    states = {i: decode_state(state) for i, state in zip(ids, table.column("state").to_pylist())}
+    return states, dict(zip(ids, table.column("log_partition").to_pylist()))

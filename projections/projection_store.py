@@ -1,6 +1,7 @@
 """The DuckDB projection store: every read model, written one batch per transaction.
 
-A batch's effects (changed customers, personal data, dead letters) and the log
+A batch's effects (changed customers, lifecycle transitions, personal data, dead
+letters) and the log
 position after the batch are committed together, so after any crash the rows and the
 position agree: the batch is either wholly there or wholly to be done again.
 """
@@ -13,9 +14,10 @@ from pathlib import Path
 from eventsourcing.persistence import Tracking
 
 from lifecycle.state import CustomerState
-from projections import customers, dead_letters, profiles
+from projections import customers, dead_letters, profiles, transitions
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from schemas.lifecycle_events import LifecycleEvent
 
 
 @dataclass
@@ -24,6 +26,8 @@ class BatchEffects:
 
     tracking: Tracking
     states: list[CustomerState] = field(default_factory=list)
+    partitions: dict[str, str] = field(default_factory=dict)
+    lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
     profile_updates: dict[str, dict[str, object]] = field(default_factory=dict)
     erased: list[str] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -35,20 +39,22 @@ class DuckDBProjectionStore:
     def __init__(self, database: str | Path = ":memory:") -> None:
         self.recorder = DuckDBTrackingRecorder(str(database))
         with self.recorder.transaction() as connection:
-            for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL):
+            for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL):
                 connection.execute(statement)
 
     def position_of(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
 
-    def load_states(self) -> dict[str, CustomerState]:
+    def load_states(self) -> tuple[dict[str, CustomerState], dict[str, str]]:
+        """Every customer's state, and the log partition each lives in."""
         with self.recorder.transaction() as connection:
             return customers.load_states(connection)
 
     def commit(self, effects: BatchEffects) -> None:
         """Write the batch's effects and its position in one transaction."""
         with self.recorder.transaction() as connection:
-            customers.upsert(connection, effects.states)
+            customers.upsert(connection, effects.states, effects.partitions)
+            transitions.insert(connection, effects.tracking.application_name, effects.lifecycle_events)
             profiles.apply(connection, effects.erased, effects.profile_updates)
             dead_letters.insert(connection, effects.dead_letters)
             self.recorder.record(connection, effects.tracking)

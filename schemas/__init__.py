@@ -1,7 +1,7 @@
 """Wire contracts: the events on the logs, their codecs and their JSON Schema."""
 
-from schemas.codec import decode_event, decode_events, encode_event
-from schemas.contract import customer_events_schema
+from schemas.codec import decode_event, decode_lifecycle_event, encode_event
+from schemas.contract import customer_events_schema, customer_lifecycle_schema
 from schemas.errors import InvalidEvent, SchemaError
 from schemas.events import (
     EVENT_TYPES,
@@ -48,7 +48,8 @@ __all__ = [
     "SurveyAnswered",
     "Visit",
     "customer_events_schema",
+    "customer_lifecycle_schema",
     "decode_event",
-    "decode_events",
+    "decode_lifecycle_event",
     "encode_event",
 ]

@@ -10,9 +10,10 @@ import msgspec
 
 from schemas.errors import InvalidEvent
 from schemas.events import AnyEvent
+from schemas.lifecycle_events import AnyLifecycleEvent
 
 _event_decoder = msgspec.json.Decoder(AnyEvent)
-_events_decoder = msgspec.json.Decoder(list[AnyEvent])
+_lifecycle_decoder = msgspec.json.Decoder(AnyLifecycleEvent)
 _encoder = msgspec.json.Encoder()
 
 
@@ -26,14 +27,14 @@ def decode_event(data: bytes | str) -> AnyEvent:
         raise InvalidEvent(f"malformed JSON: {error}") from None
 
 
-def decode_events(data: bytes) -> list[AnyEvent]:
-    """A JSON array of events -> the events, all or none (a segment of the log)."""
+def decode_lifecycle_event(data: bytes | str) -> AnyLifecycleEvent:
+    """One JSON object from the `customer-lifecycle` log -> its lifecycle event."""
     try:
-        return _events_decoder.decode(data)
+        return _lifecycle_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise InvalidEvent(str(error)) from None
 
 
-def encode_event(event: AnyEvent) -> bytes:
-    """An event -> its canonical JSON object."""
+def encode_event(event: AnyEvent | AnyLifecycleEvent) -> bytes:
+    """An event (raw or lifecycle) -> its canonical JSON object."""
     return _encoder.encode(event)

@@ -85,7 +85,7 @@ def test_invalid_records_on_the_log_become_counted_dead_letters(settings, capsys
     with open_event_log(settings, CUSTOMER_EVENTS) as log:
         log.append([smuggled, *((decode_event(line), line) for line in valid[1:])])
     assert lifecycle(settings, "process", "--once") == 0
-    assert "(1 dead letters)" in capsys.readouterr().err
+    assert "(1 dead letters" in capsys.readouterr().err
     dead = query(settings, capsys, "SELECT reason, payload FROM dead_letters")
     assert len(dead) == 1
     assert "missing required field" in dead[0]["reason"]

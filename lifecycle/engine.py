@@ -1,0 +1,140 @@
+"""The lifecycle engine: from a customer's events to the lifecycle events they cause.
+
+For each event of a customer, time first moves to the event's time (changes that time
+alone brings - decline, windows ending, a tier review - are caused by that event),
+then the event's facts are folded in and every dimension is decided again; each
+dimension that changed becomes one lifecycle event. A `clock` event only moves time.
+Time is event time: never the wall clock, so a replay decides exactly the same.
+
+Late events (earlier than the customer's latest time) are folded in at their own time
+but never move the customer's time backwards: dimensions are decided as of the latest
+time, and the lifecycle event carries the late event's time as `occurred_at`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from lifecycle.activity import ACTIVE, ASLEEP, activity_of, next_activity_change
+from lifecycle.attitude import attitude_of, next_attitude_change
+from lifecycle.facts import NEW_PURCHASE, apply_facts, expire
+from lifecycle.loyalty import loyalty_type_of, tier_of
+from lifecycle.policy import Policy
+from lifecycle.stage import next_referral_end, next_window_end, stage_of
+from lifecycle.state import DAY, CustomerState, epoch_seconds
+from lifecycle.value import clv_of, next_value_change, relationship_level_of, value_band_of
+from schemas import Clock
+from schemas.events import AnyCustomerEvent
+from schemas.lifecycle_events import EVENT_FOR_DIMENSION, LifecycleEvent
+
+LIFECYCLE_NAMESPACE = uuid.UUID("5b0e7d1c-3f3a-4c55-9a57-1c6b0f4e2a10")
+"""Fixed forever: lifecycle event ids are uuid5 names under it."""
+
+Cause = tuple[uuid.UUID, datetime]
+
+
+class LifecycleEngine:
+    """Applies the policy's rules to customers' events; holds no state of its own."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def on_event(self, state: CustomerState, event: AnyCustomerEvent) -> list[LifecycleEvent]:
+        """Fold one customer event into `state`; return the lifecycle events it causes."""
+        at = epoch_seconds(event.occurred_at)
+        cause = (event.event_id, event.occurred_at)
+        out: list[LifecycleEvent] = []
+        self._move_time(state, at, cause, out)
+        asleep = state.activity in ASLEEP
+        folded = apply_facts(state, event, at, self.policy)
+        if folded:
+            self._decide(state, cause, out, win_back=folded == NEW_PURCHASE and asleep)
+        return out
+
+    def on_clock(self, state: CustomerState, clock: Clock) -> list[LifecycleEvent]:
+        """Move the customer's time to the clock's; return what time alone changed."""
+        at = epoch_seconds(clock.occurred_at)
+        out: list[LifecycleEvent] = []
+        self._move_time(state, at, (clock.event_id, clock.occurred_at), out)
+        return out
+
+    def _move_time(self, state: CustomerState, at: int, cause: Cause, out: list[LifecycleEvent]) -> None:
+        """Time moves forward only; before the next deadline nothing can change with it."""
+        if at <= state.now:
+            return
+        deadline = state.next_deadline
+        if deadline is None or at < deadline:
+            state.now = at
+            return
+        state.now = at
+        expire(state, self.policy)
+        reviewing = state.next_review_at is not None and state.next_review_at <= at
+        while state.next_review_at is not None and state.next_review_at <= at:
+            state.next_review_at += self.policy.tier.review_every_days * DAY
+        self._decide(state, cause, out, reviewing=reviewing)
+
+    def _decide(
+        self,
+        state: CustomerState,
+        cause: Cause,
+        out: list[LifecycleEvent],
+        *,
+        reviewing: bool = False,
+        win_back: bool = False,
+    ) -> None:
+        policy, now = self.policy, state.now
+        state.attitude = attitude_of(state, now, policy)
+        activity, activity_rule = activity_of(state, now, policy)
+        if win_back and activity == ACTIVE and state.activity in ASLEEP:
+            activity_rule = "activity.win_back"
+            state.win_backs += 1
+        state.clv_minor = clv_of(state, activity, policy)
+        band = value_band_of(state.clv_minor, policy)
+        decisions = (
+            ("stage", stage_of(state, now, state.attitude, policy)),
+            ("activity", (activity, activity_rule)),
+            ("loyalty_type", loyalty_type_of(state, now, state.attitude, policy)),
+            ("loyalty_tier", tier_of(state, reviewing, policy)),
+            ("value_band", band),
+            ("relationship_level", relationship_level_of(state, band[0], policy)),
+        )
+        for dimension, (value, rule) in decisions:
+            before = getattr(state, dimension)
+            if value != before:
+                out.append(self._changed(state, dimension, before, value, rule, cause))
+                setattr(state, dimension, value)
+        state.next_deadline = self._deadline(state)
+
+    def _changed(
+        self, state: CustomerState, dimension: str, before: str, after: str, rule: str, cause: Cause
+    ) -> LifecycleEvent:
+        state.sequence += 1
+        cause_id, occurred_at = cause
+        name = f"{cause_id}/{state.customer_id}/{state.sequence}/{dimension}/{after}"
+        return EVENT_FOR_DIMENSION[dimension](
+            event_id=uuid.uuid5(LIFECYCLE_NAMESPACE, name),
+            customer_id=state.customer_id,
+            sequence=state.sequence,
+            dimension=dimension,
+            from_value=before,
+            to_value=after,
+            occurred_at=occurred_at,
+            rule=rule,
+            policy_version=self.policy.version,
+            caused_by=[cause_id],
+        )
+
+    def _deadline(self, state: CustomerState) -> int | None:
+        """The next event time at which time alone could change a dimension."""
+        policy, now = self.policy, state.now
+        candidates = (
+            next_activity_change(state, now, policy),
+            next_window_end(state, now, policy.stage.loyal_window_days),
+            next_window_end(state, now, policy.loyalty.window_days),
+            next_referral_end(state, policy),
+            next_attitude_change(state, now, policy),
+            next_value_change(state, now, policy),
+            state.next_review_at,
+        )
+        return min((at for at in candidates if at is not None and at > now), default=None)

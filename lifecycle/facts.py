@@ -1,0 +1,247 @@
+"""Folding one raw event into a customer's facts: what the event says, nothing decided.
+
+Each event is applied at its own event time, so a late event (earlier than the
+customer's latest) lands where it belongs: a late purchase counts in the windows that
+contain it, a late survey answer does not replace a newer one. Decisions about stage,
+activity and so on are taken afterwards, from the facts (see `lifecycle.engine`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+
+from lifecycle.policy import Policy
+from lifecycle.state import DAY, NOT_PAID, CustomerState, Entry, Order
+from schemas import (
+    ComplaintFiled,
+    ComplaintResolved,
+    Contact,
+    CustomerErased,
+    MembershipJoined,
+    MembershipLeft,
+    Purchase,
+    ReferralMade,
+    Refund,
+    SurveyAnswered,
+    Visit,
+)
+from schemas.events import AnyCustomerEvent
+
+
+UNCHANGED, CHANGED, NEW_PURCHASE = 0, 1, 3
+"""What folding an event did: nothing the decisions read; facts they read; and a new
+purchase (which also changed facts). A bit mask: `NEW_PURCHASE & CHANGED` is true."""
+
+
+def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, policy: Policy) -> int:
+    """Fold `event` (at `at`, epoch seconds) into `state`; return UNCHANGED, CHANGED or NEW_PURCHASE."""
+    state.events += 1
+    # The first event always decides (it sets the first deadline); an earlier first
+    # event moves where a customer with no activity yet is measured from.
+    changed = CHANGED if state.first_event_at is None or at < state.first_event_at else UNCHANGED
+    if changed:
+        state.first_event_at = at
+    if state.last_event_at is None or at > state.last_event_at:
+        state.last_event_at = at
+    handler = _HANDLERS.get(type(event))
+    return changed if handler is None else changed | handler(state, event, at, policy)
+
+
+def _active(state: CustomerState, at: int) -> None:
+    if state.last_active_at is None or at > state.last_active_at:
+        state.last_active_at = at
+
+
+def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) -> int:
+    _active(state, at)
+    rate = policy.value.rates_to_base.get(event.currency)
+    if rate is None:
+        state.unpriced_purchases += 1
+        rate = 0.0
+    revenue = round(event.amount_minor * rate)
+    value = revenue if event.margin_minor is None else round(event.margin_minor * rate)
+    if event.margin_minor is not None:
+        state.revenue_with_margin_minor += revenue
+        state.margin_minor += value
+    order = state.orders.get(event.order_id)
+    before = order is not None and order.counts
+    if order is None:
+        order = state.orders[event.order_id] = Order(event.amount_minor, 0, value, revenue)
+        refunded_share = 0
+    else:
+        # Refunds that came before their purchase (late events) net out now.
+        paid_before = max(order.paid, 0)
+        refunded_share = min(order.refunded - min(order.refunded, paid_before), event.amount_minor)
+        order.paid = paid_before + event.amount_minor
+        order.value += value
+        order.revenue += revenue
+    value_in = value - value * refunded_share // max(event.amount_minor, 1)
+    revenue_in = revenue - revenue * refunded_share // max(event.amount_minor, 1)
+    _book(state, at, value_in, revenue_in, policy)
+    if order.counts and not before:
+        _count_purchase(state, event.order_id, at, policy)
+        return NEW_PURCHASE
+    return CHANGED
+
+
+def _refund(state: CustomerState, event: Refund, at: int, policy: Policy) -> int:
+    _active(state, at)
+    order = state.orders.get(event.order_id)
+    if order is None:
+        state.orders[event.order_id] = Order(NOT_PAID, event.amount_minor, 0, 0)
+        return CHANGED
+    before = order.counts
+    refundable = max(order.paid - order.refunded, 0) if order.paid != NOT_PAID else 0
+    share = min(event.amount_minor, refundable)
+    order.refunded += event.amount_minor
+    if share and order.paid > 0:
+        _book(state, at, -(order.value * share // order.paid), -(order.revenue * share // order.paid), policy)
+    if before and not order.counts:
+        _uncount_purchase(state, event.order_id, policy)
+    return CHANGED
+
+
+def _book(state: CustomerState, at: int, value: int, revenue: int, policy: Policy) -> None:
+    """Add value (and the points its revenue earns) to the totals and the rolling window."""
+    state.historical_value_minor += value
+    per_point = policy.tier.minor_units_per_point
+    points = revenue // per_point if revenue >= 0 else -((-revenue) // per_point)
+    if at > state.now - policy.value.window_days * DAY:
+        insort(state.ledger, Entry(at, value, points), key=lambda entry: entry.at)
+        state.current_value_minor += value
+        state.points += points
+
+
+def _count_purchase(state: CustomerState, order_id: str, at: int, policy: Policy) -> None:
+    state.purchases += 1
+    index = bisect_right(state.purchase_times, at)
+    state.purchase_times.insert(index, at)
+    state.purchase_orders.insert(index, order_id)
+    state.usual_gap = usual_gap(state.purchase_times, policy)
+
+
+def _uncount_purchase(state: CustomerState, order_id: str, policy: Policy) -> None:
+    state.purchases -= 1
+    if order_id in state.purchase_orders:
+        index = state.purchase_orders.index(order_id)
+        del state.purchase_times[index]
+        del state.purchase_orders[index]
+        state.usual_gap = usual_gap(state.purchase_times, policy)
+
+
+def usual_gap(times: list[int], policy: Policy) -> int | None:
+    """The customer's own rhythm: the median gap between recent purchases, if enough."""
+    recent = times[-policy.activity.rhythm_purchases_kept :]
+    if len(recent) < policy.activity.rhythm_min_purchases:
+        return None
+    gaps = sorted(later - earlier for earlier, later in zip(recent, recent[1:]))
+    return gaps[(len(gaps) - 1) // 2]
+
+
+def _complaint_filed(state: CustomerState, event: ComplaintFiled, at: int, policy: Policy) -> int:
+    _active(state, at)
+    state.complaints_filed += 1
+    state.open_complaints[event.complaint_id] = at
+    return CHANGED
+
+
+def _complaint_resolved(state: CustomerState, event: ComplaintResolved, at: int, policy: Policy) -> int:
+    filed_at = state.open_complaints.pop(event.complaint_id, None)
+    if filed_at is not None:
+        state.complaints_resolved += 1
+        state.resolve_seconds_total += max(at - filed_at, 0)
+    if state.last_recovery_at is None or at >= state.last_recovery_at:
+        state.last_recovery_at = at
+        state.last_recovery_satisfied = event.satisfied
+    state.recoveries_satisfied += event.satisfied
+    return CHANGED
+
+
+def _survey(state: CustomerState, event: SurveyAnswered, at: int, policy: Policy) -> int:
+    _active(state, at)
+    if event.nps is not None and (state.latest_nps_at is None or at >= state.latest_nps_at):
+        state.latest_nps, state.latest_nps_at = event.nps, at
+    if event.csat is not None and (state.latest_csat_at is None or at >= state.latest_csat_at):
+        state.latest_csat, state.latest_csat_at = event.csat, at
+    return CHANGED
+
+
+def _intent(state: CustomerState, event: Contact | Visit, at: int, policy: Policy) -> int:
+    if type(event) is Contact and event.direction != "inbound":
+        return UNCHANGED
+    _active(state, at)
+    # Once a customer has bought, intent no longer decides anything (activity runs on purchases).
+    if state.showed_intent and state.purchases:
+        return UNCHANGED
+    state.showed_intent = True
+    return CHANGED
+
+
+def _joined(state: CustomerState, event: MembershipJoined, at: int, policy: Policy) -> int:
+    _active(state, at)
+    if event.programme not in state.programmes:
+        state.programmes.append(event.programme)
+    if state.member_since is None:
+        state.member_since = at
+        state.next_review_at = at + policy.tier.review_every_days * DAY
+    return CHANGED
+
+
+def _left(state: CustomerState, event: MembershipLeft, at: int, policy: Policy) -> int:
+    if event.programme in state.programmes:
+        state.programmes.remove(event.programme)
+    if not state.programmes:
+        state.member_since = state.next_review_at = None
+    return CHANGED
+
+
+def _referral(state: CustomerState, event: ReferralMade, at: int, policy: Policy) -> int:
+    _active(state, at)
+    insort(state.referral_times, at)
+    return CHANGED
+
+
+def _erased(state: CustomerState, event: CustomerErased, at: int, policy: Policy) -> int:
+    state.erased = True
+    return UNCHANGED
+
+
+_HANDLERS = {
+    Purchase: _purchase,
+    Refund: _refund,
+    ComplaintFiled: _complaint_filed,
+    ComplaintResolved: _complaint_resolved,
+    SurveyAnswered: _survey,
+    Contact: _intent,
+    Visit: _intent,
+    MembershipJoined: _joined,
+    MembershipLeft: _left,
+    ReferralMade: _referral,
+    CustomerErased: _erased,
+}
+
+
+def expire(state: CustomerState, policy: Policy) -> None:
+    """Drop what has left the rolling windows as of `state.now`."""
+    value_since = state.now - policy.value.window_days * DAY
+    ledger = state.ledger
+    gone = 0
+    while gone < len(ledger) and ledger[gone].at <= value_since:
+        state.current_value_minor -= ledger[gone].value
+        state.points -= ledger[gone].points
+        gone += 1
+    if gone:
+        del ledger[:gone]
+    keep_since = state.now - _purchase_window_days(policy) * DAY
+    drop = min(bisect_right(state.purchase_times, keep_since),
+               max(len(state.purchase_times) - policy.activity.rhythm_purchases_kept, 0))
+    if drop:
+        del state.purchase_times[:drop]
+        del state.purchase_orders[:drop]
+    referrals = bisect_right(state.referral_times, state.now - policy.stage.advocate_window_days * DAY)
+    if referrals:
+        del state.referral_times[:referrals]
+
+
+def _purchase_window_days(policy: Policy) -> int:
+    return max(policy.stage.loyal_window_days, policy.loyalty.window_days)

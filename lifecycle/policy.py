@@ -1,0 +1,127 @@
+"""The policy: every threshold the lifecycle rules use, versioned, parsed from TOML.
+
+Thresholds are policy, not code (DOMAIN.md). The defaults below are the ones in the
+shipped `policy.toml` (a test keeps the two equal); a policy file may set any subset,
+but must name its `version`, which is recorded with every decision made under it.
+Parsing is pure: the caller reads the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+import msgspec
+
+from lifecycle.errors import PolicyError
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class StagePolicy(_Section):
+    loyal_min_purchases: int = 4
+    loyal_window_days: int = 365
+    advocate_window_days: int = 365
+    advocate_min_nps: int = 9
+
+
+class ActivityPolicy(_Section):
+    rhythm_min_purchases: int = 3
+    rhythm_purchases_kept: int = 12
+    rhythm_floor_days: int = 7
+    drowsy_gaps: float = 1.5
+    half_asleep_gaps: float = 2.5
+    dormant_gaps: float = 4.0
+    drowsy_days: int = 60
+    half_asleep_days: int = 120
+    dormant_days: int = 180
+    churned_days: int = 365
+
+
+class AttitudePolicy(_Section):
+    window_days: int = 365
+    promoter_nps: int = 9
+    detractor_nps: int = 6
+    satisfied_csat: int = 4
+    dissatisfied_csat: int = 2
+
+
+class LoyaltyPolicy(_Section):
+    high_repeat_purchases: int = 4
+    window_days: int = 365
+
+
+class TierPolicy(_Section):
+    # Points are earned on revenue over the value policy's rolling window.
+    minor_units_per_point: int = 100
+    review_every_days: int = 365
+    silver_points: int = 300
+    gold_points: int = 1_000
+    platinum_points: int = 2_500
+
+
+class ValuePolicy(_Section):
+    base_currency: str = "EUR"
+    rates_to_base: dict[str, float] = msgspec.field(
+        default_factory=lambda: {
+            "EUR": 1.0, "USD": 0.92, "GBP": 1.17, "CHF": 1.05, "SEK": 0.087, "CNY": 0.13
+        }
+    )
+    window_days: int = 365
+    discount_rate: float = 0.12
+    horizon_years: int = 5
+    acquisition_cost_minor: int = 0
+    yearly_survival: dict[str, float] = msgspec.field(
+        default_factory=lambda: {
+            "active": 0.8, "drowsy": 0.6, "half_asleep": 0.4, "dormant": 0.2, "churned": 0.0
+        }
+    )
+    normal_band_min_minor: int = 30_000
+    key_band_min_minor: int = 150_000
+
+
+class RelationshipPolicy(_Section):
+    high_margin_ratio: float = 0.3
+
+
+class Policy(_Section):
+    version: str
+    stage: StagePolicy = StagePolicy()
+    activity: ActivityPolicy = ActivityPolicy()
+    attitude: AttitudePolicy = AttitudePolicy()
+    loyalty: LoyaltyPolicy = LoyaltyPolicy()
+    tier: TierPolicy = TierPolicy()
+    value: ValuePolicy = ValuePolicy()
+    relationship: RelationshipPolicy = RelationshipPolicy()
+
+
+def parse_policy(text: str, where: str = "policy") -> Policy:
+    """A policy from TOML text; `PolicyError` says what is wrong and where."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError(f"{where}: not valid TOML: {error}") from None
+    try:
+        policy = msgspec.convert(raw, Policy)
+    except msgspec.ValidationError as error:
+        raise PolicyError(f"{where}: {error}") from None
+    _check(policy, where)
+    return policy
+
+
+def _check(policy: Policy, where: str) -> None:
+    activity, tier, value = policy.activity, policy.tier, policy.value
+    problems = []
+    if not 0 < activity.drowsy_gaps <= activity.half_asleep_gaps <= activity.dormant_gaps:
+        problems.append("activity: need 0 < drowsy_gaps <= half_asleep_gaps <= dormant_gaps")
+    if not 0 < activity.drowsy_days <= activity.half_asleep_days <= activity.dormant_days <= activity.churned_days:
+        problems.append("activity: need 0 < drowsy_days <= half_asleep_days <= dormant_days <= churned_days")
+    if not 0 < tier.silver_points <= tier.gold_points <= tier.platinum_points:
+        problems.append("tier: need 0 < silver_points <= gold_points <= platinum_points")
+    if value.base_currency not in value.rates_to_base:
+        problems.append(f"value: rates_to_base has no rate for base_currency {value.base_currency}")
+    if set(value.yearly_survival) != {"active", "drowsy", "half_asleep", "dormant", "churned"}:
+        problems.append("value: yearly_survival needs exactly active, drowsy, half_asleep, dormant, churned")
+    if problems:
+        raise PolicyError(f"{where}: " + "; ".join(problems) + " - fix the policy file")

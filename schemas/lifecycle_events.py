@@ -1,0 +1,82 @@
+"""The derived lifecycle events: the wire contract of the `customer-lifecycle` log.
+
+Every change of a customer's stage, activity, loyalty type, loyalty tier, value band or
+relationship level is one event, named for what changed (past tense), carrying the
+rule that decided it, the policy version in force and the events that caused it.
+`event_id` is derived from the cause, so replaying the same log gives the same ids.
+`sequence` numbers a customer's lifecycle events 1, 2, 3 ... with no gaps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal, Union
+
+import msgspec
+
+from schemas.events import CustomerId, EventTime
+
+Dimension = Literal[
+    "stage", "activity", "loyalty_type", "loyalty_tier", "value_band", "relationship_level"
+]
+
+
+class LifecycleEvent(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
+    """Fields every lifecycle event carries; the subclass's tag is its ``type``."""
+
+    event_id: uuid.UUID
+    customer_id: CustomerId
+    sequence: int
+    dimension: Dimension
+    from_value: str
+    to_value: str
+    occurred_at: EventTime
+    rule: str
+    policy_version: str
+    caused_by: list[uuid.UUID]
+    schema_version: int = 1
+
+
+class StageChanged(LifecycleEvent, tag="stage_changed", kw_only=True, gc=False):
+    """The customer moved on the ladder (prospect ... advocate)."""
+
+
+class ActivityChanged(LifecycleEvent, tag="activity_changed", kw_only=True, gc=False):
+    """The customer declined (drowsy ... churned) or came back (a win-back)."""
+
+
+class LoyaltyTypeChanged(LifecycleEvent, tag="loyalty_type_changed", kw_only=True, gc=False):
+    """Attitude x repeat behaviour gave another loyalty type."""
+
+
+class LoyaltyTierChanged(LifecycleEvent, tag="loyalty_tier_changed", kw_only=True, gc=False):
+    """The programme tier went up, or down at a review."""
+
+
+class ValueBandChanged(LifecycleEvent, tag="value_band_changed", kw_only=True, gc=False):
+    """The customer's lifetime value crossed a band boundary."""
+
+
+class RelationshipLevelChanged(
+    LifecycleEvent, tag="relationship_level_changed", kw_only=True, gc=False
+):
+    """The relationship level to offer (Kotler's five levels) changed."""
+
+
+AnyLifecycleEvent = Union[
+    StageChanged,
+    ActivityChanged,
+    LoyaltyTypeChanged,
+    LoyaltyTierChanged,
+    ValueBandChanged,
+    RelationshipLevelChanged,
+]
+
+EVENT_FOR_DIMENSION: dict[str, type[LifecycleEvent]] = {
+    "stage": StageChanged,
+    "activity": ActivityChanged,
+    "loyalty_type": LoyaltyTypeChanged,
+    "loyalty_tier": LoyaltyTierChanged,
+    "value_band": ValueBandChanged,
+    "relationship_level": RelationshipLevelChanged,
+}
