@@ -23,34 +23,36 @@ def reference_time(state: CustomerState) -> int:
     return state.last_active_at or state.first_event_at or state.now
 
 
-def thresholds(state: CustomerState, policy: Policy) -> tuple[tuple[int, int, int, int], str]:
-    """Seconds of silence after which a customer is drowsy, half asleep, dormant, churned."""
+Limits = tuple[tuple[int, int, int, int], str]
+"""Seconds of silence after which a customer is drowsy, half asleep, dormant, churned;
+and what they are based on (the customer's own rhythm, or the fixed thresholds)."""
+
+
+def thresholds(usual_gap: int | None, policy: Policy) -> Limits:
     p = policy.activity
     churned = p.churned_days * DAY
-    if state.usual_gap is None:
+    if usual_gap is None:
         fixed = (p.drowsy_days * DAY, p.half_asleep_days * DAY, p.dormant_days * DAY, churned)
         return fixed, "fixed_thresholds"
-    gap = max(state.usual_gap, p.rhythm_floor_days * DAY)
+    gap = max(usual_gap, p.rhythm_floor_days * DAY)
     own = tuple(min(int(gap * multiple), churned) for multiple in (p.drowsy_gaps, p.half_asleep_gaps, p.dormant_gaps))
     return (*own, churned), "own_rhythm"
 
 
-def activity_of(state: CustomerState, now: int, policy: Policy) -> tuple[str, str]:
-    """(activity, rule) as of `now`."""
-    elapsed = now - reference_time(state)
-    (drowsy, half_asleep, dormant, churned), basis = thresholds(state, policy)
+def activity_of(elapsed: int, limits: Limits) -> tuple[str, str]:
+    """(activity, rule) after `elapsed` seconds of silence."""
+    (drowsy, half_asleep, dormant, churned), basis = limits
+    if elapsed < drowsy:
+        return ACTIVE, "activity.active"
     if elapsed >= churned:
         return CHURNED, "activity.churned_after_no_purchase"
-    for limit, level in ((dormant, DORMANT), (half_asleep, HALF_ASLEEP), (drowsy, DROWSY)):
-        if elapsed >= limit:
-            return level, f"activity.{level}_by_{basis}"
-    return ACTIVE, "activity.active"
+    level = DORMANT if elapsed >= dormant else HALF_ASLEEP if elapsed >= half_asleep else DROWSY
+    return level, f"activity.{level}_by_{basis}"
 
 
-def next_activity_change(state: CustomerState, now: int, policy: Policy) -> int | None:
+def next_activity_change(start: int, now: int, limits: Limits) -> int | None:
     """When the activity would next change if nothing happened, or None if never."""
-    start = reference_time(state)
-    for limit in thresholds(state, policy)[0]:
+    for limit in limits[0]:
         if start + limit > now:
             return start + limit
     return None

@@ -16,14 +16,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from lifecycle.activity import ACTIVE, ASLEEP, activity_of, next_activity_change
+from lifecycle.activity import ACTIVE, ASLEEP, Limits, activity_of, next_activity_change, reference_time, thresholds
 from lifecycle.attitude import attitude_of, next_attitude_change
 from lifecycle.facts import NEW_PURCHASE, apply_facts, expire
 from lifecycle.loyalty import loyalty_type_of, tier_of
 from lifecycle.policy import Policy
 from lifecycle.stage import next_referral_end, next_window_end, stage_of
 from lifecycle.state import DAY, CustomerState, epoch_seconds
-from lifecycle.value import clv_of, next_value_change, relationship_level_of, value_band_of
+from lifecycle.value import clv_factors, clv_of, next_value_change, relationship_level_of, value_band_of
 from schemas import Clock
 from schemas.events import AnyCustomerEvent
 from schemas.lifecycle_events import EVENT_FOR_DIMENSION, LifecycleEvent
@@ -39,6 +39,8 @@ class LifecycleEngine:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self._clv_factors = clv_factors(policy)
+        self._limits: dict[int | None, Limits] = {}
 
     def on_event(self, state: CustomerState, event: AnyCustomerEvent) -> list[LifecycleEvent]:
         """Fold one customer event into `state`; return the lifecycle events it causes."""
@@ -84,12 +86,16 @@ class LifecycleEngine:
         win_back: bool = False,
     ) -> None:
         policy, now = self.policy, state.now
+        limits = self._limits.get(state.usual_gap)
+        if limits is None:
+            limits = self._limits[state.usual_gap] = thresholds(state.usual_gap, policy)
+        silent_since = reference_time(state)
         state.attitude = attitude_of(state, now, policy)
-        activity, activity_rule = activity_of(state, now, policy)
+        activity, activity_rule = activity_of(now - silent_since, limits)
         if win_back and activity == ACTIVE and state.activity in ASLEEP:
             activity_rule = "activity.win_back"
             state.win_backs += 1
-        state.clv_minor = clv_of(state, activity, policy)
+        state.clv_minor = clv_of(state, self._clv_factors[activity], policy)
         band = value_band_of(state.clv_minor, policy)
         decisions = (
             ("stage", stage_of(state, now, state.attitude, policy)),
@@ -104,7 +110,7 @@ class LifecycleEngine:
             if value != before:
                 out.append(self._changed(state, dimension, before, value, rule, cause))
                 setattr(state, dimension, value)
-        state.next_deadline = self._deadline(state)
+        state.next_deadline = self._deadline(state, next_activity_change(silent_since, now, limits))
 
     def _changed(
         self, state: CustomerState, dimension: str, before: str, after: str, rule: str, cause: Cause
@@ -125,11 +131,11 @@ class LifecycleEngine:
             caused_by=[cause_id],
         )
 
-    def _deadline(self, state: CustomerState) -> int | None:
+    def _deadline(self, state: CustomerState, activity_change: int | None) -> int | None:
         """The next event time at which time alone could change a dimension."""
         policy, now = self.policy, state.now
         candidates = (
-            next_activity_change(state, now, policy),
+            activity_change,
             next_window_end(state, now, policy.stage.loyal_window_days),
             next_window_end(state, now, policy.loyalty.window_days),
             next_referral_end(state, policy),

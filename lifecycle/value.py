@@ -17,17 +17,27 @@ from lifecycle.state import DAY, CustomerState
 SMALL, NORMAL, KEY = "small", "normal", "key"
 
 
-def clv_of(state: CustomerState, activity: str, policy: Policy) -> int:
+def clv_factors(policy: Policy) -> dict[str, float]:
+    """Per activity: the sum over the horizon of survival^y / (1 + rate)^y.
+
+    Repeated products, not powers: basic float operations are exact to the bit on
+    every IEEE-754 machine, so the same log gives the same CLV everywhere.
+    """
     p = policy.value
+    factors = {}
+    for activity, survival in p.yearly_survival.items():
+        weight, total = 1.0, 0.0
+        for _ in range(p.horizon_years):
+            weight = weight * survival / (1.0 + p.discount_rate)
+            total += weight
+        factors[activity] = total
+    return factors
+
+
+def clv_of(state: CustomerState, factor: float, policy: Policy) -> int:
+    """The current yearly value, repeated over the horizon with `factor` (see `clv_factors`)."""
     yearly = max(state.current_value_minor, 0) if state.purchases else 0
-    survival = p.yearly_survival[activity]
-    # Repeated products, not powers: basic float operations are exact to the bit
-    # on every IEEE-754 machine, so the same log gives the same CLV everywhere.
-    weight, total = 1.0, 0.0
-    for _ in range(p.horizon_years):
-        weight = weight * survival / (1.0 + p.discount_rate)
-        total += yearly * weight
-    return round(total) - p.acquisition_cost_minor
+    return round(yearly * factor) - policy.value.acquisition_cost_minor
 
 
 def value_band_of(clv_minor: int, policy: Policy) -> tuple[str, str]:

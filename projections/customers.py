@@ -18,7 +18,7 @@ from lifecycle.state import CustomerState, decode_state, encode_state
 # table, the Arrow batch and the docs cannot drift apart.
 _TIME = pa.timestamp("s", tz="UTC")
 COLUMNS: tuple[tuple[str, str, pa.DataType, Callable[[CustomerState], object]], ...] = (
-    ("customer_id", "VARCHAR PRIMARY KEY", pa.string(), lambda s: s.customer_id),
+    ("customer_id", "VARCHAR NOT NULL", pa.string(), lambda s: s.customer_id),
     ("stage", "VARCHAR NOT NULL", pa.string(), lambda s: s.stage),
     ("activity", "VARCHAR NOT NULL", pa.string(), lambda s: s.activity),
     ("attitude", "VARCHAR NOT NULL", pa.string(), lambda s: s.attitude),
@@ -84,10 +84,16 @@ def upsert(
     """
     if not states:
         return
-    for table, rows in (("customers", customers_table(states)), ("customer_state", state_table(states, partitions))):
-        connection.register("_rows", rows)
-        connection.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM _rows")
-        connection.unregister("_rows")
+    # No key on `customers`: DuckDB's INSERT OR REPLACE through a key index measured
+    # 1.2-1.7 s per 7 k existing rows of this wide table; delete + insert, 0.04 s.
+    # `customer_state` keeps the key, so a customer still has exactly one row.
+    connection.register("_rows", customers_table(states))
+    connection.execute("DELETE FROM customers WHERE customer_id IN (SELECT customer_id FROM _rows)")
+    connection.execute("INSERT INTO customers SELECT * FROM _rows")
+    connection.unregister("_rows")
+    connection.register("_rows", state_table(states, partitions))
+    connection.execute("INSERT OR REPLACE INTO customer_state SELECT * FROM _rows")
+    connection.unregister("_rows")
 
 
 def load_states(connection: duckdb.DuckDBPyConnection) -> tuple[dict[str, CustomerState], dict[str, str]]:
