@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive)
     sub.add_argument("--customers", type=int, default=10_000)
     sub.add_argument("--seed", type=int, default=7)
-    sub.add_argument("--days", type=int, default=365)
+    # Eighteen months: long enough for the one-year churn rule to show.
+    sub.add_argument("--days", type=int, default=548)
     return parser
 
 
@@ -182,7 +183,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 _DEMO_QUERIES = (
     ("customers per stage and activity",
-     "PIVOT (SELECT stage, activity FROM customers) ON activity USING count(*) GROUP BY stage ORDER BY stage"),
+     "PIVOT (SELECT stage, activity FROM customers) ON activity IN ('active', 'drowsy', 'half_asleep', "
+     "'dormant', 'churned') USING count(*) GROUP BY stage ORDER BY list_position("
+     "['prospect', 'qualified', 'first_time', 'repeat', 'loyal', 'member', 'advocate'], stage)"),
     ("lifecycle events per dimension",
      "SELECT dimension, count(*) AS events, count(DISTINCT customer_id) AS customers "
      "FROM lifecycle_transitions GROUP BY 1 ORDER BY 1"),
