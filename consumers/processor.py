@@ -66,6 +66,7 @@ class LifecycleProcessor:
 
     def _load(self) -> None:
         self.states, self.partition_of = self.store.load_states()
+        self.clocks = self.store.load_clocks()
         self.queues: dict[str, DeadlineQueue] = {}
         by_partition: dict[str, list[CustomerState]] = {}
         for customer_id, state in self.states.items():
@@ -130,7 +131,10 @@ class LifecycleProcessor:
                 effects.dead_letters.append(DeadLetter(partition, position, str(error), bytes(raw)))
                 continue
             if type(event) is Clock:
-                for state in queue.due(epoch_seconds(event.occurred_at), self.states):
+                at = epoch_seconds(event.occurred_at)
+                if at > self.clocks.get(partition, at - 1):
+                    self.clocks[partition] = effects.clock_at = at
+                for state in queue.due(at, self.states):
                     derived.extend((position, e) for e in self.engine.on_clock(state, event))
                     queue.push(state)
                     changed[state.customer_id] = state
@@ -147,10 +151,19 @@ class LifecycleProcessor:
         return effects
 
     def _state(self, customer_id: str, partition: str) -> CustomerState:
+        """The customer's state, with their time moved to the partition's latest clock.
+
+        A clock reaches every customer of its partition; for one whose deadline it has
+        not passed it changes only their time, so that is done here, when they are next
+        seen, instead of visiting every customer at every clock.
+        """
         state = self.states.get(customer_id)
         if state is None:
             state = self.states[customer_id] = CustomerState(customer_id=customer_id)
             self.partition_of[customer_id] = partition
+        clock = self.clocks.get(partition)
+        if clock is not None and clock > state.now:
+            state.now = clock
         return state
 
     @staticmethod

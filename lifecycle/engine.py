@@ -24,7 +24,7 @@ from lifecycle.policy import Policy
 from lifecycle.stage import next_referral_end, next_window_end, stage_of
 from lifecycle.state import DAY, CustomerState, epoch_seconds
 from lifecycle.value import clv_factors, clv_of, next_value_change, relationship_level_of, value_band_of
-from schemas import Clock
+from schemas import Clock, Purchase
 from schemas.events import AnyCustomerEvent
 from schemas.lifecycle_events import EVENT_FOR_DIMENSION, LifecycleEvent
 
@@ -48,7 +48,7 @@ class LifecycleEngine:
         cause = (event.event_id, event.occurred_at)
         out: list[LifecycleEvent] = []
         self._move_time(state, at, cause, out)
-        asleep = state.activity in ASLEEP
+        asleep = type(event) is Purchase and self._asleep_at(state, at)
         folded = apply_facts(state, event, at, self.policy)
         if folded:
             self._decide(state, cause, out, win_back=folded == NEW_PURCHASE and asleep)
@@ -60,6 +60,22 @@ class LifecycleEngine:
         out: list[LifecycleEvent] = []
         self._move_time(state, at, (clock.event_id, clock.occurred_at), out)
         return out
+
+    def _asleep_at(self, state: CustomerState, at: int) -> bool:
+        """Was the customer dormant or churned at `at` (a win-back if they buy then)?
+
+        Asked at the purchase's own time: a late purchase from before the customer fell
+        asleep is no win-back, even if they are asleep by now.
+        """
+        if state.activity not in ASLEEP:
+            return False
+        return activity_of(at - reference_time(state), self._limits_of(state.usual_gap))[0] in ASLEEP
+
+    def _limits_of(self, usual_gap: int | None) -> Limits:
+        limits = self._limits.get(usual_gap)
+        if limits is None:
+            limits = self._limits[usual_gap] = thresholds(usual_gap, self.policy)
+        return limits
 
     def _move_time(self, state: CustomerState, at: int, cause: Cause, out: list[LifecycleEvent]) -> None:
         """Time moves forward only; before the next deadline nothing can change with it."""
@@ -86,9 +102,7 @@ class LifecycleEngine:
         win_back: bool = False,
     ) -> None:
         policy, now = self.policy, state.now
-        limits = self._limits.get(state.usual_gap)
-        if limits is None:
-            limits = self._limits[state.usual_gap] = thresholds(state.usual_gap, policy)
+        limits = self._limits_of(state.usual_gap)
         silent_since = reference_time(state)
         state.attitude = attitude_of(state, now, policy)
         activity, activity_rule = activity_of(now - silent_since, limits)

@@ -66,7 +66,7 @@ def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) ->
     order = state.orders.get(event.order_id)
     before = order is not None and order.counts
     if order is None:
-        order = state.orders[event.order_id] = Order(event.amount_minor, 0, value, revenue)
+        order = state.orders[event.order_id] = Order(event.amount_minor, 0, value, revenue, at)
         refunded_share = 0
     else:
         # Refunds that came before their purchase (late events) net out now.
@@ -75,6 +75,7 @@ def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) ->
         order.paid = paid_before + event.amount_minor
         order.value += value
         order.revenue += revenue
+        order.at = at if order.at is None else order.at
     value_in = value - value * refunded_share // max(event.amount_minor, 1)
     revenue_in = revenue - revenue * refunded_share // max(event.amount_minor, 1)
     _book(state, at, value_in, revenue_in, policy)
@@ -95,18 +96,22 @@ def _refund(state: CustomerState, event: Refund, at: int, policy: Policy) -> int
     share = min(event.amount_minor, refundable)
     order.refunded += event.amount_minor
     if share and order.paid > 0:
-        _book(state, at, -(order.value * share // order.paid), -(order.revenue * share // order.paid), policy)
+        # A refund counts where its purchase counted: a purchase that has left the
+        # window took its value with it, so its refund lowers only the history.
+        when = at if order.at is None or order.at > state.now - policy.value.window_days * DAY else None
+        _book(state, when, -(order.value * share // order.paid), -(order.revenue * share // order.paid), policy)
     if before and not order.counts:
         _uncount_purchase(state, event.order_id, policy)
     return CHANGED
 
 
-def _book(state: CustomerState, at: int, value: int, revenue: int, policy: Policy) -> None:
-    """Add value (and the points its revenue earns) to the totals and the rolling window."""
+def _book(state: CustomerState, at: int | None, value: int, revenue: int, policy: Policy) -> None:
+    """Add value to the history, and with the points its revenue earns to the rolling
+    window if `at` lies inside it (None: history only)."""
     state.historical_value_minor += value
     per_point = policy.tier.minor_units_per_point
     points = revenue // per_point if revenue >= 0 else -((-revenue) // per_point)
-    if at > state.now - policy.value.window_days * DAY:
+    if at is not None and at > state.now - policy.value.window_days * DAY:
         insort(state.ledger, Entry(at, value, points), key=lambda entry: entry.at)
         state.current_value_minor += value
         state.points += points
@@ -140,21 +145,39 @@ def usual_gap(times: list[int], policy: Policy) -> int | None:
 
 def _complaint_filed(state: CustomerState, event: ComplaintFiled, at: int, policy: Policy) -> int:
     _active(state, at)
+    complaint = event.complaint_id
+    if complaint in state.open_complaints or complaint in state.closed_complaints:
+        return UNCHANGED
     state.complaints_filed += 1
-    state.open_complaints[event.complaint_id] = at
+    early = state.early_resolutions.pop(complaint, None)
+    if early is None:
+        state.open_complaints[complaint] = at
+    else:
+        # Its resolution came first (a late event): the complaint closes as it opens.
+        _close(state, complaint, at, *early)
     return CHANGED
 
 
 def _complaint_resolved(state: CustomerState, event: ComplaintResolved, at: int, policy: Policy) -> int:
-    filed_at = state.open_complaints.pop(event.complaint_id, None)
-    if filed_at is not None:
-        state.complaints_resolved += 1
-        state.resolve_seconds_total += max(at - filed_at, 0)
+    complaint = event.complaint_id
+    if complaint in state.closed_complaints or complaint in state.early_resolutions:
+        return UNCHANGED
     if state.last_recovery_at is None or at >= state.last_recovery_at:
         state.last_recovery_at = at
         state.last_recovery_satisfied = event.satisfied
-    state.recoveries_satisfied += event.satisfied
+    filed_at = state.open_complaints.pop(complaint, None)
+    if filed_at is None:
+        state.early_resolutions[complaint] = (at, event.satisfied)
+    else:
+        _close(state, complaint, filed_at, at, event.satisfied)
     return CHANGED
+
+
+def _close(state: CustomerState, complaint: str, filed_at: int, resolved_at: int, satisfied: bool) -> None:
+    state.closed_complaints.append(complaint)
+    state.complaints_resolved += 1
+    state.resolve_seconds_total += max(resolved_at - filed_at, 0)
+    state.recoveries_satisfied += satisfied
 
 
 def _survey(state: CustomerState, event: SurveyAnswered, at: int, policy: Policy) -> int:

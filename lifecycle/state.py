@@ -32,13 +32,14 @@ def as_datetime(seconds: int) -> datetime:
 
 
 class Order(msgspec.Struct, array_like=True, gc=False):
-    """One order: what was paid, what was refunded (minor units, order currency), and its
-    value in the base currency (margin where given, else revenue)."""
+    """One order: what was paid, what was refunded (minor units, order currency), its
+    value in the base currency (margin where given, else revenue), and when it was paid."""
 
     paid: int
     refunded: int
     value: int
     revenue: int
+    at: int | None = None
 
     @property
     def counts(self) -> bool:
@@ -81,6 +82,9 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False):
     unpriced_purchases: int = 0
     # Attitude: complaints, service recovery, surveys, referrals.
     open_complaints: dict[str, int] = msgspec.field(default_factory=dict)
+    closed_complaints: list[str] = msgspec.field(default_factory=list)
+    # Resolutions seen before their complaint (late events): id -> (resolved at, satisfied).
+    early_resolutions: dict[str, tuple[int, bool]] = msgspec.field(default_factory=dict)
     complaints_filed: int = 0
     complaints_resolved: int = 0
     recoveries_satisfied: int = 0

@@ -20,6 +20,14 @@ from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
 
 
+# The latest clock time per partition: a clock reaches every customer of its partition,
+# and those it does not find due are moved to it when next seen (see the processor).
+_CLOCKS_DDL = (
+    "CREATE TABLE IF NOT EXISTS partition_clocks ("
+    "log_partition VARCHAR PRIMARY KEY, clock_at BIGINT NOT NULL)"
+)
+
+
 @dataclass
 class BatchEffects:
     """What processing one batch of the log changed, to be committed with its position."""
@@ -28,6 +36,7 @@ class BatchEffects:
     states: list[CustomerState] = field(default_factory=list)
     partitions: dict[str, str] = field(default_factory=dict)
     lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
+    clock_at: int | None = None
     profile_updates: dict[str, dict[str, object]] = field(default_factory=dict)
     erased: list[str] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -39,7 +48,7 @@ class DuckDBProjectionStore:
     def __init__(self, database: str | Path = ":memory:") -> None:
         self.recorder = DuckDBTrackingRecorder(str(database))
         with self.recorder.transaction() as connection:
-            for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL):
+            for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, _CLOCKS_DDL):
                 connection.execute(statement)
 
     def position_of(self, application_name: str) -> int | None:
@@ -50,11 +59,21 @@ class DuckDBProjectionStore:
         with self.recorder.transaction() as connection:
             return customers.load_states(connection)
 
+    def load_clocks(self) -> dict[str, int]:
+        """The latest clock time seen in each log partition (epoch seconds)."""
+        with self.recorder.transaction() as connection:
+            return dict(connection.execute("SELECT log_partition, clock_at FROM partition_clocks").fetchall())
+
     def commit(self, effects: BatchEffects) -> None:
         """Write the batch's effects and its position in one transaction."""
         with self.recorder.transaction() as connection:
             customers.upsert(connection, effects.states, effects.partitions)
             transitions.insert(connection, effects.tracking.application_name, effects.lifecycle_events)
+            if effects.clock_at is not None:
+                connection.execute(
+                    "INSERT OR REPLACE INTO partition_clocks VALUES (?, ?)",
+                    [effects.tracking.application_name, effects.clock_at],
+                )
             profiles.apply(connection, effects.erased, effects.profile_updates)
             dead_letters.insert(connection, effects.dead_letters)
             self.recorder.record(connection, effects.tracking)
