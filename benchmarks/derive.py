@@ -55,11 +55,12 @@ FETCH = {
     "max_partition_fetch_bytes": 8 * 1024 * 1024,
     "max_poll_records": 10_000,
 }
+STALL_S = 30.0  # the bare consumer gives up when the broker sends nothing for this long
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--backends", default="embedded,kafka", help="comma-separated: embedded, kafka")
@@ -158,15 +159,15 @@ def check_fetch_settings(bootstrap: str, settings: Settings) -> None:
     """Warn if KafkaEventLog's consumer no longer fetches as the bare consumer does."""
     from consumers.kafka_event_log import KafkaEventLog
 
-    try:
-        log = KafkaEventLog(bootstrap=bootstrap, name=CUSTOMER_EVENTS, index_path=settings.home / "check.sqlite")
-        consumer = log._consumer()
-    except (AttributeError, TypeError) as error:
-        say(f"WARNING: cannot compare fetch settings with KafkaEventLog ({error})")
-        return
-    drift = {k: consumer.config[k] for k, v in FETCH.items() if consumer.config[k] != v}
-    consumer.close()
-    log.close()
+    index = settings.home / "fetch-check.sqlite"
+    with KafkaEventLog(bootstrap=bootstrap, name=CUSTOMER_EVENTS, index_path=index) as log:
+        make_consumer = getattr(log, "_consumer", None)  # private: this is only a check
+        if make_consumer is None:
+            say("WARNING: cannot compare fetch settings with KafkaEventLog (no _consumer)")
+            return
+        consumer = make_consumer()
+        drift = {k: consumer.config.get(k) for k, v in FETCH.items() if consumer.config.get(k) != v}
+        consumer.close()
     if drift:
         say(f"WARNING: KafkaEventLog fetches with {drift}; the bare consumer uses {FETCH}")
 
@@ -179,11 +180,15 @@ def bare_consume(bootstrap: str, topic: str) -> dict:
     consumer.assign(tps)
     for tp in tps:
         consumer.seek(tp, 0)
-    nexts, count = dict.fromkeys(tps, 0), 0
+    nexts, count, last_records = dict.fromkeys(tps, 0), 0, time.monotonic()
     while nexts:
-        for tp, records in consumer.poll(timeout_ms=5, max_records=FETCH["max_poll_records"]).items():
+        polled = consumer.poll(timeout_ms=5, max_records=FETCH["max_poll_records"])
+        for tp, records in polled.items():
             count += len(records)
             nexts[tp] = records[-1].offset + 1
+            last_records = time.monotonic()
+        if time.monotonic() - last_records > STALL_S:
+            raise SystemExit(f"bare consumer: no records for {STALL_S:.0f} s, still to read: {nexts}")
         for tp in list(nexts):
             end = consumer.highwater(tp)  # tansu's end_offsets() is wrong: see MEASUREMENTS.md
             if end is not None and nexts[tp] >= end:
@@ -252,17 +257,21 @@ def main() -> int:
     args = parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     path, lines, generated_s = population_file(args)
-    results = {}
-    for backend in args.backends:
-        say(f"{backend}:")
-        if backend == "kafka":
-            results[backend] = run_kafka(args, path)
-        else:
-            results[backend] = run_backend(args, path, Settings(home=fresh_home(args, backend)))
+    results, status = {}, 0
+    try:
+        for backend in args.backends:
+            say(f"{backend}:")
+            if backend == "kafka":
+                results[backend] = run_kafka(args, path)
+            else:
+                results[backend] = run_backend(args, path, Settings(home=fresh_home(args, backend)))
+    except KeyboardInterrupt:
+        say(f"interrupted during {backend}: the table has the backends that finished")
+        status = 130
     text = table(args, lines, generated_s, results)
     print(text)
     (args.out_dir / "results.md").write_text(text)
-    return 0
+    return status
 
 
 if __name__ == "__main__":
