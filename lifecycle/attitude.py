@@ -36,7 +36,9 @@ def attitude_of(state: CustomerState, now: int, policy: Policy) -> str:
 def next_attitude_change(state: CustomerState, now: int, policy: Policy) -> int | None:
     """The next moment a signal leaves the attitude window."""
     window = policy.attitude.window_days * DAY
-    signals = (state.latest_nps_at, state.latest_csat_at, state.last_recovery_at,
-               state.referral_times[-1] if state.referral_times else None)
-    ends = [at + window for at in signals if at is not None and at + window > now]
-    return min(ends, default=None)
+    soonest = None
+    for at in (state.latest_nps_at, state.latest_csat_at, state.last_recovery_at,
+               state.referral_times[-1] if state.referral_times else None):
+        if at is not None and at + window > now and (soonest is None or at + window < soonest):
+            soonest = at + window
+    return soonest

@@ -13,6 +13,7 @@ time, and the lifecycle event carries the late event's time as `occurred_at`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 
@@ -32,6 +33,7 @@ LIFECYCLE_NAMESPACE = uuid.UUID("5b0e7d1c-3f3a-4c55-9a57-1c6b0f4e2a10")
 """Fixed forever: lifecycle event ids are uuid5 names under it."""
 
 Cause = tuple[uuid.UUID, datetime]
+"""What caused a decision: an event's id and its event time."""
 
 
 class LifecycleEngine:
@@ -133,7 +135,7 @@ class LifecycleEngine:
         cause_id, occurred_at = cause
         name = f"{cause_id}/{state.customer_id}/{state.sequence}/{dimension}/{after}"
         return EVENT_FOR_DIMENSION[dimension](
-            event_id=uuid.uuid5(LIFECYCLE_NAMESPACE, name),
+            event_id=lifecycle_event_id(name),
             customer_id=state.customer_id,
             sequence=state.sequence,
             dimension=dimension,
@@ -148,13 +150,33 @@ class LifecycleEngine:
     def _deadline(self, state: CustomerState, activity_change: int | None) -> int | None:
         """The next event time at which time alone could change a dimension."""
         policy, now = self.policy, state.now
-        candidates = (
-            activity_change,
+        soonest = activity_change
+        for at in (
             next_window_end(state, now, policy.stage.loyal_window_days),
             next_window_end(state, now, policy.loyalty.window_days),
             next_referral_end(state, policy),
             next_attitude_change(state, now, policy),
             next_value_change(state, now, policy),
             state.next_review_at,
-        )
-        return min((at for at in candidates if at is not None and at > now), default=None)
+        ):
+            if at is not None and at > now and (soonest is None or at < soonest):
+                soonest = at
+        return soonest
+
+
+_NAMESPACE_BYTES = LIFECYCLE_NAMESPACE.bytes
+_VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+
+
+def lifecycle_event_id(name: str) -> uuid.UUID:
+    """`uuid.uuid5(LIFECYCLE_NAMESPACE, name)`, without `UUID.__init__`'s checks (a hot path).
+
+    The same bits as the standard library's: a test compares the two.
+    """
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()
+    value = (int.from_bytes(digest[:16]) & _VERSION_MASK) | _VERSION_5
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
