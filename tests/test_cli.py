@@ -1,0 +1,73 @@
+"""The command line's edges: the lifecycle contract, policy files, output formats, ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.settings import Settings
+from lifecycle.engine import LIFECYCLE_NAMESPACE, lifecycle_event_id
+from schemas import customer_lifecycle_schema
+from tests.cli import lifecycle
+
+MIXED = Path(__file__).parent / "fixtures" / "mixed_valid_invalid.jsonl"
+
+
+@given(st.text(max_size=200))
+def test_lifecycle_event_ids_are_standard_uuid5(name):
+    fast, standard = lifecycle_event_id(name), uuid.uuid5(LIFECYCLE_NAMESPACE, name)
+    assert fast == standard and str(fast) == str(standard) and hash(fast) == hash(standard)
+    assert fast.version == 5 and fast.variant == uuid.RFC_4122
+
+
+def test_schema_command_prints_the_lifecycle_contract(tmp_path, capsys):
+    assert lifecycle(Settings(home=tmp_path), "schema", "customer-lifecycle") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(customer_lifecycle_schema()))
+    assert "stage_changed" in json.dumps(printed)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('version = "x"\n[stage]\nloyal_min_purchases = "four"\n', "Expected `int`, got `str` - at `$.stage.loyal_min_purchases`"),
+        ("[stage]\nloyal_min_purchases = 3\n", "missing required field `version`"),
+        ('version = "x"\n[stage\n', "not valid TOML"),
+        ('version = "x"\n[activity]\ndrowsy_days = 400\n', "drowsy_days <= half_asleep_days"),
+    ],
+)
+def test_a_bad_policy_file_is_refused_with_where_and_what(tmp_path, capsys, content, message):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(content)
+    assert lifecycle(Settings(home=tmp_path / "home"), "process", "--once", "--policy", str(policy)) == 2
+    error = capsys.readouterr().err
+    assert str(policy) in error and message in error
+
+
+def test_a_missing_policy_file_is_refused(tmp_path, capsys):
+    assert lifecycle(Settings(home=tmp_path), "process", "--once", "--policy", str(tmp_path / "nope.toml")) == 2
+    assert "cannot read the policy file" in capsys.readouterr().err
+
+
+def test_the_policy_version_is_recorded_with_every_decision(settings, tmp_path, capsys):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 2\n')
+    assert lifecycle(settings, "publish", str(MIXED)) == 1
+    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", "SELECT DISTINCT policy_version FROM lifecycle_transitions", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out) == [{"policy_version": "strict-1"}]
+
+
+def test_lists_of_uuids_print_as_json(settings, capsys):
+    lifecycle(settings, "publish", str(MIXED))
+    lifecycle(settings, "process", "--once")
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", "SELECT event_id, caused_by FROM lifecycle_transitions LIMIT 1", "--format", "json") == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert uuid.UUID(row["event_id"]) and [uuid.UUID(c) for c in row["caused_by"]]
