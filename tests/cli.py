@@ -1,9 +1,17 @@
-"""Running the `lifecycle` command in-process against a test's settings."""
+"""Running the `lifecycle` command against a test's settings: in-process, or as a process to kill."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 from consumers.cli import main
 from consumers.settings import Settings
+
+ROOT = Path(__file__).parent.parent
 
 
 def lifecycle(settings: Settings, *args: str) -> int:
@@ -12,3 +20,29 @@ def lifecycle(settings: Settings, *args: str) -> int:
     if settings.kafka:
         flags += ["--kafka", settings.kafka]
     return main([*args, *flags])
+
+
+def lifecycle_command(settings: Settings, *args: str) -> list[str]:
+    """The argv of `lifecycle ARGS` for a subprocess, with the test's settings."""
+    flags = ["--home", str(settings.home)]
+    if settings.kafka:
+        flags += ["--kafka", settings.kafka]
+    return [sys.executable, "-m", "consumers.cli", *args, *flags]
+
+
+def kill_processor_after_commits(settings: Settings, batch_size: int, commits: int = 3) -> None:
+    """Start `lifecycle process --once` with small batches; SIGKILL it after `commits` commits."""
+    process = subprocess.Popen(
+        lifecycle_command(settings, "process", "--once", "--verbose", "--batch-size", str(batch_size)),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    seen = 0
+    assert process.stderr is not None
+    for line in process.stderr:
+        seen += line.startswith("committed ")
+        if seen == commits:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    assert process.wait() == -signal.SIGKILL, "the processor finished before it was killed"

@@ -16,11 +16,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -61,9 +57,8 @@ from schemas import (
     encode_event,
 )
 from schemas.lifecycle_events import LifecycleEvent
-from tests.cli import lifecycle
+from tests.cli import kill_processor_after_commits, lifecycle
 
-ROOT = Path(__file__).parent.parent
 POLICY = Policy(version="default-2026.11")  # the shipped policy (tests/test_rules.py checks they are equal)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 HOUR = 3600
@@ -448,30 +443,6 @@ BATCHES = {
 }
 
 
-def _command(settings: Settings, *args: str) -> list[str]:
-    flags = ["--home", str(settings.home)]
-    if settings.kafka:
-        flags += ["--kafka", settings.kafka]
-    return [sys.executable, "-m", "consumers.cli", *args, *flags]
-
-
-def _kill_after_commits(settings: Settings, batch_size: int) -> None:
-    process = subprocess.Popen(
-        _command(settings, "process", "--once", "--verbose", "--batch-size", str(batch_size)),
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    commits = 0
-    assert process.stderr is not None
-    for line in process.stderr:
-        commits += line.startswith("committed ")
-        if commits == COMMITS_BEFORE_KILL:
-            os.kill(process.pid, signal.SIGKILL)
-            break
-    assert process.wait() == -signal.SIGKILL, "the processor finished before it was killed"
-
-
 @pytest.fixture(scope="module")
 def crash_expected() -> dict[str, list[bytes]]:
     """The pure engine's lifecycle events of the crash population, per customer."""
@@ -489,7 +460,7 @@ def test_a_killed_processor_resumes_to_the_same_lifecycle_events(settings, batch
         report = publish_lines(generate(CRASH_SPEC), log, lambda n, reason: None)
     assert report.invalid == 0 and report.appended > (COMMITS_BEFORE_KILL + 1) * killed_batch
 
-    _kill_after_commits(settings, killed_batch)
+    kill_processor_after_commits(settings, batch_size=killed_batch, commits=COMMITS_BEFORE_KILL)
     assert lifecycle(settings, "process", "--once", "--batch-size", str(resumed_batch)) == 0
     resumed = _embedded_lifecycle_log(settings.home)
     resumed_transitions = _query(settings, capsys, TRANSITIONS)
