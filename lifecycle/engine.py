@@ -76,6 +76,9 @@ class LifecycleEngine:
     def _limits_of(self, usual_gap: int | None) -> Limits:
         limits = self._limits.get(usual_gap)
         if limits is None:
+            # Gaps are in seconds, so nearly every customer has their own: keep it bounded.
+            if len(self._limits) >= _LIMITS_CACHED:
+                self._limits.clear()
             limits = self._limits[usual_gap] = thresholds(usual_gap, self.policy)
         return limits
 
@@ -164,6 +167,7 @@ class LifecycleEngine:
         return soonest
 
 
+_LIMITS_CACHED = 65_536
 _NAMESPACE_BYTES = LIFECYCLE_NAMESPACE.bytes
 _VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))

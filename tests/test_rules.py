@@ -708,7 +708,7 @@ VALUE_CASES = {
     "key band, high margin: partnership": (
         [purchase(0, "o1", 300_000, margin=100_000)], 100_000, "key", "partnership"),
     "several purchases and currencies add up": (
-        [purchase(0, "o1", 10_000), purchase(1, "o2", 10_000, "USD"), purchase(2, "o3", 5_000, "XXX")],
+        [purchase(0, "o1", 10_000), purchase(1, "o2", 10_000, "USD"), purchase(2, "o3", 5_000, "XTS")],
         19_200, "normal", "reactive"),
 }
 
