@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--poll-interval", type=float, default=1.0, help="seconds between reads when live")
     sub.add_argument("--clock-every", type=float, default=3600.0,
                      help="when live, append a clock event this often, in seconds (0: never)")
+    sub.add_argument("--snapshot-every", type=float, default=60.0,
+                     help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
     sub.add_argument("--batch-size", type=int, default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("sql", _sql, "run a read-only query against the projections")
@@ -105,15 +107,20 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     on_commit = _print_commit if args.verbose else None
     with EngineSession(settings, batch_size=args.batch_size) as session:
         last_clock = time.monotonic()
+        last_snapshot: float | None = None
         while True:
             report = session.run_once(on_commit)
             if report.events or args.once:
                 print(_process_summary(report), file=sys.stderr)
             if args.once or stop():
                 return 0
-            if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
+            now = time.monotonic()
+            if args.snapshot_every and (last_snapshot is None or (report.events and now - last_snapshot >= args.snapshot_every)):
+                session.store.publish_snapshot()
+                last_snapshot = now
+            if args.clock_every and now - last_clock >= args.clock_every:
                 session.tick()
-                last_clock = time.monotonic()
+                last_clock = now
             time.sleep(args.poll_interval)
 
 
@@ -142,8 +149,12 @@ def _process_summary(report: ProcessReport) -> str:
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
-    columns, rows = run_query(settings.views_path, args.query)
-    write_rows(sys.stdout, columns, rows, args.format)
+    result = run_query(settings.views_path, args.query)
+    if result.source != settings.views_path:
+        published = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result.source.stat().st_mtime))
+        print(f"(a running `lifecycle process` holds the projections: answered from its snapshot "
+              f"of {published})", file=sys.stderr)
+    write_rows(sys.stdout, result.columns, result.rows, args.format)
     return 0
 
 
@@ -176,7 +187,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     print(_process_summary(report))
     for title, query in _DEMO_QUERIES:
         print(f"\n{title}")
-        write_rows(sys.stdout, *run_query(settings.views_path, query), "table")
+        result = run_query(settings.views_path, query)
+        write_rows(sys.stdout, result.columns, result.rows, "table")
     return 0
 
 

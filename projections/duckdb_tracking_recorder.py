@@ -52,6 +52,12 @@ class DuckDBTrackingRecorder(TrackingRecorder):
                 raise
             self.connection.commit()
 
+    @contextmanager
+    def exclusive(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection, outside any transaction, for statements such as ATTACH."""
+        with self._lock:
+            yield self.connection
+
     def insert_tracking(self, tracking: Tracking) -> None:
         with self.transaction() as connection:
             self.record(connection, tracking)

@@ -14,7 +14,7 @@ from pathlib import Path
 from eventsourcing.persistence import Tracking
 
 from lifecycle.state import CustomerState
-from projections import customers, dead_letters, profiles, transitions
+from projections import customers, dead_letters, profiles, snapshot, transitions
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
@@ -46,6 +46,7 @@ class DuckDBProjectionStore:
     """The read models in one DuckDB database, with their tracking recorder."""
 
     def __init__(self, database: str | Path = ":memory:") -> None:
+        self.database = None if str(database) == ":memory:" else Path(database)
         self.recorder = DuckDBTrackingRecorder(str(database))
         with self.recorder.transaction() as connection:
             for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, _CLOCKS_DDL):
@@ -77,6 +78,13 @@ class DuckDBProjectionStore:
             profiles.apply(connection, effects.erased, effects.profile_updates)
             dead_letters.insert(connection, effects.dead_letters)
             self.recorder.record(connection, effects.tracking)
+
+    def publish_snapshot(self) -> Path | None:
+        """Publish a read-only copy for analysts (see `projections.snapshot`); None in memory."""
+        if self.database is None:
+            return None
+        with self.recorder.exclusive() as connection:
+            return snapshot.publish_snapshot(connection, self.database)
 
     def close(self) -> None:
         self.recorder.close()

@@ -1,4 +1,5 @@
-"""`lifecycle process` live: it keeps polling, appends clock events, stops on SIGTERM."""
+"""`lifecycle process` live: it keeps polling, appends clock events, publishes snapshots
+that `lifecycle sql` reads while it runs, and stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from consumers.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
+from consumers.settings import Settings
+from projections.projection_store import DuckDBProjectionStore
 from schemas import Clock, decode_event
 from tests.cli import ROOT, lifecycle, lifecycle_command
 
@@ -40,6 +43,12 @@ def test_live_processing_appends_clocks_and_stops_on_sigterm(settings, capsys):
                 break
             time.sleep(0.1)
         assert _clocks_on_the_log(settings) >= 1
+        # The engine holds views.duckdb; analysts get its snapshot, and are told so.
+        capsys.readouterr()
+        assert lifecycle(settings, "sql", "SELECT count(*) AS n FROM customers", "--format", "json") == 0
+        read = capsys.readouterr()
+        assert json.loads(read.out) == [{"n": 3}]
+        assert "answered from its snapshot" in read.err
     finally:
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=60)
@@ -49,3 +58,16 @@ def test_live_processing_appends_clocks_and_stops_on_sigterm(settings, capsys):
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT count(*) AS n FROM partition_clocks", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] >= 1
+
+
+def test_a_held_database_without_a_snapshot_is_a_clear_error(tmp_path, capsys):
+    settings = Settings(home=tmp_path)
+    store = DuckDBProjectionStore(settings.views_path)
+    try:
+        assert lifecycle(settings, "sql", "SELECT 1") == 2
+        assert "holds it and has published no snapshot yet" in capsys.readouterr().err
+        store.publish_snapshot()
+        assert lifecycle(settings, "sql", "SELECT count(*) FROM customers", "--format", "csv") == 0
+        assert capsys.readouterr().out.splitlines()[1:] == ["0"]
+    finally:
+        store.close()
