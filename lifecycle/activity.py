@@ -35,8 +35,10 @@ def thresholds(usual_gap: int | None, policy: Policy) -> Limits:
         fixed = (p.drowsy_days * DAY, p.half_asleep_days * DAY, p.dormant_days * DAY, churned)
         return fixed, "fixed_thresholds"
     gap = max(usual_gap, p.rhythm_floor_days * DAY)
-    own = tuple(min(int(gap * multiple), churned) for multiple in (p.drowsy_gaps, p.half_asleep_gaps, p.dormant_gaps))
-    return (*own, churned), "own_rhythm"
+    drowsy, half_asleep, dormant = (
+        min(int(gap * multiple), churned) for multiple in (p.drowsy_gaps, p.half_asleep_gaps, p.dormant_gaps)
+    )
+    return (drowsy, half_asleep, dormant, churned), "own_rhythm"
 
 
 def activity_of(elapsed: int, limits: Limits) -> tuple[str, str]:

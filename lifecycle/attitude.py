@@ -17,9 +17,9 @@ def attitude_of(state: CustomerState, now: int, policy: Policy) -> str:
     p = policy.attitude
     since = now - p.window_days * DAY
     score = 0
-    if state.latest_nps is not None and state.latest_nps_at > since:
+    if state.latest_nps is not None and state.latest_nps_at is not None and state.latest_nps_at > since:
         score += (state.latest_nps >= p.promoter_nps) - (state.latest_nps <= p.detractor_nps)
-    if state.latest_csat is not None and state.latest_csat_at > since:
+    if state.latest_csat is not None and state.latest_csat_at is not None and state.latest_csat_at > since:
         score += (state.latest_csat >= p.satisfied_csat) - (state.latest_csat <= p.dissatisfied_csat)
     if state.open_complaints:
         score -= 1

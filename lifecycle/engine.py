@@ -27,7 +27,7 @@ from lifecycle.state import DAY, CustomerState, epoch_seconds
 from lifecycle.value import clv_factors, clv_of, next_value_change, relationship_level_of, value_band_of
 from schemas import Clock, Purchase
 from schemas.events import AnyCustomerEvent
-from schemas.lifecycle_events import EVENT_FOR_DIMENSION, LifecycleEvent
+from schemas.lifecycle_events import EVENT_FOR_DIMENSION, Dimension, LifecycleEvent
 
 LIFECYCLE_NAMESPACE = uuid.UUID("5b0e7d1c-3f3a-4c55-9a57-1c6b0f4e2a10")
 """Fixed forever: lifecycle event ids are uuid5 names under it."""
@@ -116,7 +116,7 @@ class LifecycleEngine:
             state.win_backs += 1
         state.clv_minor = clv_of(state, self._clv_factors[activity], policy)
         band = value_band_of(state.clv_minor, policy)
-        decisions = (
+        decisions: tuple[tuple[Dimension, tuple[str, str]], ...] = (
             ("stage", stage_of(state, now, state.attitude, policy)),
             ("activity", (activity, activity_rule)),
             ("loyalty_type", loyalty_type_of(state, now, state.attitude, policy)),
@@ -132,7 +132,7 @@ class LifecycleEngine:
         state.next_deadline = self._deadline(state, next_activity_change(silent_since, now, limits))
 
     def _changed(
-        self, state: CustomerState, dimension: str, before: str, after: str, rule: str, cause: Cause
+        self, state: CustomerState, dimension: Dimension, before: str, after: str, rule: str, cause: Cause
     ) -> LifecycleEvent:
         state.sequence += 1
         cause_id, occurred_at = cause

@@ -9,6 +9,8 @@ activity and so on are taken afterwards, from the facts (see `lifecycle.engine`)
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from collections.abc import Callable
+from typing import Any
 
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, NOT_PAID, CustomerState, Entry, Order
@@ -229,7 +231,7 @@ def _erased(state: CustomerState, event: CustomerErased, at: int, policy: Policy
     return UNCHANGED
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[CustomerState, Any, int, Policy], int]] = {
     Purchase: _purchase,
     Refund: _refund,
     ComplaintFiled: _complaint_filed,

@@ -19,14 +19,14 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class StagePolicy(_Section):
+class StagePolicy(_Section, frozen=True):
     loyal_min_purchases: int = 4
     loyal_window_days: int = 365
     advocate_window_days: int = 365
     advocate_min_nps: int = 9
 
 
-class ActivityPolicy(_Section):
+class ActivityPolicy(_Section, frozen=True):
     rhythm_min_purchases: int = 3
     rhythm_purchases_kept: int = 12
     rhythm_floor_days: int = 7
@@ -39,7 +39,7 @@ class ActivityPolicy(_Section):
     churned_days: int = 365
 
 
-class AttitudePolicy(_Section):
+class AttitudePolicy(_Section, frozen=True):
     window_days: int = 365
     promoter_nps: int = 9
     detractor_nps: int = 6
@@ -47,12 +47,12 @@ class AttitudePolicy(_Section):
     dissatisfied_csat: int = 2
 
 
-class LoyaltyPolicy(_Section):
+class LoyaltyPolicy(_Section, frozen=True):
     high_repeat_purchases: int = 4
     window_days: int = 365
 
 
-class TierPolicy(_Section):
+class TierPolicy(_Section, frozen=True):
     # Points are earned on revenue over the value policy's rolling window.
     minor_units_per_point: int = 100
     review_every_days: int = 365
@@ -61,7 +61,7 @@ class TierPolicy(_Section):
     platinum_points: int = 2_500
 
 
-class ValuePolicy(_Section):
+class ValuePolicy(_Section, frozen=True):
     base_currency: str = "EUR"
     rates_to_base: dict[str, float] = msgspec.field(
         default_factory=lambda: {
@@ -81,11 +81,11 @@ class ValuePolicy(_Section):
     key_band_min_minor: int = 150_000
 
 
-class RelationshipPolicy(_Section):
+class RelationshipPolicy(_Section, frozen=True):
     high_margin_ratio: float = 0.3
 
 
-class Policy(_Section):
+class Policy(_Section, frozen=True):
     version: str
     stage: StagePolicy = StagePolicy()
     activity: ActivityPolicy = ActivityPolicy()
