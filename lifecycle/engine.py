@@ -46,6 +46,8 @@ class LifecycleEngine:
 
     def on_event(self, state: CustomerState, event: AnyCustomerEvent) -> list[LifecycleEvent]:
         """Fold one customer event into `state`; return the lifecycle events it causes."""
+        if self._seen(state, event):
+            return []
         at = epoch_seconds(event.occurred_at)
         cause = (event.event_id, event.occurred_at)
         out: list[LifecycleEvent] = []
@@ -62,6 +64,21 @@ class LifecycleEngine:
         out: list[LifecycleEvent] = []
         self._move_time(state, at, (clock.event_id, clock.occurred_at), out)
         return out
+
+    @staticmethod
+    def _seen(state: CustomerState, event: AnyCustomerEvent) -> bool:
+        """Is this a repeat of one of the customer's latest events (same event id)?"""
+        # The id's low 64 bits: plain ints, cheap to compare and to store (msgpack takes
+        # at most 64 bits); two of a customer's latest events will not share them.
+        key = event.event_id.int & _LOW_64_BITS
+        recent = state.recent_event_ids
+        if key in recent:
+            state.duplicates_ignored += 1
+            return True
+        recent.append(key)
+        if len(recent) > _RECENT_EVENT_IDS:
+            del recent[0]
+        return False
 
     def _asleep_at(self, state: CustomerState, at: int) -> bool:
         """Was the customer dormant or churned at `at` (a win-back if they buy then)?
@@ -168,6 +185,9 @@ class LifecycleEngine:
 
 
 _LIMITS_CACHED = 65_536
+# Racing producers write the same event close together; a few ids per customer catch that.
+_RECENT_EVENT_IDS = 8
+_LOW_64_BITS = (1 << 64) - 1
 _NAMESPACE_BYTES = LIFECYCLE_NAMESPACE.bytes
 _VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))

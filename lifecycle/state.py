@@ -64,6 +64,10 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False):
     last_event_at: int | None = None
     last_active_at: int | None = None
     events: int = 0
+    # The ids of the customer's latest events: a repeat of one of them (two producers
+    # racing to publish the same event) is ignored, and counted.
+    recent_event_ids: list[int] = msgspec.field(default_factory=list)
+    duplicates_ignored: int = 0
     showed_intent: bool = False
     erased: bool = False
     # Purchases: orders by id; the dates of counted purchases, oldest first.

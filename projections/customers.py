@@ -40,6 +40,7 @@ COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], obje
     ("latest_nps", "SMALLINT", pa.int16(), "latest_nps"),
     ("latest_csat", "SMALLINT", pa.int16(), "latest_csat"),
     ("win_backs", "INTEGER NOT NULL", pa.int32(), "win_backs"),
+    ("duplicates_ignored", "INTEGER NOT NULL", pa.int32(), "duplicates_ignored"),
     ("events", "BIGINT NOT NULL", pa.int64(), "events"),
     ("first_event_at", "TIMESTAMPTZ", _TIME, "first_event_at"),
     ("last_event_at", "TIMESTAMPTZ", _TIME, "last_event_at"),

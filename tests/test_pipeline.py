@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import Tracking
+from kafka import KafkaProducer
 
 from consumers.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
@@ -154,3 +156,24 @@ def _is_valid(line: bytes) -> bool:
     except Exception:
         return False
     return True
+
+
+def test_a_duplicate_that_got_past_publishing_is_ignored_and_counted(settings, capsys):
+    lines = [line for line in MIXED.read_bytes().splitlines() if line.strip() and _is_valid(line)]
+    purchase = next(line for line in lines if b'"o-5"' in line)
+    lifecycle(settings, "publish", str(MIXED))
+    _smuggle(settings, purchase)
+    assert lifecycle(settings, "process", "--once") == 0
+    rows = query(settings, capsys, "SELECT purchases, duplicates_ignored FROM customers WHERE customer_id = 'c-ada'")
+    assert rows == [{"purchases": 2, "duplicates_ignored": 1}]
+
+
+def _smuggle(settings: Settings, raw: bytes) -> None:
+    """Write `raw` to the log past its event-id index, as a racing producer could."""
+    if settings.kafka is None:
+        with open_event_log(settings, CUSTOMER_EVENTS) as log:
+            log.recorder.record([raw], Tracking("a-racing-producer", 1))
+        return
+    producer = KafkaProducer(bootstrap_servers=settings.kafka)
+    producer.send(CUSTOMER_EVENTS, key=b"c-ada", value=raw).get(timeout=30)
+    producer.close()

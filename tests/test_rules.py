@@ -876,3 +876,24 @@ def test_lifecycle_events_round_trip_the_wire_contract():
     for event in run(FULL_HISTORY).events:
         assert decode_lifecycle_event(encode_event(event)) == event
         assert msgspec.json.decode(encode_event(event))["type"] == f"{event.dimension}_changed"
+
+
+# --- duplicates (two producers racing to publish the same event) -----------------------
+
+
+def test_a_repeated_event_is_ignored_and_counted():
+    first, second = purchase(0, "o1"), purchase(3, "o2")
+    result = run([first, first, second, first])
+    assert result.state.purchases == 2
+    assert result.state.historical_value_minor == 20_000
+    assert result.state.duplicates_ignored == 2
+    assert [caused for event, caused in result.causes[1:2]] == [[]]
+
+
+def test_only_the_latest_event_ids_are_remembered():
+    first = purchase(0, "o1")
+    later = [visit(day) for day in range(1, 10)]
+    result = run([first, *later, first])
+    # Out of reach of the guard: the repeat counts (the publish index is the first defence).
+    assert result.state.duplicates_ignored == 0
+    assert result.state.recent_event_ids[-1] == first.event_id.int & ((1 << 64) - 1)
