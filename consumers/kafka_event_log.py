@@ -6,9 +6,11 @@ that makes appends idempotent, and reading partitions by manual assignment (no c
 group: positions live with the effects, in `Tracking` records, not in Kafka).
 
 Idempotent appends: before producing, the index (an SQLite file) is caught up from the
-topic itself, so ids written by any producer, on any machine, count. Two producers
-racing to append the same new event at the same moment can still both write it; what
-reads the log must tolerate a repeated event id.
+topic itself, so ids written by any producer, on any machine, count. A clock is
+indexed per partition, so one that reached only some partitions before a failure is
+sent to the others when appended again. Two producers racing to append the same new
+event at the same moment can still both write it; the lifecycle engine ignores such a
+repeat (see `lifecycle.engine`).
 
 How the end of a partition is found: see `_drain`.
 """
@@ -73,19 +75,28 @@ class _EventId(msgspec.Struct):
     # A UUID, not a str: ids compare in canonical form however a producer spelt them,
     # matching `str(event.event_id)` on the append side.
     event_id: uuid.UUID
+    type: str = ""
 
 
 _decode_event_id = msgspec.json.Decoder(_EventId).decode
 
 
-def _event_ids(records: Sequence[ConsumerRecord]) -> list[str]:
-    """The event ids of the records that have one; anything else is not an event."""
+def _clock_key(event_id: str, partition: int) -> str:
+    """A clock goes to every partition, so the index knows it per partition: an append
+    that failed part-way sends it again to the partitions it did not reach."""
+    return f"{event_id}@{partition}"
+
+
+def _event_ids(records: Sequence[ConsumerRecord], partition: int) -> list[str]:
+    """The index keys of the records that are events; anything else is not one."""
     ids: list[str] = []
     for record in records:
         try:
-            ids.append(str(_decode_event_id(record.value).event_id))
+            decoded = _decode_event_id(record.value)
         except (msgspec.DecodeError, TypeError):
             continue
+        event_id = str(decoded.event_id)
+        ids.append(_clock_key(event_id, partition) if decoded.type == "clock" else event_id)
     return ids
 
 
@@ -310,8 +321,8 @@ class KafkaEventLog(EventLog):
             return Appended(appended=0, duplicates=0)
         caught_up = self._catch_up()
         fresh = self._unseen(events)
-        written = self._produce([pair for _, pair in fresh])
-        self._remember([event_id for event_id, _ in fresh], caught_up, written)
+        written = self._produce([(pair, partitions) for _, pair, partitions in fresh])
+        self._remember([key for keys, _, _ in fresh for key in keys], caught_up, written)
         return Appended(appended=len(fresh), duplicates=len(events) - len(fresh))
 
     def _catch_up(self) -> dict[int, int]:
@@ -327,7 +338,7 @@ class KafkaEventLog(EventLog):
                 # the two would skip ids (position first) or re-read them (ids first).
                 with self._db:
                     cursor = self._db.cursor()
-                    self._index.add(cursor, _event_ids(records))
+                    self._index.add(cursor, _event_ids(records, partition))
                     nexts[partition] = records[-1].offset + 1
                     self._store_next_offset(cursor, partition, nexts[partition])
         except KafkaPositionError as error:
@@ -344,16 +355,28 @@ class KafkaEventLog(EventLog):
 
     def _unseen(
         self, events: Sequence[tuple[AnyEvent, bytes]]
-    ) -> list[tuple[str, tuple[AnyEvent, bytes]]]:
-        """(id, event) for the events neither on the log nor earlier in `events`."""
+    ) -> list[tuple[list[str], tuple[AnyEvent, bytes], list[int] | None]]:
+        """(index keys, event, partitions for a clock) of the events not yet on the log.
+
+        A customer event is on the log once its id is; a clock, in each partition that
+        has it, so it goes to the partitions that miss it.
+        """
         ids = [str(event.event_id) for event, _ in events]
-        seen = self._index.known(self._db.cursor(), list(set(ids)))
+        keys = {key for event_id, (event, _) in zip(ids, events, strict=True) for key in self._keys(event, event_id)}
+        seen = self._index.known(self._db.cursor(), list(keys))
         fresh = []
         for event_id, pair in zip(ids, events, strict=True):
-            if event_id not in seen:
-                seen.add(event_id)
-                fresh.append((event_id, pair))
+            missing = [key for key in self._keys(pair[0], event_id) if key not in seen]
+            if missing:
+                seen.update(missing)
+                partitions = [int(key.rpartition("@")[2]) for key in missing] if isinstance(pair[0], Clock) else None
+                fresh.append((missing, pair, partitions))
         return fresh
+
+    def _keys(self, event: AnyEvent, event_id: str) -> list[str]:
+        if isinstance(event, Clock):
+            return [_clock_key(event_id, partition) for partition in self._partition_ids]
+        return [event_id]
 
     def _remember(
         self, ids: list[str], caught_up: dict[int, int], written: dict[int, list[int]]
@@ -371,17 +394,17 @@ class KafkaEventLog(EventLog):
                 if first == caught_up[partition] and last - first + 1 == count:
                     self._store_next_offset(cursor, partition, last + 1)
 
-    def _produce(self, events: list[tuple[AnyEvent, bytes]]) -> dict[int, list[int]]:
-        """Write the events; per partition written to: [first offset, last offset, count]."""
+    def _produce(
+        self, events: list[tuple[tuple[AnyEvent, bytes], list[int] | None]]
+    ) -> dict[int, list[int]]:
+        """Write the events, each clock to the partitions given with it; per partition
+        written to: [first offset, last offset, count]."""
         producer = self._get_producer()
         sent = []
         try:
-            for event, raw in events:
-                if isinstance(event, Clock):
-                    # Event time must advance for every customer, so every partition. A
-                    # clock that reached only some of them before a failure is not sent
-                    # again (its id is on the log): the next clock moves the others on.
-                    for partition in self._partition_ids:
+            for (event, raw), partitions in events:
+                if partitions is not None:
+                    for partition in partitions:
                         sent.append(producer.send(self.name, raw, partition=partition))
                 else:
                     sent.append(producer.send(self.name, raw, key=event.customer_id.encode()))

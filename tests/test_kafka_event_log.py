@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consumers.event_log import RecordBatch
+from consumers.event_log import Appended, RecordBatch
 from consumers.kafka_event_log import KafkaEventLog, KafkaPositionError
 from schemas import AnyEvent, Clock, Contact, Purchase, Visit, encode_event
 from tests.broker import TansuBroker
@@ -236,6 +236,21 @@ def test_a_position_past_the_end_is_an_error(log: KafkaEventLog) -> None:
 
     with pytest.raises(KafkaPositionError, match="past the end"):
         list(log.read(lambda _name: 1_000))
+
+
+def test_a_clock_that_reached_some_partitions_goes_to_the_others(
+    broker: TansuBroker, topic: str, log: KafkaEventLog
+) -> None:
+    tick = clock(START + timedelta(days=2))
+    # What an append that failed after its first send leaves behind.
+    produce_directly(broker, topic, [tick[1]], partition=0)
+
+    assert log.append([tick]) == Appended(appended=1, duplicates=0)
+    assert log.append([tick]) == Appended(appended=0, duplicates=1)
+
+    values = by_partition(read_all(log))
+    assert sorted(values) == log.partitions()
+    assert all(partition_values == [tick[1]] for partition_values in values.values())
 
 
 def produce_directly(
