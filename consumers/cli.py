@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from consumers.engine_session import EngineSession
-from consumers.errors import LifecycleError
+from consumers.errors import ConfigurationError, LifecycleError
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.logs import open_event_log
 from consumers.output import FORMATS, write_rows
@@ -209,7 +209,11 @@ def _open_input(name: str) -> Iterator[BinaryIO]:
     if name == "-":
         yield sys.stdin.buffer
         return
-    with open(name, "rb") as stream:
+    try:
+        stream = open(name, "rb")  # noqa: SIM115 - closed below, after the caller is done
+    except OSError as error:
+        raise ConfigurationError(f"cannot read {name}: {error.strerror}") from None
+    with stream:
         yield stream
 
 

@@ -71,3 +71,8 @@ def test_lists_of_uuids_print_as_json(settings, capsys):
     assert lifecycle(settings, "sql", "SELECT event_id, caused_by FROM lifecycle_transitions LIMIT 1", "--format", "json") == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert uuid.UUID(row["event_id"]) and [uuid.UUID(c) for c in row["caused_by"]]
+
+
+def test_a_missing_input_file_is_refused(tmp_path, capsys):
+    assert lifecycle(Settings(home=tmp_path), "publish", str(tmp_path / "nope.jsonl")) == 2
+    assert f"cannot read {tmp_path / 'nope.jsonl'}: No such file or directory" in capsys.readouterr().err
