@@ -48,6 +48,11 @@ class DuckDBProjectionStore:
     def __init__(self, database: str | Path = ":memory:") -> None:
         self.database = None if str(database) == ":memory:" else Path(database)
         self.recorder = DuckDBTrackingRecorder(str(database))
+        # A batch writes tens of MB of customer states; with DuckDB's default 16 MB
+        # the write-ahead log was checkpointed after nearly every batch, and commits
+        # ran at 5.8-26 k events/s. At 256 MB: +30% commit rate (paired runs, 600 k
+        # events), and a crash leaves at most 256 MB of log to replay on restart.
+        self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
             for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, _CLOCKS_DDL):
                 connection.execute(statement)
