@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from consumers.event_log import EventLog
+from consumers.event_log import Appended, EventLog
 from schemas import AnyEvent, InvalidEvent, decode_event
 
 CHUNK = 20_000
@@ -31,7 +31,8 @@ def publish_lines(
 ) -> PublishReport:
     """Validate and append `lines`; call `report_invalid(line_number, reason)` for each bad one."""
     pending: list[tuple[AnyEvent, bytes]] = []
-    count = invalid = appended = duplicates = 0
+    done: list[Appended] = []
+    count = invalid = 0
     for count, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -43,10 +44,7 @@ def publish_lines(
             report_invalid(count, str(error))
             continue
         if len(pending) >= CHUNK:
-            done = log.append(pending)
-            appended, duplicates = appended + done.appended, duplicates + done.duplicates
+            done.append(log.append(pending))
             pending = []
-    if pending:
-        done = log.append(pending)
-        appended, duplicates = appended + done.appended, duplicates + done.duplicates
-    return PublishReport(count, invalid, appended, duplicates)
+    done.append(log.append(pending))
+    return PublishReport(count, invalid, sum(d.appended for d in done), sum(d.duplicates for d in done))
