@@ -8,6 +8,10 @@ about 14 customer events per customer plus one `clock` a day):
   read, decode, fold into customer states, record lifecycle events, upsert DuckDB.
   Rate = records processed / wall seconds of `run_once` (opening the session is not
   timed). With Kafka the relay of lifecycle events to their topic is timed apart;
+- floor, in the same run: what any per-event engine must do at the least - read the
+  same log again, decode every record, find the customer, and make and encode as many
+  lifecycle events (ids included) as the derive made - with no rules and no storage.
+  It bounds what tuning the rules and the projections could ever reach;
 - Kafka only, in the same run: a bare kafka-python consumer reading the same topic
   with the same fetch settings, counting records without decoding them. It is the
   ceiling for the Kafka path; "derive / bare" says how close the engine gets to it.
@@ -43,6 +47,10 @@ from consumers.engine_session import EngineSession  # noqa: E402
 from consumers.event_log import CUSTOMER_EVENTS  # noqa: E402
 from consumers.publisher import publish_lines  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
+from lifecycle.engine import lifecycle_event_id  # noqa: E402
+from lifecycle.state import CustomerState  # noqa: E402
+from schemas import Clock, decode_event, encode_event  # noqa: E402
+from schemas.lifecycle_events import StageChanged  # noqa: E402
 from lifecycle.population import PopulationSpec, generate  # noqa: E402
 from tests.broker import TansuBroker  # noqa: E402
 
@@ -131,6 +139,41 @@ def derive(session: EngineSession) -> dict:
     }
 
 
+def floor(session: EngineSession, lifecycle_events: int, batch_size: int) -> dict:
+    """Read and decode the whole log, and make as many lifecycle events as the derive did,
+    spread evenly over the customer events: the work no per-event engine can avoid."""
+    records = customer_events = 0
+    for batch in session.log.read(lambda name: None, batch_size):  # counting: not timed
+        records += len(batch.values)
+        customer_events += sum(1 for raw in batch.values if type(decode_event(raw)) is not Clock)
+    per_event = lifecycle_events / max(customer_events, 1)
+    started = time.perf_counter()
+    states: dict[str, CustomerState] = {}
+    owed = 0.0
+    for batch in session.log.read(lambda name: None, batch_size):
+        for raw in batch.values:
+            event = decode_event(raw)
+            if type(event) is Clock:
+                continue
+            state = states.get(event.customer_id)
+            if state is None:
+                state = states[event.customer_id] = CustomerState(customer_id=event.customer_id)
+            state.events += 1
+            owed += per_event
+            while owed >= 1:
+                owed -= 1
+                state.sequence += 1
+                name = f"{event.event_id}/{state.customer_id}/{state.sequence}/stage/repeat"
+                encode_event(StageChanged(
+                    event_id=lifecycle_event_id(name), customer_id=state.customer_id, sequence=state.sequence,
+                    dimension="stage", from_value="first_time", to_value="repeat",
+                    occurred_at=event.occurred_at, rule="stage.repeat", policy_version="floor",
+                    caused_by=[event.event_id],
+                ))
+    seconds = time.perf_counter() - started
+    return {"floor_s": seconds, "floor_rate": records / seconds}
+
+
 def run_backend(args: argparse.Namespace, path: Path, settings: Settings) -> dict:
     with EngineSession(settings, batch_size=args.batch_size) as session:
         result = publish(session, path)
@@ -138,7 +181,9 @@ def run_backend(args: argparse.Namespace, path: Path, settings: Settings) -> dic
     # A new session, as `lifecycle process` would open: derive starts from empty state.
     with EngineSession(settings, batch_size=args.batch_size) as session:
         result |= derive(session)
-    say(f"  derived {result['records']:,} records at {result['derive_rate']:,.0f}/s")
+        say(f"  derived {result['records']:,} records at {result['derive_rate']:,.0f}/s")
+        result |= floor(session, result["lifecycle"], args.batch_size)
+    say(f"  floor: {result['floor_rate']:,.0f} records/s")
     return result
 
 
@@ -240,15 +285,16 @@ def table(args: argparse.Namespace, lines: int, generated_s: float | None, resul
         f"{lines:,} events (generation: {made}); batch size {args.batch_size:,}",
         "",
         "| backend | publish s | publish events/s | records | derive s | derive events/s "
-        "| lifecycle events | relay s | bare consume msg/s | derive / bare |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| lifecycle events | relay s | floor events/s | derive / floor | bare consume msg/s | derive / bare |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, r in results.items():
         vs_bare = f"{r['vs_bare']:.0%}" if "vs_bare" in r else "—"
         out.append(
             f"| {name} | {seconds(r['publish_s'])} | {rate(r['publish_rate'])} | {r['records']:,} "
             f"| {seconds(r['derive_s'])} | **{rate(r['derive_rate'])}** | {r['lifecycle']:,} "
-            f"| {seconds(r['relay_s'])} | {rate(r.get('bare_rate'))} | {vs_bare} |"
+            f"| {seconds(r['relay_s'])} | {rate(r['floor_rate'])} | {r['derive_rate'] / r['floor_rate']:.0%} "
+            f"| {rate(r.get('bare_rate'))} | {vs_bare} |"
         )
     return "\n".join([*out, "", *machine_info(), ""])
 
