@@ -62,6 +62,7 @@ class LifecycleProcessor:
         self.lifecycle_log = lifecycle_log
         self.engine = engine
         self.batch_size = batch_size
+        store.adopt_policy(engine.policy)
         self._load()
 
     def _load(self) -> None:

@@ -8,6 +8,7 @@ Parsing is pure: the caller reads the file.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 
 import msgspec
@@ -108,6 +109,17 @@ def parse_policy(text: str, where: str = "policy") -> Policy:
         raise PolicyError(f"{where}: {error}") from None
     _check(policy, where)
     return policy
+
+
+def canonical_policy(policy: Policy) -> bytes:
+    """The policy as JSON with every threshold spelled out, keys sorted: the same rules
+    give the same bytes whatever the file's layout, comments or omitted defaults."""
+    return msgspec.json.encode(policy, order="sorted")
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """SHA-256 of `canonical_policy`: two policies decide alike exactly when it is equal."""
+    return hashlib.sha256(canonical_policy(policy)).hexdigest()
 
 
 def _check(policy: Policy, where: str) -> None:

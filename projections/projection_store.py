@@ -13,8 +13,9 @@ from pathlib import Path
 
 from eventsourcing.persistence import Tracking
 
+from lifecycle.policy import Policy
 from lifecycle.state import CustomerState
-from projections import customers, dead_letters, profiles, snapshot, transitions
+from projections import customers, dead_letters, policies, profiles, snapshot, transitions
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
@@ -54,8 +55,14 @@ class DuckDBProjectionStore:
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            for statement in (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, _CLOCKS_DDL):
+            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, _CLOCKS_DDL)
+            for statement in ddl:
                 connection.execute(statement)
+
+    def adopt_policy(self, policy: Policy) -> None:
+        """Record the policy about to decide; `PolicyConflict` if its version means other rules."""
+        with self.recorder.transaction() as connection:
+            policies.adopt(connection, policy)
 
     def position_of(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)

@@ -64,6 +64,23 @@ def test_the_policy_version_is_recorded_with_every_decision(settings, tmp_path, 
     assert json.loads(capsys.readouterr().out) == [{"policy_version": "strict-1"}]
 
 
+def test_a_policy_version_cannot_come_back_with_other_thresholds(settings, tmp_path, capsys):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 2\n')
+    lifecycle(settings, "publish", str(MIXED))
+    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 3\n')
+    capsys.readouterr()
+    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 2
+    assert "policy version 'strict-1' was used before with other thresholds" in capsys.readouterr().err
+    policy.write_text('version = "strict-2"\n[stage]\nloyal_min_purchases = 3\n')
+    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", "SELECT version, policy->>'$.stage.loyal_min_purchases' AS n FROM policies"
+                     " ORDER BY 1", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out) == [{"version": "strict-1", "n": "2"}, {"version": "strict-2", "n": "3"}]
+
+
 def test_lists_of_uuids_print_as_json(settings, capsys):
     lifecycle(settings, "publish", str(MIXED))
     lifecycle(settings, "process", "--once")

@@ -20,7 +20,7 @@ import pytest
 import lifecycle
 from lifecycle.engine import LifecycleEngine
 from lifecycle.errors import PolicyError
-from lifecycle.policy import Policy, parse_policy
+from lifecycle.policy import Policy, parse_policy, policy_fingerprint
 from lifecycle.state import DAY, CustomerState, decode_state, encode_state, epoch_seconds
 from schemas import (
     Clock,
@@ -210,6 +210,15 @@ def test_a_custom_policy_changes_the_ladder():
     easy = parse_policy('version = "easy"\n[stage]\nloyal_min_purchases = 2\n')
     assert run(purchases(0, 10)).state.stage == "repeat"
     assert run(purchases(0, 10), easy).state.stage == "loyal"
+
+
+def test_a_policys_fingerprint_is_its_rules_not_its_layout():
+    spelled_out = parse_policy('# the same rules\nversion = "mine"\n[stage]\nloyal_min_purchases = 4\n')
+    assert policy_fingerprint(spelled_out) == policy_fingerprint(parse_policy('version = "mine"'))
+    stricter = parse_policy('version = "mine"\n[stage]\nloyal_min_purchases = 5\n')
+    assert policy_fingerprint(stricter) != policy_fingerprint(spelled_out)
+    rates = ('version = "v"\n[value.rates_to_base]\nEUR = 1.0\nUSD = 0.9\n', 'version = "v"\n[value.rates_to_base]\nUSD = 0.9\nEUR = 1.0\n')
+    assert policy_fingerprint(parse_policy(rates[0])) == policy_fingerprint(parse_policy(rates[1]))
 
 
 @pytest.mark.parametrize(
