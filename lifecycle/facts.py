@@ -141,7 +141,8 @@ def usual_gap(times: list[int], policy: Policy) -> int | None:
     recent = times[-policy.activity.rhythm_purchases_kept :]
     if len(recent) < policy.activity.rhythm_min_purchases:
         return None
-    gaps = sorted(later - earlier for earlier, later in zip(recent, recent[1:]))
+    gaps = [later - earlier for earlier, later in zip(recent, recent[1:])]
+    gaps.sort()
     return gaps[(len(gaps) - 1) // 2]
 
 
