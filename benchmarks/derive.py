@@ -171,7 +171,7 @@ def floor(session: EngineSession, lifecycle_events: int, batch_size: int) -> dic
                     caused_by=[event.event_id],
                 ))
     seconds = time.perf_counter() - started
-    return {"floor_s": seconds, "floor_rate": records / seconds}
+    return {"floor_records": records, "floor_s": seconds, "floor_rate": records / seconds}
 
 
 def run_backend(args: argparse.Namespace, path: Path, settings: Settings) -> dict:
@@ -183,6 +183,8 @@ def run_backend(args: argparse.Namespace, path: Path, settings: Settings) -> dic
         result |= derive(session)
         say(f"  derived {result['records']:,} records at {result['derive_rate']:,.0f}/s")
         result |= floor(session, result["lifecycle"], args.batch_size)
+    if result["floor_records"] != result["records"]:
+        say(f"WARNING: the floor read {result['floor_records']:,} records, derive {result['records']:,}")
     say(f"  floor: {result['floor_rate']:,.0f} records/s")
     return result
 
