@@ -48,10 +48,10 @@ from consumers.event_log import CUSTOMER_EVENTS  # noqa: E402
 from consumers.publisher import publish_lines  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from lifecycle.engine import lifecycle_event_id  # noqa: E402
+from lifecycle.population import PopulationSpec, generate  # noqa: E402
 from lifecycle.state import CustomerState  # noqa: E402
 from schemas import Clock, decode_event, encode_event  # noqa: E402
 from schemas.lifecycle_events import StageChanged  # noqa: E402
-from lifecycle.population import PopulationSpec, generate  # noqa: E402
 from tests.broker import TansuBroker  # noqa: E402
 
 PACKAGES = ("kafka-python", "crc32c", "msgspec", "duckdb", "eventsourcing", "pyarrow")
