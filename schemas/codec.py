@@ -1,7 +1,9 @@
 """Encoding and decoding of events, with decoders and encoders built once per process.
 
 Every place that turns bytes into events goes through here, so that one error type
-(`InvalidEvent`) says what was wrong and where, whatever the caller.
+(`InvalidEvent`) says what was wrong and where, whatever the caller and whatever the
+bytes hold: bytes that are not UTF-8 and JSON nested too deeply are invalid events
+like any other, never an exception of another kind.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ def decode_event(data: bytes | str) -> AnyEvent:
         raise InvalidEvent(str(error)) from None
     except msgspec.DecodeError as error:
         raise InvalidEvent(f"malformed JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidEvent(f"not UTF-8 text (it holds the byte 0x{error.object[error.start]:02x})") from None
+    except RecursionError:
+        raise InvalidEvent("malformed JSON: nested too deeply") from None
 
 
 def decode_lifecycle_event(data: bytes | str) -> AnyLifecycleEvent:
     """One JSON object from the `customer-lifecycle` log -> its lifecycle event."""
     try:
         return _lifecycle_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
-        raise InvalidEvent(str(error)) from None
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise InvalidEvent(str(error) or type(error).__name__) from None
 
 
 def encode_event(event: AnyEvent | AnyLifecycleEvent) -> bytes:

@@ -5,24 +5,50 @@ Struct carries the tag and the fields every event has; ``AnyEvent`` lists the ev
 Schema changes are additive: a new field gets a default, so old payloads still decode
 (they are kept under ``tests/fixtures/``). Unknown extra fields are ignored, so newer
 producers may add fields without breaking older engines.
+
+The contract also bounds what it accepts, so that no record, from any producer, can
+stop the engine or move time for everyone: event times lie in [1970, 2100), amounts
+in [0, 10^13] minor units, identifiers are printable text of bounded length (no
+control characters, so no line breaks or terminal escapes), currencies are ISO 4217.
+The checks run wherever an event is decoded: at `publish`, and again in the engine.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal, Union
 
 import msgspec
 
+from schemas.currencies import ISO_4217
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Event times lie in [EARLIEST, LATEST): a year 0001 or 9999 is a producer's bug."""
+
+MAX_AMOUNT_MINOR = 10**13
+"""The largest amount one event may carry, in minor units (100 billion major units)."""
+
 EventTime = Annotated[
     datetime,
-    msgspec.Meta(tz=True, description="RFC 3339 timestamp with a UTC offset"),
+    msgspec.Meta(
+        tz=True,
+        description="RFC 3339 timestamp with a UTC offset, from 1970-01-01 up to (not including) 2100-01-01",
+    ),
 ]
-CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-AmountMinor = Annotated[int, msgspec.Meta(ge=0, description="minor currency units")]
-Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="ISO 4217")]
+CustomerId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=128, description="printable text, no control characters")
+]
+Identifier = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=256, description="printable text, no control characters")
+]
+Label = Annotated[str, msgspec.Meta(max_length=256, description="printable text, no control characters")]
+"""An optional name (a source, a channel, a member number): may be empty, as it always could."""
+FreeText = Annotated[str, msgspec.Meta(max_length=2_000)]
+AmountMinor = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT_MINOR, description="minor currency units")]
+MarginMinor = Annotated[int, msgspec.Meta(ge=-MAX_AMOUNT_MINOR, le=MAX_AMOUNT_MINOR)]
+Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="an ISO 4217 code")]
 
 ContactChannel = Literal["phone", "email", "chat", "social", "store", "field", "web"]
 Direction = Literal["inbound", "outbound"]
@@ -30,13 +56,35 @@ Severity = Literal["low", "medium", "high", "critical"]
 Place = Literal["store", "web", "app"]
 
 
+def _not_printable(value: str) -> str:
+    """The first character of `value` that is not printable, as U+XXXX."""
+    return next(f"U+{ord(c):04X}" for c in value if not c.isprintable())
+
+
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     """Fields every event on the log carries; the subclass's tag is its ``type``."""
 
     event_id: uuid.UUID
     occurred_at: EventTime
-    source: str
-    schema_version: int = 1
+    source: Label
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 1
+
+    # The fields that name things (ids, categories): checked for printable text.
+    identifiers: ClassVar[tuple[str, ...]] = ("source",)
+
+    def __post_init__(self) -> None:
+        # msgspec turns a ValueError raised here into a ValidationError with this text.
+        if not EARLIEST <= self.occurred_at < LATEST:
+            msg = (
+                f"{self.occurred_at.isoformat()} is outside the plausible range of event times "
+                "[1970-01-01, 2100-01-01) - at `$.occurred_at`"
+            )
+            raise ValueError(msg)
+        for name in self.identifiers:
+            value = getattr(self, name)
+            if value is not None and not value.isprintable():
+                msg = f"a control or non-printable character ({_not_printable(value)}) - at `$.{name}`"
+                raise ValueError(msg)
 
 
 class CustomerEvent(Event, kw_only=True, gc=False):
@@ -44,43 +92,61 @@ class CustomerEvent(Event, kw_only=True, gc=False):
 
     customer_id: CustomerId
 
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id")
+
 
 class Contact(CustomerEvent, tag="contact", kw_only=True, gc=False):
     channel: ContactChannel
     direction: Direction
-    topic: str | None = None
+    topic: FreeText | None = None
 
 
-class Purchase(CustomerEvent, tag="purchase", kw_only=True, gc=False):
-    order_id: NonEmpty
+class _Priced(CustomerEvent, kw_only=True, gc=False):
+    """An amount of money for an order: the currency must be an ISO 4217 code."""
+
+    order_id: Identifier
     amount_minor: AmountMinor
     currency: Currency
-    margin_minor: int | None = None
-    channel: str | None = None
-    items: int | None = None
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "order_id")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.currency not in ISO_4217:
+            raise ValueError(f"{self.currency!r} is not an ISO 4217 currency code - at `$.currency`")
 
 
-class Refund(CustomerEvent, tag="refund", kw_only=True, gc=False):
-    order_id: NonEmpty
-    amount_minor: AmountMinor
-    currency: Currency
+class Purchase(_Priced, tag="purchase", kw_only=True, gc=False):
+    margin_minor: MarginMinor | None = None
+    channel: Label | None = None
+    items: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "order_id", "channel")
+
+
+class Refund(_Priced, tag="refund", kw_only=True, gc=False):
+    pass
 
 
 class ComplaintFiled(CustomerEvent, tag="complaint_filed", kw_only=True, gc=False):
-    complaint_id: NonEmpty
-    category: NonEmpty
+    complaint_id: Identifier
+    category: Identifier
     severity: Severity
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "complaint_id", "category")
 
 
 class ComplaintResolved(CustomerEvent, tag="complaint_resolved", kw_only=True, gc=False):
-    complaint_id: NonEmpty
+    complaint_id: Identifier
     satisfied: bool
-    resolution: str | None = None
+    resolution: FreeText | None = None
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "complaint_id")
 
 
 class Visit(CustomerEvent, tag="visit", kw_only=True, gc=False):
     place: Place
-    duration_s: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    duration_s: Annotated[int, msgspec.Meta(ge=0, le=31 * 86_400)] | None = None
 
 
 class SurveyAnswered(CustomerEvent, tag="survey_answered", kw_only=True, gc=False):
@@ -88,37 +154,46 @@ class SurveyAnswered(CustomerEvent, tag="survey_answered", kw_only=True, gc=Fals
     csat: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.nps is None and self.csat is None:
             msg = "a survey answer needs `nps` (0-10) or `csat` (1-5) - at `$`"
             raise ValueError(msg)
 
 
 class MembershipJoined(CustomerEvent, tag="membership_joined", kw_only=True, gc=False):
-    programme: NonEmpty
-    member_id: str | None = None
+    programme: Identifier
+    member_id: Label | None = None
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "programme", "member_id")
 
 
 class MembershipLeft(CustomerEvent, tag="membership_left", kw_only=True, gc=False):
-    programme: NonEmpty
+    programme: Identifier
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "programme")
 
 
 class ReferralMade(CustomerEvent, tag="referral_made", kw_only=True, gc=False):
     referred_customer_id: CustomerId
 
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "referred_customer_id")
+
 
 class ProfileUpdated(CustomerEvent, tag="profile_updated", kw_only=True, gc=False):
     """Personal data: kept apart from derived data, to be encrypted per customer."""
 
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    city: str | None = None
-    birth_date: str | None = None
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    city: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    birth_date: Annotated[str, msgspec.Meta(max_length=32)] | None = None
 
 
 class ConsentChanged(CustomerEvent, tag="consent_changed", kw_only=True, gc=False):
-    purpose: NonEmpty
+    purpose: Identifier
     granted: bool
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "purpose")
 
 
 class CustomerErased(CustomerEvent, tag="customer_erased", kw_only=True, gc=False):
