@@ -19,7 +19,7 @@ from datetime import datetime
 
 from lifecycle.activity import ACTIVE, ASLEEP, Limits, activity_of, next_activity_change, reference_time, thresholds
 from lifecycle.attitude import attitude_of, next_attitude_change
-from lifecycle.facts import NEW_PURCHASE, apply_facts, expire
+from lifecycle.facts import NEW_PURCHASE, apply_facts, check_bounds, expire
 from lifecycle.loyalty import loyalty_type_of, tier_of
 from lifecycle.policy import Policy
 from lifecycle.stage import next_referral_end, next_window_end, stage_of
@@ -44,11 +44,18 @@ class LifecycleEngine:
         self._clv_factors = clv_factors(policy)
         self._limits: dict[int | None, Limits] = {}
 
-    def on_event(self, state: CustomerState, event: AnyCustomerEvent) -> list[LifecycleEvent]:
-        """Fold one customer event into `state`; return the lifecycle events it causes."""
+    def on_event(self, state: CustomerState, event: AnyCustomerEvent, at: int | None = None) -> list[LifecycleEvent]:
+        """Fold one customer event into `state`; return the lifecycle events it causes.
+
+        `at` is the event's time in epoch seconds, if the caller has it already. Raises
+        `FactOutOfRange`, with `state` unchanged, for an event the customer's totals
+        cannot take.
+        """
+        check_bounds(state, event, self.policy)
         if self._seen(state, event):
             return []
-        at = epoch_seconds(event.occurred_at)
+        if at is None:
+            at = epoch_seconds(event.occurred_at)
         cause = (event.event_id, event.occurred_at)
         out: list[LifecycleEvent] = []
         self._move_time(state, at, cause, out)

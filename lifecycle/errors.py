@@ -7,3 +7,11 @@ class LifecycleDomainError(Exception):
 
 class PolicyError(LifecycleDomainError):
     """A policy file is malformed or inconsistent; the message says where and what."""
+
+
+class FactOutOfRange(LifecycleDomainError):
+    """Folding an event would take a customer's total beyond what is kept exactly.
+
+    The event is refused (dead-lettered) with this message; the customer stays as
+    before it.
+    """

@@ -12,6 +12,7 @@ from bisect import bisect_right, insort
 from collections.abc import Callable
 from typing import Any
 
+from lifecycle.errors import FactOutOfRange
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, NOT_PAID, CustomerState, Entry, Order
 from schemas import (
@@ -29,6 +30,10 @@ from schemas import (
 )
 from schemas.events import AnyCustomerEvent
 
+
+MAX_TOTAL_MINOR = 2**53
+"""Per customer, money totals stay within this, in minor units: integers well inside
+64 bits (the projections' BIGINT), and exact as floats (CLV is computed in floats)."""
 
 UNCHANGED, CHANGED, NEW_PURCHASE = 0, 1, 3
 """What folding an event did: nothing the decisions read; facts they read; and a new
@@ -49,6 +54,40 @@ def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, policy: 
     return changed if handler is None else changed | handler(state, event, at, policy)
 
 
+def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) -> None:
+    """Raise `FactOutOfRange` if folding `event` could take one of the customer's money
+    totals beyond `MAX_TOTAL_MINOR`; changes nothing, so a refused event leaves the
+    customer as before it. Conservative: each total is checked with the event's whole
+    amount, value or revenue added."""
+    kind = type(event)
+    if kind is not Purchase and kind is not Refund:
+        return
+    revenue, value = _priced(event, policy)
+    step = max(event.amount_minor, abs(revenue), abs(value))
+    order = state.orders.get(event.order_id)
+    totals = (
+        state.historical_value_minor, state.current_value_minor, state.points, state.margin_minor,
+        state.revenue_with_margin_minor,
+        *((order.paid, order.refunded, order.value, order.revenue) if order is not None else ()),
+    )
+    largest = max(map(abs, totals))
+    if largest + step > MAX_TOTAL_MINOR:
+        msg = (
+            f"folding it would take one of the customer's money totals to {largest + step:,} minor "
+            f"units, beyond the {MAX_TOTAL_MINOR:,} kept exactly: the event is refused, and the "
+            "customer stays as before it"
+        )
+        raise FactOutOfRange(msg)
+
+
+def _priced(event: Purchase | Refund, policy: Policy) -> tuple[int, int]:
+    """(revenue, value) of the event in base-currency minor units; 0 without a rate."""
+    rate = policy.value.rates_to_base.get(event.currency, 0.0)
+    revenue = round(event.amount_minor * rate)
+    margin = getattr(event, "margin_minor", None)
+    return revenue, revenue if margin is None else round(margin * rate)
+
+
 def _active(state: CustomerState, at: int) -> None:
     if state.last_active_at is None or at > state.last_active_at:
         state.last_active_at = at
@@ -56,12 +95,9 @@ def _active(state: CustomerState, at: int) -> None:
 
 def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) -> int:
     _active(state, at)
-    rate = policy.value.rates_to_base.get(event.currency)
-    if rate is None:
+    if event.currency not in policy.value.rates_to_base:
         state.unpriced_purchases += 1
-        rate = 0.0
-    revenue = round(event.amount_minor * rate)
-    value = revenue if event.margin_minor is None else round(event.margin_minor * rate)
+    revenue, value = _priced(event, policy)
     if event.margin_minor is not None:
         state.revenue_with_margin_minor += revenue
         state.margin_minor += value

@@ -9,6 +9,7 @@ Parsing is pure: the caller reads the file.
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 
 import msgspec
@@ -86,6 +87,18 @@ class RelationshipPolicy(_Section, frozen=True):
     high_margin_ratio: float = 0.3
 
 
+class TimePolicy(_Section, frozen=True):
+    # A record dated further ahead of its partition's event time than this is refused
+    # (dead-lettered): one wrong clock must not move time for everyone (lifecycle/partition_time.py).
+    clock_max_lead_days: int = 31
+    event_max_lead_days: int = 366
+
+
+class InputPolicy(_Section, frozen=True):
+    # A record on the log larger than this is refused (dead-lettered), unread.
+    max_event_bytes: int = 65_536
+
+
 class Policy(_Section, frozen=True):
     version: str
     stage: StagePolicy = StagePolicy()
@@ -95,6 +108,8 @@ class Policy(_Section, frozen=True):
     tier: TierPolicy = TierPolicy()
     value: ValuePolicy = ValuePolicy()
     relationship: RelationshipPolicy = RelationshipPolicy()
+    time: TimePolicy = TimePolicy()
+    input: InputPolicy = InputPolicy()
 
 
 def parse_policy(text: str, where: str = "policy") -> Policy:
@@ -123,17 +138,41 @@ def policy_fingerprint(policy: Policy) -> str:
 
 
 def _check(policy: Policy, where: str) -> None:
-    activity, tier, value = policy.activity, policy.tier, policy.value
+    problems = [*_check_thresholds(policy), *_check_value(policy.value)]
+    if problems:
+        raise PolicyError(f"{where}: " + "; ".join(problems) + " - fix the policy file")
+
+
+def _check_thresholds(policy: Policy) -> list[str]:
+    activity, tier, time = policy.activity, policy.tier, policy.time
     problems = []
-    if not 0 < activity.drowsy_gaps <= activity.half_asleep_gaps <= activity.dormant_gaps:
+    gaps = (activity.drowsy_gaps, activity.half_asleep_gaps, activity.dormant_gaps)
+    if not all(map(math.isfinite, gaps)) or not 0 < gaps[0] <= gaps[1] <= gaps[2]:
         problems.append("activity: need 0 < drowsy_gaps <= half_asleep_gaps <= dormant_gaps")
     if not 0 < activity.drowsy_days <= activity.half_asleep_days <= activity.dormant_days <= activity.churned_days:
         problems.append("activity: need 0 < drowsy_days <= half_asleep_days <= dormant_days <= churned_days")
     if not 0 < tier.silver_points <= tier.gold_points <= tier.platinum_points:
         problems.append("tier: need 0 < silver_points <= gold_points <= platinum_points")
+    if tier.minor_units_per_point < 1 or tier.review_every_days < 1:
+        problems.append("tier: need minor_units_per_point >= 1 and review_every_days >= 1")
+    if time.clock_max_lead_days < 1 or time.event_max_lead_days < 1:
+        problems.append("time: need clock_max_lead_days >= 1 and event_max_lead_days >= 1")
+    if not 1_024 <= policy.input.max_event_bytes <= 16 * 1024 * 1024:
+        problems.append("input: need 1024 <= max_event_bytes <= 16777216")
+    return problems
+
+
+def _check_value(value: ValuePolicy) -> list[str]:
+    """Rates, survival and discounting within bounds, so that value sums stay exact integers."""
+    problems = []
     if value.base_currency not in value.rates_to_base:
         problems.append(f"value: rates_to_base has no rate for base_currency {value.base_currency}")
+    if not all(math.isfinite(rate) and 0 < rate <= 1e6 for rate in value.rates_to_base.values()):
+        problems.append("value: every rate in rates_to_base must be a number in (0, 1000000]")
     if set(value.yearly_survival) != {"active", "drowsy", "half_asleep", "dormant", "churned"}:
         problems.append("value: yearly_survival needs exactly active, drowsy, half_asleep, dormant, churned")
-    if problems:
-        raise PolicyError(f"{where}: " + "; ".join(problems) + " - fix the policy file")
+    if not all(0 <= chance <= 1 for chance in value.yearly_survival.values()):
+        problems.append("value: every yearly_survival must lie in [0, 1]")
+    if not (math.isfinite(value.discount_rate) and 0 <= value.discount_rate <= 10 and 1 <= value.horizon_years <= 100):
+        problems.append("value: need 0 <= discount_rate <= 10 and 1 <= horizon_years <= 100")
+    return problems

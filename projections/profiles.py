@@ -29,11 +29,20 @@ _MERGE = (
 )
 
 
-def apply(
-    connection: duckdb.DuckDBPyConnection,
-    erased: Iterable[str],
-    updates: Mapping[str, dict[str, object]],
-) -> None:
+def table(updates: Mapping[str, dict[str, object]]) -> pa.Table | None:
+    """The merged profile updates of a batch, by customer, or None if there are none."""
+    if not updates:
+        return None
+    columns = {"customer_id": pa.array(list(updates), pa.string())}
+    for field in FIELDS:
+        columns[field] = pa.array([row.get(field) for row in updates.values()], pa.string())
+    columns["updated_at"] = pa.array(
+        [row["updated_at"] for row in updates.values()], pa.timestamp("us", tz="UTC")
+    )
+    return pa.table(columns)
+
+
+def apply(connection: duckdb.DuckDBPyConnection, erased: Iterable[str], rows: pa.Table | None) -> None:
     """Delete erased customers' rows, then merge updates; inside the caller's transaction.
 
     An update that follows an erasure in the same batch is kept: it is new data the
@@ -42,14 +51,8 @@ def apply(
     erased = list(erased)
     if erased:
         connection.execute("DELETE FROM customer_profiles WHERE customer_id IN (SELECT UNNEST(?))", [erased])
-    if not updates:
+    if rows is None:
         return
-    columns = {"customer_id": pa.array(list(updates), pa.string())}
-    for field in FIELDS:
-        columns[field] = pa.array([row.get(field) for row in updates.values()], pa.string())
-    columns["updated_at"] = pa.array(
-        [row["updated_at"] for row in updates.values()], pa.timestamp("us", tz="UTC")
-    )
-    connection.register("_profiles", pa.table(columns))
+    connection.register("_profiles", rows)
     connection.execute(_MERGE)
     connection.unregister("_profiles")

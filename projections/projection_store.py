@@ -1,9 +1,10 @@
 """The DuckDB projection store: every read model, written one batch per transaction.
 
 A batch's effects (changed customers, lifecycle transitions, personal data, dead
-letters) and the log
-position after the batch are committed together, so after any crash the rows and the
-position agree: the batch is either wholly there or wholly to be done again.
+letters) and the log position after the batch are committed together, so after any
+crash the rows and the position agree: the batch is either wholly there or wholly to
+be done again. The rows are built first (`prepare`), so that a batch whose data cannot
+be stored fails before anything of it is written anywhere.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
@@ -20,13 +22,18 @@ from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
 
-
-# The latest clock time per partition: a clock reaches every customer of its partition,
-# and those it does not find due are moved to it when next seen (see the processor).
+# Per partition, its event time and its latest clock (lifecycle/partition_time.py): a
+# clock reaches every customer of its partition, and those it does not find due are
+# moved to it when next seen (see the processor).
 _CLOCKS_DDL = (
     "CREATE TABLE IF NOT EXISTS partition_clocks ("
-    "log_partition VARCHAR PRIMARY KEY, clock_at BIGINT NOT NULL)"
+    "log_partition VARCHAR PRIMARY KEY, clock_at BIGINT, event_time BIGINT)",
+    "ALTER TABLE partition_clocks ADD COLUMN IF NOT EXISTS event_time BIGINT",
+    "ALTER TABLE partition_clocks ALTER COLUMN clock_at DROP NOT NULL",
 )
+
+PartitionTimes = tuple[int | None, int | None]
+"""A partition's (event time, latest clock), in epoch seconds."""
 
 
 @dataclass
@@ -37,10 +44,23 @@ class BatchEffects:
     states: list[CustomerState] = field(default_factory=list)
     partitions: dict[str, str] = field(default_factory=dict)
     lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
-    clock_at: int | None = None
+    partition_times: PartitionTimes | None = None
     profile_updates: dict[str, dict[str, object]] = field(default_factory=dict)
     erased: list[str] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch's rows, built and ready to be written in one transaction."""
+
+    tracking: Tracking
+    customers: customers.CustomerTables | None
+    transitions: pa.Table | None
+    partition_times: PartitionTimes | None
+    erased: list[str]
+    profiles: pa.Table | None
+    dead_letters: pa.Table | None
 
 
 class DuckDBProjectionStore:
@@ -55,7 +75,7 @@ class DuckDBProjectionStore:
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, _CLOCKS_DDL)
+            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, *_CLOCKS_DDL)
             for statement in ddl:
                 connection.execute(statement)
 
@@ -72,24 +92,42 @@ class DuckDBProjectionStore:
         with self.recorder.transaction() as connection:
             return customers.load_states(connection)
 
-    def load_clocks(self) -> dict[str, int]:
-        """The latest clock time seen in each log partition (epoch seconds)."""
+    def load_partition_times(self) -> dict[str, PartitionTimes]:
+        """Each log partition's (event time, latest clock), as committed."""
         with self.recorder.transaction() as connection:
-            return dict(connection.execute("SELECT log_partition, clock_at FROM partition_clocks").fetchall())
+            rows = connection.execute("SELECT log_partition, event_time, clock_at FROM partition_clocks").fetchall()
+        return {partition: (event_time, clock_at) for partition, event_time, clock_at in rows}
+
+    @staticmethod
+    def prepare(effects: BatchEffects) -> PreparedBatch:
+        """Build the batch's rows; nothing is written."""
+        return PreparedBatch(
+            tracking=effects.tracking,
+            customers=customers.tables(effects.states, effects.partitions),
+            transitions=transitions.table(effects.tracking.application_name, effects.lifecycle_events),
+            partition_times=effects.partition_times,
+            erased=effects.erased,
+            profiles=profiles.table(effects.profile_updates),
+            dead_letters=dead_letters.table(effects.dead_letters),
+        )
+
+    def write(self, batch: PreparedBatch) -> None:
+        """Write a prepared batch and its position in one transaction."""
+        with self.recorder.transaction() as connection:
+            customers.upsert(connection, batch.customers)
+            transitions.insert(connection, batch.transitions)
+            if batch.partition_times is not None:
+                connection.execute(
+                    "INSERT OR REPLACE INTO partition_clocks (log_partition, event_time, clock_at) VALUES (?, ?, ?)",
+                    [batch.tracking.application_name, *batch.partition_times],
+                )
+            profiles.apply(connection, batch.erased, batch.profiles)
+            dead_letters.insert(connection, batch.dead_letters)
+            self.recorder.record(connection, batch.tracking)
 
     def commit(self, effects: BatchEffects) -> None:
         """Write the batch's effects and its position in one transaction."""
-        with self.recorder.transaction() as connection:
-            customers.upsert(connection, effects.states, effects.partitions)
-            transitions.insert(connection, effects.tracking.application_name, effects.lifecycle_events)
-            if effects.clock_at is not None:
-                connection.execute(
-                    "INSERT OR REPLACE INTO partition_clocks VALUES (?, ?)",
-                    [effects.tracking.application_name, effects.clock_at],
-                )
-            profiles.apply(connection, effects.erased, effects.profile_updates)
-            dead_letters.insert(connection, effects.dead_letters)
-            self.recorder.record(connection, effects.tracking)
+        self.write(self.prepare(effects))
 
     def publish_snapshot(self) -> Path | None:
         """Publish a read-only copy for analysts (see `projections.snapshot`); None in memory."""

@@ -47,14 +47,10 @@ _SCHEMA = pa.schema(
 )
 
 
-def insert(
-    connection: duckdb.DuckDBPyConnection,
-    partition: str,
-    events: Sequence[tuple[int, LifecycleEvent]],
-) -> None:
-    """Append `(position of the cause, lifecycle event)` pairs, inside the caller's transaction."""
+def table(partition: str, events: Sequence[tuple[int, LifecycleEvent]]) -> pa.Table | None:
+    """The rows of `(position of the cause, lifecycle event)` pairs, or None if there are none."""
     if not events:
-        return
+        return None
     rows = [
         (e.customer_id, e.sequence, e.dimension, e.from_value, e.to_value,
          epoch_seconds(e.occurred_at), e.rule, e.policy_version, position)
@@ -65,7 +61,7 @@ def insert(
     offsets = [0]
     for caused_by in causes:
         offsets.append(offsets[-1] + len(caused_by))
-    table = pa.table(
+    return pa.table(
         {
             # UUIDs as 16 bytes through Arrow's uuid type: no text round trip.
             "event_id": pa.array([e.event_id.bytes for _, e in events], pa.uuid()),
@@ -78,6 +74,12 @@ def insert(
             "log_position": columns["log_position"],
         }
     )
-    connection.register("_transitions", table)
+
+
+def insert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:
+    """Append the rows of `table`, inside the caller's transaction."""
+    if rows is None:
+        return
+    connection.register("_transitions", rows)
     connection.execute("INSERT INTO lifecycle_transitions SELECT * FROM _transitions")
     connection.unregister("_transitions")

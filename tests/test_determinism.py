@@ -59,9 +59,10 @@ from schemas import (
 from schemas.lifecycle_events import LifecycleEvent
 from tests.cli import kill_processor_after_commits, lifecycle
 
-POLICY = Policy(version="default-2026.11")  # the shipped policy (tests/test_rules.py checks they are equal)
+POLICY = Policy(version="default-2026.11.23")  # the shipped policy (tests/test_rules.py checks they are equal)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 HOUR = 3600
+CLOCK_STEP = 30 * 24 * HOUR
 IDS = uuid.UUID("a4f0c6f2-9b1e-4d3a-8f5c-6e7d8c9b0a11")
 INITIAL = {
     "stage": "prospect",
@@ -89,7 +90,11 @@ PROGRAMMES = ("club", "plus")
 def build_stream(pick: Pick, tag: str, *, customers: int, events: int, late: bool) -> list[AnyEvent]:
     """A valid stream: mostly in time order, clocks moving time for everyone, and (if
     `late`) some customer events earlier than events before them on the log. A
-    customer's first event is never earlier than the last clock before it."""
+    customer's first event is never earlier than the last clock before it. Clocks are
+    at most 30 days apart, as a producer must keep them: the policy refuses a clock
+    further ahead of its partition's time (lifecycle/partition_time.py; that rule is
+    tested in tests/test_hostile_input.py), and on Kafka a partition's own time moves
+    only with the customers it holds."""
     names = [f"{tag}-c{n}" for n in range(customers)]
     cursor = last_clock = 0
     orders: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
@@ -99,8 +104,12 @@ def build_stream(pick: Pick, tag: str, *, customers: int, events: int, late: boo
     for n in range(events):
         kind = KINDS[pick(0, len(KINDS) - 1)]
         event_id = uuid.uuid5(IDS, f"{tag}/{n}")
+        cursor += pick(0, (30 if kind == "clock" else 15) * 24) * HOUR
+        while cursor - last_clock > CLOCK_STEP:
+            last_clock += CLOCK_STEP
+            stream.append(Clock(event_id=uuid.uuid5(IDS, f"{tag}/{n}/step/{last_clock}"),
+                                occurred_at=_at(last_clock), source="clock"))
         if kind == "clock":
-            cursor += pick(0, 90 * 24) * HOUR
             last_clock = cursor
             stream.append(Clock(event_id=event_id, occurred_at=_at(cursor), source="clock"))
             continue
@@ -108,7 +117,6 @@ def build_stream(pick: Pick, tag: str, *, customers: int, events: int, late: boo
         if late and customer in seen and pick(0, 2) == 0:
             when = max(cursor - pick(1, 120 * 24) * HOUR, 0)
         else:
-            cursor += pick(0, 15 * 24) * HOUR
             when = max(cursor, last_clock) if customer not in seen else cursor
         seen.add(customer)
         common = {"event_id": event_id, "occurred_at": _at(when), "source": "test", "customer_id": customer}
