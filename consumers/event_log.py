@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eventsourcing.persistence import Tracking
 
@@ -23,10 +23,13 @@ CUSTOMER_LIFECYCLE = "customer-lifecycle"
 
 @dataclass(frozen=True)
 class Appended:
-    """What one append did: events written, and events skipped as already on the log."""
+    """What one append did: events written, events skipped as already on the log, and
+    the events refused because their id is on the log with other content (by index in
+    the append)."""
 
     appended: int
     duplicates: int
+    conflicts: tuple[int, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class EventLog(ABC):
 
     @abstractmethod
     def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
-        """Append (event, raw JSON) pairs in order, skipping event ids already on the log.
+        """Append (event, raw JSON) pairs in order, skipping event ids already on the log
+        with the same content and refusing those on it with other content (conflicts).
 
         A customer event goes to its customer's partition; a `Clock` goes to every
         partition, so that event time advances for every customer.

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from eventsourcing.persistence import Tracking
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -32,10 +31,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.producer.future import RecordMetadata
 
+from consumers import record_headers
 from consumers.errors import LifecycleError, LogUnavailable
-from consumers.event_id_index import SQLiteEventIdIndex
+from consumers.event_id_index import IndexEntry, SQLiteEventIdIndex, sort_out
 from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
-from schemas import AnyEvent, Clock
+from schemas import AnyEvent, Clock, InvalidEvent, decode_event, event_digest
 
 # A broker that is down should fail a command in seconds, not in kafka-python's 30 s.
 _BOOTSTRAP_TIMEOUT_MS = 10_000
@@ -71,33 +71,25 @@ class KafkaIndexError(LifecycleError):
     """The event-id index file belongs to another topic."""
 
 
-class _EventId(msgspec.Struct):
-    # A UUID, not a str: ids compare in canonical form however a producer spelt them,
-    # matching `str(event.event_id)` on the append side.
-    event_id: uuid.UUID
-    type: str = ""
-
-
-_decode_event_id = msgspec.json.Decoder(_EventId).decode
-
-
 def _clock_key(event_id: str, partition: int) -> str:
     """A clock goes to every partition, so the index knows it per partition: an append
     that failed part-way sends it again to the partitions it did not reach."""
     return f"{event_id}@{partition}"
 
 
-def _event_ids(records: Sequence[ConsumerRecord], partition: int) -> list[str]:
-    """The index keys of the records that are events; anything else is not one."""
-    ids: list[str] = []
+def _index_entries(records: Sequence[ConsumerRecord], partition: int) -> list[IndexEntry]:
+    """The index entries of the records that are valid events; anything else is not an
+    event on the log (the engine dead-letters it), so its id stays free for a valid one."""
+    entries: list[IndexEntry] = []
     for record in records:
         try:
-            decoded = _decode_event_id(record.value)
-        except (msgspec.DecodeError, TypeError):
+            event = decode_event(record.value if record.value is not None else b"")
+        except InvalidEvent:
             continue
-        event_id = str(decoded.event_id)
-        ids.append(_clock_key(event_id, partition) if decoded.type == "clock" else event_id)
-    return ids
+        event_id = str(event.event_id)
+        key = _clock_key(event_id, partition) if type(event) is Clock else event_id
+        entries.append((key, event_digest(event)))
+    return entries
 
 
 def _offsets_written(sent: Iterable[RecordMetadata]) -> dict[int, list[int]]:
@@ -186,15 +178,19 @@ class KafkaEventLog(EventLog):
         index_path: Path,
         partitions: int = 4,
         client_id: str = "lifecycle",
+        create: bool = True,
     ) -> None:
+        """`create`: make the topic if it is missing; otherwise (a reader) a missing
+        topic is an error, and nothing is created. The index file is opened only when
+        the log is first appended to."""
         super().__init__(name)
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.index_path = Path(index_path)
         self._index = SQLiteEventIdIndex()
         self._producer: KafkaProducer | None = None
-        self._partition_ids = self._ensure_topic(partitions)
-        self._db = self._open_index()
+        self._partition_ids = self._ensure_topic(partitions) if create else self._existing_topic()
+        self._index_db: sqlite3.Connection | None = None
 
     # -- setup -------------------------------------------------------------------------
 
@@ -223,6 +219,19 @@ class KafkaEventLog(EventLog):
         finally:
             admin.close()
 
+    def _existing_topic(self) -> list[int]:
+        admin = self._connect(KafkaAdminClient)
+        try:
+            (topic,) = admin.describe_topics([self.name])
+        except KafkaError as error:
+            raise KafkaUnavailable(f"cannot describe topic {self.name!r} at {self.bootstrap}: {error}") from error
+        finally:
+            admin.close()
+        if topic["error_code"] != 0 or not topic["partitions"]:
+            message = f"there is no topic {self.name!r} at Kafka {self.bootstrap} yet: nothing was published to it"
+            raise KafkaUnavailable(message)
+        return sorted(p["partition_index"] for p in topic["partitions"])
+
     def _wait_for_partitions(self, admin: KafkaAdminClient) -> list[int]:
         # A new topic can take a moment to reach every broker's metadata.
         deadline = time.monotonic() + _BOOTSTRAP_TIMEOUT_MS / 1000
@@ -237,6 +246,12 @@ class KafkaEventLog(EventLog):
                 message = f"topic {self.name!r} has no partitions at Kafka {self.bootstrap}"
                 raise KafkaUnavailable(f"{message}: {_UNREACHABLE_HINT}")
             time.sleep(0.1)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._index_db is None:
+            self._index_db = self._open_index()
+        return self._index_db
 
     def _open_index(self) -> sqlite3.Connection:
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,10 +335,15 @@ class KafkaEventLog(EventLog):
         if not events:
             return Appended(appended=0, duplicates=0)
         caught_up = self._catch_up()
-        fresh = self._unseen(events)
-        written = self._produce([(pair, partitions) for _, pair, partitions in fresh])
-        self._remember([key for keys, _, _ in fresh for key in keys], caught_up, written)
-        return Appended(appended=len(fresh), duplicates=len(events) - len(fresh))
+        keys = [self._keys(event) for event, _ in events]
+        digests = [event_digest(event) for event, _ in events]
+        known = self._index.known(self._db.cursor(), [key for event_keys in keys for key in event_keys])
+        sorted_out = sort_out(keys, digests, known)
+        fresh = [(events[index], self._partitions_of(events[index][0], missing)) for index, missing in sorted_out.fresh]
+        written = self._produce(fresh)
+        entries = [(key, digests[index]) for index, missing in sorted_out.fresh for key in missing]
+        self._remember(entries, caught_up, written)
+        return Appended(len(fresh), sorted_out.duplicates, tuple(sorted_out.conflicts))
 
     def _catch_up(self) -> dict[int, int]:
         """Index the ids of every record written since the last catch-up; the new ends."""
@@ -338,7 +358,7 @@ class KafkaEventLog(EventLog):
                 # the two would skip ids (position first) or re-read them (ids first).
                 with self._db:
                     cursor = self._db.cursor()
-                    self._index.add(cursor, _event_ids(records, partition))
+                    self._index.add(cursor, _index_entries(records, partition))
                     nexts[partition] = records[-1].offset + 1
                     self._store_next_offset(cursor, partition, nexts[partition])
         except KafkaPositionError as error:
@@ -353,33 +373,23 @@ class KafkaEventLog(EventLog):
             (self.name, partition, offset),
         )
 
-    def _unseen(
-        self, events: Sequence[tuple[AnyEvent, bytes]]
-    ) -> list[tuple[list[str], tuple[AnyEvent, bytes], list[int] | None]]:
-        """(index keys, event, partitions for a clock) of the events not yet on the log.
-
-        A customer event is on the log once its id is; a clock, in each partition that
-        has it, so it goes to the partitions that miss it.
-        """
-        ids = [str(event.event_id) for event, _ in events]
-        keys = {key for event_id, (event, _) in zip(ids, events, strict=True) for key in self._keys(event, event_id)}
-        seen = self._index.known(self._db.cursor(), list(keys))
-        fresh = []
-        for event_id, pair in zip(ids, events, strict=True):
-            missing = [key for key in self._keys(pair[0], event_id) if key not in seen]
-            if missing:
-                seen.update(missing)
-                partitions = [int(key.rpartition("@")[2]) for key in missing] if isinstance(pair[0], Clock) else None
-                fresh.append((missing, pair, partitions))
-        return fresh
-
-    def _keys(self, event: AnyEvent, event_id: str) -> list[str]:
-        if isinstance(event, Clock):
+    def _keys(self, event: AnyEvent) -> list[str]:
+        """A customer event is on the log once its id is; a clock, in each partition
+        that has it, so it goes to the partitions that miss it."""
+        event_id = str(event.event_id)
+        if type(event) is Clock:
             return [_clock_key(event_id, partition) for partition in self._partition_ids]
         return [event_id]
 
+    @staticmethod
+    def _partitions_of(event: AnyEvent, missing: list[str]) -> list[int] | None:
+        """The partitions a clock goes to (those missing it); None for a customer event."""
+        if type(event) is not Clock:
+            return None
+        return [int(key.rpartition("@")[2]) for key in missing]
+
     def _remember(
-        self, ids: list[str], caught_up: dict[int, int], written: dict[int, list[int]]
+        self, entries: list[IndexEntry], caught_up: dict[int, int], written: dict[int, list[int]]
     ) -> None:
         """Index the ids just written, and move the index past them where it can.
 
@@ -389,7 +399,7 @@ class KafkaEventLog(EventLog):
         """
         with self._db:
             cursor = self._db.cursor()
-            self._index.add(cursor, ids)
+            self._index.add(cursor, entries)
             for partition, (first, last, count) in written.items():
                 if first == caught_up[partition] and last - first + 1 == count:
                     self._store_next_offset(cursor, partition, last + 1)
@@ -403,11 +413,14 @@ class KafkaEventLog(EventLog):
         sent = []
         try:
             for (event, raw), partitions in events:
+                timestamp = record_headers.timestamp_ms(event)
+                headers = record_headers.headers(self.name, event)
                 if partitions is not None:
                     for partition in partitions:
-                        sent.append(producer.send(self.name, raw, partition=partition))
+                        sent.append(producer.send(self.name, raw, partition=partition, timestamp_ms=timestamp, headers=headers))
                 else:
-                    sent.append(producer.send(self.name, raw, key=event.customer_id.encode()))
+                    key = event.customer_id.encode()
+                    sent.append(producer.send(self.name, raw, key=key, timestamp_ms=timestamp, headers=headers))
             producer.flush(timeout=_FLUSH_TIMEOUT_S)
         except KafkaError as error:
             self._append_failed([error])
@@ -441,4 +454,5 @@ class KafkaEventLog(EventLog):
         producer, self._producer = self._producer, None
         if producer is not None:
             producer.close(timeout=_FLUSH_TIMEOUT_S)
-        self._db.close()
+        if self._index_db is not None:
+            self._index_db.close()

@@ -2,18 +2,25 @@
 
 Bad input gets a clear error and nothing is lost: each invalid line is reported with
 its line number and what is wrong (with the field path), and the valid lines beside it
-still go through. Appending is idempotent: event ids already on the log are skipped.
+still go through, whatever a bad line holds (bytes that are not UTF-8, JSON nested
+thousands deep, megabytes without a newline). Appending is idempotent: an event whose
+id is already on the log with the same content is skipped; with other content it is a
+conflict, reported like an invalid line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
 
-from consumers.event_log import Appended, EventLog
+from consumers.event_log import EventLog
+from lifecycle.policy import InputPolicy
 from schemas import AnyEvent, InvalidEvent, decode_event
 
 CHUNK = 20_000
+_DRAIN = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -22,29 +29,78 @@ class PublishReport:
     invalid: int
     appended: int
     duplicates: int
+    conflicts: int = 0
+
+
+def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes]:
+    """The lines of `stream`, never holding more than `limit` + 1 bytes of one: a longer
+    line is yielded cut to `limit` + 1 bytes (so that it is seen to be too long), and
+    the rest of it is read past."""
+    while line := stream.readline(limit + 1):
+        if len(line) > limit and not line.endswith(b"\n"):
+            rest = line
+            while rest and not rest.endswith(b"\n"):
+                rest = stream.readline(_DRAIN)
+        yield line
 
 
 def publish_lines(
     lines: Iterable[bytes],
     log: EventLog,
     report_invalid: Callable[[int, str], None],
+    *,
+    max_line_bytes: int = InputPolicy().max_event_bytes,
+    not_after: datetime | None = None,
 ) -> PublishReport:
-    """Validate and append `lines`; call `report_invalid(line_number, reason)` for each bad one."""
-    pending: list[tuple[AnyEvent, bytes]] = []
-    done: list[Appended] = []
-    count = invalid = 0
+    """Validate and append `lines`; call `report_invalid(line_number, reason)` for each
+    bad one. `not_after`: refuse events dated later (the edge passes the wall clock
+    plus a margin, unless told to allow the future)."""
+    pending: list[tuple[int, AnyEvent, bytes]] = []
+    count = invalid = appended = duplicates = conflicts = 0
     for count, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
             continue
         try:
-            pending.append((decode_event(line), line))
+            event = _valid(line, max_line_bytes, not_after)
         except InvalidEvent as error:
             invalid += 1
             report_invalid(count, str(error))
             continue
+        pending.append((count, event, line))
         if len(pending) >= CHUNK:
-            done.append(log.append(pending))
+            done = _append(pending, log, report_invalid)
+            appended, duplicates, conflicts = appended + done[0], duplicates + done[1], conflicts + done[2]
             pending = []
-    done.append(log.append(pending))
-    return PublishReport(count, invalid, sum(d.appended for d in done), sum(d.duplicates for d in done))
+    done = _append(pending, log, report_invalid)
+    return PublishReport(count, invalid, appended + done[0], duplicates + done[1], conflicts + done[2])
+
+
+def _valid(line: bytes, max_line_bytes: int, not_after: datetime | None) -> AnyEvent:
+    if len(line) > max_line_bytes:
+        raise InvalidEvent(f"longer than the limit of {max_line_bytes:,} bytes ([input] max_event_bytes of the policy)")
+    event = decode_event(line)
+    if not_after is not None and event.occurred_at > not_after:
+        ahead = (event.occurred_at - not_after).total_seconds() / 86_400 + 1
+        raise InvalidEvent(
+            f"{event.occurred_at.isoformat()} is {ahead:,.1f} days ahead of this machine's clock - at "
+            "`$.occurred_at`; pass --allow-future to publish events dated in the future"
+        )
+    return event
+
+
+def _append(
+    pending: list[tuple[int, AnyEvent, bytes]], log: EventLog, report_invalid: Callable[[int, str], None]
+) -> tuple[int, int, int]:
+    """Append one chunk; report its conflicts by line; (appended, duplicates, conflicts)."""
+    if not pending:
+        return 0, 0, 0
+    result = log.append([(event, raw) for _, event, raw in pending])
+    for index in result.conflicts:
+        line, event, _ = pending[index]
+        report_invalid(
+            line,
+            f"event_id {event.event_id} is already on the log with other content (a conflict): "
+            "an event never changes; give a corrected event a new event_id",
+        )
+    return result.appended, result.duplicates, len(result.conflicts)

@@ -17,9 +17,9 @@ import msgspec
 from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
-from consumers.event_id_index import SQLiteEventIdIndex
+from consumers.event_id_index import SQLiteEventIdIndex, sort_out
 from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
-from schemas import AnyEvent
+from schemas import AnyEvent, event_digest
 
 SEGMENT_SIZE = 1_000
 SEGMENT_TOPIC = "segment:json-array"
@@ -47,19 +47,15 @@ class SQLiteSegmentRecorder(SQLiteProcessRecorder):
 
     def append_new(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
         """Append events whose ids are not yet on the log, in one transaction."""
+        keys = [[str(event.event_id)] for event, _ in events]
+        digests = [event_digest(event) for event, _ in events]
         with self.datastore.transaction(commit=True) as cursor:
-            ids = [str(event.event_id) for event, _ in events]
-            seen = self.event_ids.known(cursor, ids)
-            fresh_ids: list[str] = []
-            fresh: list[bytes] = []
-            for event_id, (_, raw) in zip(ids, events):
-                if event_id not in seen:
-                    seen.add(event_id)
-                    fresh_ids.append(event_id)
-                    fresh.append(raw)
-            self._insert_events(cursor, self._segments(cursor, fresh))
-            self.event_ids.add(cursor, fresh_ids)
-        return Appended(appended=len(fresh), duplicates=len(events) - len(fresh))
+            known = self.event_ids.known(cursor, [key for (key,) in keys])
+            sorted_out = sort_out(keys, digests, known)
+            fresh = [index for index, _ in sorted_out.fresh]
+            self._insert_events(cursor, self._segments(cursor, [events[index][1] for index in fresh]))
+            self.event_ids.add(cursor, ((keys[index][0], digests[index]) for index in fresh))
+        return Appended(len(fresh), sorted_out.duplicates, tuple(sorted_out.conflicts))
 
     def record(self, raws: list[bytes], tracking: Tracking) -> None:
         """Append `raws` and the position that caused them in one transaction.
@@ -91,12 +87,18 @@ class SQLiteEventLog(EventLog):
     def __init__(self, *, home: Path, name: str) -> None:
         super().__init__(name)
         home.mkdir(parents=True, exist_ok=True)
-        self.path = home / f"{name}.sqlite"
+        self.path = self.path_of(home, name)
         self.datastore = SQLiteDatastore(
             str(self.path), lock_timeout=30, originator_id_type="text"
         )
         self.recorder = SQLiteSegmentRecorder(self.datastore, name)
         self.recorder.create_table()
+        with self.datastore.transaction(commit=True) as cursor:
+            self.recorder.event_ids.add_digests(cursor)
+
+    @staticmethod
+    def path_of(home: Path, name: str) -> Path:
+        return home / f"{name}.sqlite"
 
     def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
         if not events:

@@ -1,6 +1,6 @@
 """Wire contracts: the events on the logs, their codecs and their JSON Schema."""
 
-from schemas.codec import decode_event, decode_lifecycle_event, encode_event
+from schemas.codec import decode_event, decode_lifecycle_event, encode_event, event_digest
 from schemas.contract import customer_events_schema, customer_lifecycle_schema
 from schemas.errors import InvalidEvent, SchemaError
 from schemas.events import (
@@ -52,4 +52,5 @@ __all__ = [
     "decode_event",
     "decode_lifecycle_event",
     "encode_event",
+    "event_digest",
 ]

@@ -8,6 +8,8 @@ like any other, never an exception of another kind.
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 
 from schemas.errors import InvalidEvent
@@ -44,3 +46,13 @@ def decode_lifecycle_event(data: bytes | str) -> AnyLifecycleEvent:
 def encode_event(event: AnyEvent | AnyLifecycleEvent) -> bytes:
     """An event (raw or lifecycle) -> its canonical JSON object."""
     return _encoder.encode(event)
+
+
+def event_digest(event: AnyEvent) -> bytes:
+    """16 bytes that differ when two events with one `event_id` say different things.
+
+    Taken over the canonical encoding, so that spacing, key order and fields the
+    contract does not know do not count: the same event written by two producers has
+    the same digest.
+    """
+    return hashlib.blake2b(_encoder.encode(event), digest_size=16).digest()

@@ -169,14 +169,14 @@ def test_an_event_written_during_an_append_still_counts(
     # every partition: the index must not move past that event as if it were ours.
     (intruder, intruder_raw), *ours = customer_events(customers=9, per_customer=1)
     ours.append(clock(START + timedelta(days=1)))  # so that ours go to every partition
-    unseen = log._unseen
+    produce = log._produce
 
-    def unseen_then_intrude(events):  # type: ignore[no-untyped-def]
+    def intrude_then_produce(events):  # type: ignore[no-untyped-def]
         for partition in range(PARTITIONS):
             produce_directly(broker, topic, [intruder_raw], partition=partition)
-        return unseen(events)
+        return produce(events)
 
-    monkeypatch.setattr(log, "_unseen", unseen_then_intrude)
+    monkeypatch.setattr(log, "_produce", intrude_then_produce)
     assert log.append(ours).appended == len(ours)
     monkeypatch.undo()
 
