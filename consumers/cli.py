@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from typing import BinaryIO
 
 from consumers.engine_session import EngineSession
@@ -21,15 +23,20 @@ from consumers.errors import ConfigurationError, LifecycleError
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.logs import open_event_log
 from consumers.output import FORMATS, write_rows
+from consumers.policy_file import load_policy
 from consumers.processor import ProcessReport
-from consumers.publisher import PublishReport, publish_lines
+from consumers.publisher import PublishReport, bounded_lines, publish_lines
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
+from consumers.stopping import Stopping
 from projections.errors import ProjectionError
 from projections.query import run_query
 from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
 
 _EXPECTED_ERRORS = (LifecycleError, ProjectionError, SchemaError, OSError)
 _SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema}
+# How far ahead of this machine's clock `publish` takes an event without --allow-future:
+# a day covers clocks set a little wrong and offsets written by hand.
+_FUTURE_MARGIN = timedelta(days=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,10 +45,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None))
         return args.command(args, settings)
     except _EXPECTED_ERRORS as error:
+        if isinstance(error, BrokenPipeError):
+            return _reader_went_away()
         print(f"lifecycle {args.name}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_went_away() -> int:
+    """The reader of our output closed it (`lifecycle tail | head`): that is not an error.
+    Output still buffered goes nowhere, instead of failing again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,24 +91,28 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
     derive = argparse.ArgumentParser(add_help=False)
     derive.add_argument("--policy", help="the policy TOML file (default: the shipped policy)")
-    parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('customer-lifecycle')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable, text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common, *parents], help=text, description=text)
+        sub = commands.add_parser(name, parents=[common, *parents], help=text, description=text,
+                                  formatter_class=_HelpFormatter)
         sub.set_defaults(command=run, name=name)
         return sub
 
-    sub = command("publish", _publish, "validate JSON lines and append the valid ones to the log")
+    sub = command("publish", _publish, "validate JSON lines and append the valid ones to the log", derive)
     sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
+    sub.add_argument("--allow-future", action="store_true",
+                     help="take events dated more than a day ahead of this machine's clock")
     sub = command("process", _process, "derive the customers' lifecycle from the log", derive)
     sub.add_argument("--once", action="store_true", help="stop when caught up")
-    sub.add_argument("--poll-interval", type=float, default=1.0, help="seconds between reads when live")
-    sub.add_argument("--clock-every", type=float, default=3600.0,
+    sub.add_argument("--poll-interval", type=_at_least(0.01, float), default=1.0, help="seconds between reads when live")
+    sub.add_argument("--clock-every", type=_at_least(0, float), default=3600.0,
                      help="when live, append a clock event this often, in seconds (0: never)")
-    sub.add_argument("--snapshot-every", type=float, default=60.0,
+    sub.add_argument("--snapshot-every", type=_at_least(0, float), default=60.0,
                      help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
-    sub.add_argument("--batch-size", type=int, default=20_000, help="most records per transaction")
+    sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
@@ -77,18 +122,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS))
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive)
-    sub.add_argument("--customers", type=int, default=10_000)
+    sub.add_argument("--customers", type=_at_least(1, int), default=10_000)
     sub.add_argument("--seed", type=int, default=7)
     # Eighteen months: long enough for the one-year churn rule to show.
-    sub.add_argument("--days", type=int, default=548)
+    sub.add_argument("--days", type=_at_least(1, int), default=548)
     return parser
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    limit = load_policy(settings.policy).input.max_event_bytes
+    not_after = None if args.allow_future else datetime.now(UTC) + _FUTURE_MARGIN
     with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log:
-        report = publish_lines(stream, log, _report_invalid)
+        report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
+                               max_line_bytes=limit, not_after=not_after)
     print(_publish_summary(report), file=sys.stderr)
-    return 1 if report.invalid else 0
+    return 1 if report.invalid or report.conflicts else 0
 
 
 def _report_invalid(line: int, reason: str) -> None:
@@ -98,30 +146,46 @@ def _report_invalid(line: int, reason: str) -> None:
 def _publish_summary(report: PublishReport) -> str:
     return (
         f"published {report.appended} events ({report.duplicates} already on the log, "
-        f"{report.invalid} invalid lines of {report.lines})"
+        f"{report.conflicts} conflicts, {report.invalid} invalid lines of {report.lines})"
     )
 
 
 def _process(args: argparse.Namespace, settings: Settings) -> int:
-    stop = _stop_on_signals()
     on_commit = _print_commit if args.verbose else None
-    with EngineSession(settings, batch_size=args.batch_size) as session:
+    with Stopping() as stopping, EngineSession(settings, batch_size=args.batch_size) as session:
         last_clock = time.monotonic()
-        last_snapshot: float | None = None
+        snapshot = _Snapshots(session, args.snapshot_every)
         while True:
-            report = session.run_once(on_commit)
+            report = session.run_once(on_commit, should_stop=stopping)
             if report.events or args.once:
-                print(_process_summary(report), file=sys.stderr)
-            if args.once or stop():
+                _print_report(report)
+            if args.once or stopping():
                 return 0
-            now = time.monotonic()
-            if args.snapshot_every and (last_snapshot is None or (report.events and now - last_snapshot >= args.snapshot_every)):
-                session.store.publish_snapshot()
-                last_snapshot = now
-            if args.clock_every and now - last_clock >= args.clock_every:
+            snapshot.after(report)
+            if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
                 session.tick()
-                last_clock = now
-            time.sleep(args.poll_interval)
+                last_clock = time.monotonic()
+            stopping.wait(args.poll_interval)
+
+
+class _Snapshots:
+    """When a live engine publishes a snapshot for `lifecycle sql`: after its first pass,
+    then whenever something was committed since the last one and the interval has
+    passed, also while the log is idle (so a snapshot never stays stale)."""
+
+    def __init__(self, session: EngineSession, every: float) -> None:
+        self.session, self.every = session, every
+        self.published_at: float | None = None
+        self.stale = True
+
+    def after(self, report: ProcessReport) -> None:
+        self.stale = self.stale or report.events > 0
+        if not self.every or not self.stale:
+            return
+        now = time.monotonic()
+        if self.published_at is None or now - self.published_at >= self.every:
+            self.session.store.publish_snapshot()
+            self.published_at, self.stale = now, False
 
 
 def _print_commit(batch: RecordBatch) -> None:
@@ -134,10 +198,15 @@ def _print_commit(batch: RecordBatch) -> None:
     )
 
 
-def _stop_on_signals() -> Callable[[], bool]:
-    stopping: list[bool] = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    return lambda: bool(stopping)
+def _print_report(report: ProcessReport) -> None:
+    print(_process_summary(report), file=sys.stderr)
+    if report.dead_letters:
+        print(f"{report.dead_letters} records were refused: see "
+              "`lifecycle sql \"select partition, position, reason from dead_letters\"`", file=sys.stderr)
+    if report.unpriced:
+        currencies = ", ".join(f"{code} {count}" for code, count in sorted(report.unpriced.items()))
+        print(f"{sum(report.unpriced.values())} purchases in currencies the policy has no rate for "
+              f"({currencies}) count no value: add them under [value.rates_to_base]", file=sys.stderr)
 
 
 def _process_summary(report: ProcessReport) -> str:
@@ -149,18 +218,22 @@ def _process_summary(report: ProcessReport) -> str:
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_home()
     result = run_query(settings.views_path, args.query)
     if result.source != settings.views_path:
         published = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result.source.stat().st_mtime))
         print(f"(a running `lifecycle process` holds the projections: answered from its snapshot "
               f"of {published})", file=sys.stderr)
     write_rows(sys.stdout, result.columns, result.rows, args.format)
+    sys.stdout.flush()
     return 0
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.kafka is None:
+        settings.require_home()
     out = sys.stdout.buffer
-    with open_event_log(settings, args.log) as log:
+    with open_event_log(settings, args.log, create=False) as log:
         for batch in log.read(lambda _: None):
             for raw in batch.values:
                 out.write(bytes(raw) + b"\n")
@@ -181,7 +254,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
           f"log: {settings.kafka or settings.home}", file=sys.stderr)
     started = time.perf_counter()
     with EngineSession(settings) as session:
-        published = publish_lines(generate(spec), session.log, _report_invalid)
+        limit = session.processor.engine.policy.input.max_event_bytes
+        published = publish_lines(generate(spec), session.log, _report_invalid, max_line_bytes=limit)
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         report = session.run_once()
     print(_process_summary(report))

@@ -16,6 +16,8 @@ from consumers.processor import LifecycleProcessor, ProcessReport
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine
+from lifecycle.partition_time import clock_steps
+from lifecycle.state import as_datetime, epoch_seconds
 from projections.projection_store import DuckDBProjectionStore
 from schemas import Clock, encode_event
 
@@ -40,9 +42,14 @@ class EngineSession:
             self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, engine, batch_size)
             self._resources = opening.pop_all()
 
-    def run_once(self, on_commit: Callable[[RecordBatch], None] | None = None) -> ProcessReport:
-        """Process what is new on the log, then relay new lifecycle events to Kafka if used."""
-        report = self.processor.run_once(on_commit)
+    def run_once(
+        self,
+        on_commit: Callable[[RecordBatch], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ProcessReport:
+        """Process what is new on the log (stopping early at a batch boundary once
+        `should_stop()`), then relay new lifecycle events to Kafka if used."""
+        report = self.processor.run_once(on_commit, should_stop)
         if self.relay is not None:
             self.relay.relay()
         return report
@@ -51,15 +58,18 @@ class EngineSession:
         """Append a clock event at the current time: live mode's way of moving time.
 
         The wall clock is read here, at the edge, once; the event goes on the log, so
-        a replay sees the same time and decides the same.
+        a replay sees the same time and decides the same. After a long stop the clock
+        would be refused as too far ahead of the log's time, so it is preceded by
+        clocks that step there within the policy's lead (lifecycle/partition_time.py).
         """
         now = datetime.now(UTC).replace(microsecond=0)
-        clock = Clock(
-            event_id=uuid.uuid5(CLOCK_NAMESPACE, now.isoformat()),
-            occurred_at=now,
-            source="lifecycle-process",
-        )
-        self.log.append([(clock, encode_event(clock))])
+        known = [t.event_time for t in self.processor.times.values() if t.event_time is not None]
+        steps = clock_steps(self.processor.engine.policy, min(known, default=None), epoch_seconds(now))
+        clocks = [
+            Clock(event_id=uuid.uuid5(CLOCK_NAMESPACE, at.isoformat()), occurred_at=at, source="lifecycle-process")
+            for at in map(as_datetime, steps)
+        ]
+        self.log.append([(clock, encode_event(clock)) for clock in clocks])
 
     def close(self) -> None:
         self._resources.close()

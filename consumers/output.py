@@ -1,4 +1,10 @@
-"""Printing query results as a table, CSV or JSON."""
+"""Printing query results as a table, CSV or JSON.
+
+A table is for a terminal: a value's control and other non-printable characters are
+shown escaped (`\\n`, `\\x1b`, `\\u202e`), so no value can break a row or steer the
+terminal. CSV and JSON are for programs and keep values as they are (quoted, escaped
+by their own rules).
+"""
 
 from __future__ import annotations
 
@@ -37,8 +43,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def visible(text: str) -> str:
+    """`text` with each non-printable character escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _table(out: TextIO, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
-    cells = [["" if v is None else str(_plain(v)) for v in row] for row in rows]
+    columns = [visible(c) for c in columns]
+    cells = [["" if v is None else visible(str(_plain(v))) for v in row] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")

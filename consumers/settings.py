@@ -28,8 +28,16 @@ class Settings:
 
     @property
     def views_path(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
         return self.home / "views.duckdb"
+
+    def require_home(self) -> None:
+        """For commands that only read: a missing home is an error, never created."""
+        if not self.home.is_dir():
+            msg = (
+                f"no lifecycle home at {self.home}: publish and process events first (or run "
+                f"`make demo`), or point --home or {ENV_HOME} at one"
+            )
+            raise ConfigurationError(msg)
 
     @classmethod
     def build(

@@ -397,7 +397,7 @@ def test_the_pipeline_derives_what_the_engine_derives(settings, spec, tmp_path, 
     stream = seeded_stream(**spec)
     source = tmp_path / "stream.jsonl"
     source.write_bytes(_lines(stream))
-    assert lifecycle(settings, "publish", str(source)) == 0
+    assert lifecycle(settings, "publish", "--allow-future", str(source)) == 0
     assert lifecycle(settings, "process", "--once") == 0
     recorded = _tail(settings, capsys)
     transitions = _query(settings, capsys, TRANSITIONS)
@@ -432,7 +432,7 @@ def test_a_late_event_after_a_clock_is_decided_as_of_the_clock(settings, tmp_pat
     caused by that purchase - not later, by the next clock that happens to be due."""
     source = tmp_path / "stream.jsonl"
     source.write_bytes(_lines(LATE_AFTER_CLOCK))
-    assert lifecycle(settings, "publish", str(source)) == 0
+    assert lifecycle(settings, "publish", "--allow-future", str(source)) == 0
     assert lifecycle(settings, "process", "--once") == 0
     recorded = [decode_lifecycle_event(line) for line in _tail(settings, capsys)]
     activity = [(e.from_value, e.to_value, e.caused_by) for e in recorded if e.dimension == "activity"]
