@@ -27,6 +27,17 @@ SEGMENT_TOPIC = "segment:json-array"
 _segment_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
+def _segment(state: bytes) -> list[bytes] | list[msgspec.Raw]:
+    """The records of one segment. Segments written by `append` are JSON arrays; one
+    that cannot be split (written into the file by other means) is taken as one record,
+    its content inside the brackets, which the engine dead-letters, rather than an
+    error that stops every reader."""
+    try:
+        return _segment_decoder.decode(state)
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+        return [state[1:-1] if state.startswith(b"[") and state.endswith(b"]") else state]
+
+
 class SQLiteSegmentRecorder(SQLiteProcessRecorder):
     """A process recorder whose notifications are segments of events.
 
@@ -129,7 +140,7 @@ class SQLiteEventLog(EventLog):
             values: list[bytes] = []
             positions: list[int] = []
             for notification in notifications:
-                segment = _segment_decoder.decode(notification.state)
+                segment = _segment(notification.state)
                 values.extend(segment)
                 positions.extend([notification.id] * len(segment))
             position = notifications[-1].id

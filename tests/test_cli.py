@@ -1,19 +1,27 @@
-"""The command line's edges: the lifecycle contract, policy files, output formats, ids."""
+"""The command line's edges: the lifecycle contract, policy files, output formats, ids,
+and its hygiene: pipes, terminals, flags, missing homes, version and help."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.cli import main
+from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs import open_event_log
+from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.engine import LIFECYCLE_NAMESPACE, lifecycle_event_id
+from lifecycle.population import PopulationSpec, generate
 from schemas import customer_lifecycle_schema
-from tests.cli import lifecycle
+from tests.cli import ROOT, lifecycle, lifecycle_command
 
 MIXED = Path(__file__).parent / "fixtures" / "mixed_valid_invalid.jsonl"
 
@@ -93,3 +101,71 @@ def test_lists_of_uuids_print_as_json(settings, capsys):
 def test_a_missing_input_file_is_refused(tmp_path, capsys):
     assert lifecycle(Settings(home=tmp_path), "publish", str(tmp_path / "nope.jsonl")) == 2
     assert f"cannot read {tmp_path / 'nope.jsonl'}: No such file or directory" in capsys.readouterr().err
+
+
+def test_tail_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """`lifecycle tail | head`: the reader going away is not an error."""
+    settings = Settings(home=tmp_path / "home")
+    with open_event_log(settings, CUSTOMER_EVENTS) as log:
+        publish_lines(generate(PopulationSpec(customers=300, seed=3, days=60)), log, lambda n, r: None)
+    process = subprocess.Popen(lifecycle_command(settings, "tail", CUSTOMER_EVENTS),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert process.stdout is not None and process.stderr is not None
+    assert json.loads(process.stdout.readline())["type"]
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b""
+
+
+def test_tables_show_control_characters_escaped(tmp_path, capsys):
+    settings = Settings(home=tmp_path)
+    lifecycle(settings, "publish", str(MIXED))
+    lifecycle(settings, "process", "--once")
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", "SELECT 'a' || chr(10) || 'b' || chr(27) || '[31m' || chr(8238) AS v") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2] == "a\\nb\\x1b[31m\\u202e"
+    assert "\x1b" not in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("process", "--batch-size", "0"),
+        ("process", "--poll-interval", "0"),
+        ("process", "--clock-every", "-1"),
+        ("demo", "--customers", "0"),
+        ("process", "--batch-size", "many"),
+    ],
+)
+def test_nonsense_numbers_are_refused(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as stopped:
+        lifecycle(Settings(home=tmp_path / "home"), *args)
+    assert stopped.value.code == 2
+    assert f"argument {args[1]}" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
+
+
+def test_tail_on_a_home_that_does_not_exist_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "no-such-home"
+    assert lifecycle(Settings(home=missing), "tail") == 2
+    assert "no lifecycle home at" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_tail_of_a_log_nothing_was_published_to_is_a_clear_error(settings, capsys):
+    settings.home.mkdir(parents=True)
+    assert lifecycle(settings, "tail", CUSTOMER_EVENTS) == 2
+    assert "nothing was published to it" in capsys.readouterr().err
+    assert list(settings.home.iterdir()) == []
+
+
+def test_version_and_defaults_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"lifecycle {version('customer-lifecycle')}"
+    with pytest.raises(SystemExit):
+        main(["process", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: 20000)", "(default: 3600.0)", "(default: 60.0)", "(default: 1.0)"):
+        assert shown in help_text

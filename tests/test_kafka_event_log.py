@@ -162,6 +162,20 @@ def test_ids_written_by_other_producers_count(
     assert (appended.appended, appended.duplicates) == (0, 1)
 
 
+def test_an_id_another_producer_wrote_with_other_content_is_a_conflict(
+    broker: TansuBroker, log: KafkaEventLog, topic: str
+) -> None:
+    (event, raw), (other, other_raw) = customer_events(customers=2, per_customer=1)
+    produce_directly(broker, topic, [raw.replace(b'"source":"test"', b'"source":"elsewhere"')])
+    produce_directly(broker, topic, [b'{"type":"visit","event_id":"%s"}' % str(other.event_id).encode()])
+
+    appended = log.append([(event, raw), (other, other_raw)])
+
+    # The first is on the log saying something else; the second's id is held only by a
+    # record that is not a valid event (the engine dead-letters it), so it is free.
+    assert (appended.appended, appended.duplicates, appended.conflicts) == (1, 0, (0,))
+
+
 def test_an_event_written_during_an_append_still_counts(
     broker: TansuBroker, log: KafkaEventLog, topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -177,3 +177,16 @@ def _smuggle(settings: Settings, raw: bytes) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka)
     producer.send(CUSTOMER_EVENTS, key=b"c-ada", value=raw).get(timeout=30)
     producer.close()
+
+
+def test_the_same_id_with_other_content_is_a_counted_conflict(settings, tmp_path, capsys):
+    lines = [line for line in MIXED.read_bytes().splitlines() if line.strip() and _is_valid(line)]
+    assert lifecycle(settings, "publish", str(MIXED)) == 1
+    original = json.loads(lines[1])
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(json.dumps({**original, "source": "another-system"}) + "\n" + lines[1].decode() + "\n")
+    capsys.readouterr()
+    assert lifecycle(settings, "publish", str(changed)) == 1
+    err = capsys.readouterr().err
+    assert f"line 1: event_id {original['event_id']} is already on the log with other content (a conflict)" in err
+    assert "published 0 events (1 already on the log, 1 conflicts, 0 invalid lines of 2)" in err
