@@ -3,8 +3,10 @@
 Subscribers route and order on these without decoding the value. The record timestamp
 is the event's `occurred_at` (CreateTime, in milliseconds), not the time it was
 produced. The headers follow CloudEvents' Kafka protocol binding in binary mode
-(`content-type`, `ce_specversion`, `ce_id`, `ce_type`, `ce_source`, `ce_time`, and
-`ce_subject` for an event of one customer); the value stays the event's JSON object.
+(`content-type`, `ce_specversion`, `ce_id`, `ce_type`, `ce_source`, `ce_time`); the
+value stays the event's JSON object, and the customer id is the record key. No more
+headers than these: kafka-python parses each header of each record in pure Python,
+~4 µs a header, so every header costs every consumer (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def headers(topic: str, event: AnyEvent | LifecycleEvent) -> Headers:
     """The CloudEvents headers of `event` on `topic`; `ce_type` is `<topic>.<type>`."""
     tag = event.__struct_config__.tag
     source = LIFECYCLE_SOURCE if isinstance(event, LifecycleEvent) else f"/{quote(event.source, safe='')}".encode()
-    out = [
+    return [
         ("content-type", CONTENT_TYPE),
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", str(event.event_id).encode()),
@@ -43,7 +45,3 @@ def headers(topic: str, event: AnyEvent | LifecycleEvent) -> Headers:
         ("ce_source", source),
         ("ce_time", event.occurred_at.isoformat().encode()),
     ]
-    customer_id = getattr(event, "customer_id", None)
-    if customer_id is not None:
-        out.append(("ce_subject", customer_id.encode()))
-    return out

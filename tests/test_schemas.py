@@ -111,3 +111,20 @@ def test_encoding_round_trips(amount, order, customer):
     event = decode_event(_v1()[1])
     changed = msgspec.structs.replace(event, amount_minor=amount, order_id=order, customer_id=customer)
     assert decode_event(encode_event(changed)) == changed
+
+
+def _one_of_each() -> list:
+    return [decode_event(line) for line in _v1()]
+
+
+@pytest.mark.parametrize("event", _one_of_each(), ids=lambda e: e.__struct_config__.tag)
+def test_every_identifier_is_checked_and_named(event):
+    """The fast check (`_names`) joins exactly the fields `identifiers` lists, so a
+    control character in any of them is refused, naming that field."""
+    fields = {name: f"<{name}>" for name in event.identifiers}
+    named = msgspec.structs.replace(event, **fields)
+    assert named._names() == "".join(fields.values())
+    raw = json.loads(encode_event(event))
+    for name in event.identifiers:
+        with pytest.raises(InvalidEvent, match=re.escape(f"(U+001B) - at `$.{name}`")):
+            decode_event(json.dumps({**raw, name: "x\x1b[31m"}))
