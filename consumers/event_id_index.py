@@ -70,12 +70,25 @@ class SortedOut:
         self.conflicts: list[int] = []
 
 
+_ABSENT = object()
+
+
 def sort_out(keys: Sequence[Sequence[str]], digests: Sequence[bytes], known: dict[str, bytes | None]) -> SortedOut:
     """Sort out the events of one append by their index keys and digests, given what
     the index `known`s (updated with the new events, so that a repeat within the
     append counts too)."""
     out = SortedOut()
     for index, (event_keys, digest) in enumerate(zip(keys, digests, strict=True)):
+        if len(event_keys) == 1:  # a customer event: the common case, kept cheap
+            seen = known.get(event_keys[0], _ABSENT)
+            if seen is _ABSENT:
+                known[event_keys[0]] = digest
+                out.fresh.append((index, event_keys))
+            elif seen is None or seen == digest:
+                out.duplicates += 1
+            else:
+                out.conflicts.append(index)
+            continue
         if any(known.get(key, digest) not in (digest, None) for key in event_keys):
             out.conflicts.append(index)
             continue

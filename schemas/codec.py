@@ -49,10 +49,10 @@ def encode_event(event: AnyEvent | AnyLifecycleEvent) -> bytes:
 
 
 def event_digest(event: AnyEvent) -> bytes:
-    """16 bytes that differ when two events with one `event_id` say different things.
+    """8 bytes that differ when two events with one `event_id` say different things.
 
     Taken over the canonical encoding, so that spacing, key order and fields the
     contract does not know do not count: the same event written by two producers has
     the same digest.
     """
-    return hashlib.blake2b(_encoder.encode(event), digest_size=16).digest()
+    return hashlib.blake2b(_encoder.encode(event), digest_size=8).digest()
