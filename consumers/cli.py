@@ -42,7 +42,8 @@ _FUTURE_MARGIN = timedelta(days=1)
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None))
+        settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None),
+                                  state_cache=getattr(args, "state_cache", None))
         return args.command(args, settings)
     except _EXPECTED_ERRORS as error:
         if isinstance(error, BrokenPipeError):
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
     derive = argparse.ArgumentParser(add_help=False)
     derive.add_argument("--policy", help="the policy TOML file (default: the shipped policy)")
+    cached = argparse.ArgumentParser(add_help=False)
+    cached.add_argument("--state-cache", type=_at_least(0, int), default=Settings.state_cache,
+                        help="customers' states kept decoded in memory; the others are read from the state store")
     parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('customer-lifecycle')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -105,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
     sub.add_argument("--allow-future", action="store_true",
                      help="take events dated more than a day ahead of this machine's clock")
-    sub = command("process", _process, "derive the customers' lifecycle from the log", derive)
+    sub = command("process", _process, "derive the customers' lifecycle from the log", derive, cached)
     sub.add_argument("--once", action="store_true", help="stop when caught up")
     sub.add_argument("--poll-interval", type=_at_least(0.01, float), default=1.0, help="seconds between reads when live")
     sub.add_argument("--clock-every", type=_at_least(0, float), default=3600.0,
@@ -121,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS))
-    sub = command("demo", _demo, "generate, publish and process a synthetic population", derive)
+    sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached)
     sub.add_argument("--customers", type=_at_least(1, int), default=10_000)
     sub.add_argument("--seed", type=int, default=7)
     # Eighteen months: long enough for the one-year churn rule to show.

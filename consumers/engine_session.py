@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
+from consumers import home
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.lifecycle_relay import LifecycleRelay
 from consumers.logs import open_event_log
@@ -19,6 +20,7 @@ from lifecycle.engine import LifecycleEngine
 from lifecycle.partition_time import clock_steps
 from lifecycle.state import as_datetime, epoch_seconds
 from projections.projection_store import DuckDBProjectionStore
+from projections.state_store import RocksDBStateStore
 from schemas import Clock, encode_event
 
 CLOCK_NAMESPACE = uuid.UUID("0f6a3f0e-8d7c-4c1e-9a55-2b7e3c4d5f60")
@@ -30,16 +32,20 @@ class EngineSession:
     def __init__(self, settings: Settings, batch_size: int = 20_000) -> None:
         self._resources = ExitStack()
         with ExitStack() as opening:
+            opening.enter_context(home.engine_lock(settings.home))
+            derived = home.current_or_new(settings.home)
             self.log = opening.enter_context(open_event_log(settings, CUSTOMER_EVENTS))
-            self.lifecycle_log = opening.enter_context(SQLiteEventLog(home=settings.home, name=CUSTOMER_LIFECYCLE))
-            self.store = DuckDBProjectionStore(settings.views_path)
+            self.lifecycle_log = opening.enter_context(SQLiteEventLog(home=derived, name=CUSTOMER_LIFECYCLE))
+            self.store = DuckDBProjectionStore(derived / home.VIEWS)
             opening.callback(self.store.close)
+            self.states = RocksDBStateStore(derived / home.STATES, settings.state_cache)
+            opening.callback(self.states.close)
             self.relay = None
             if settings.kafka is not None:
                 topic = opening.enter_context(open_event_log(settings, CUSTOMER_LIFECYCLE))
                 self.relay = LifecycleRelay(self.lifecycle_log, topic)
             engine = LifecycleEngine(load_policy(settings.policy))
-            self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, engine, batch_size)
+            self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size)
             self._resources = opening.pop_all()
 
     def run_once(

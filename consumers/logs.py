@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from consumers.errors import ConfigurationError
-from consumers.event_log import EventLog
+from consumers.event_log import CUSTOMER_EVENTS, EventLog
+from consumers.home import current
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SQLiteEventLog
 
@@ -12,13 +13,16 @@ def open_event_log(settings: Settings, name: str, *, create: bool = True) -> Eve
     """The log called `name` (a topic, or a file under the home directory).
 
     `create=False` is for readers: a log that does not exist yet is an error, and
-    nothing is created (no file, no topic).
+    nothing is created (no file, no topic). The embedded `customer-lifecycle` log is
+    derived, so it lives in the home's generation in use (consumers/home.py).
     """
     if settings.kafka is None:
-        if not create and not SQLiteEventLog.path_of(settings.home, name).exists():
+        # The log of record is at the home's top; what is derived, in the generation in use.
+        directory = settings.home if name == CUSTOMER_EVENTS else current(settings.home) or settings.home
+        if not create and not SQLiteEventLog.path_of(directory, name).exists():
             msg = f"there is no {name} log in {settings.home} yet: nothing was published to it"
             raise ConfigurationError(msg)
-        return SQLiteEventLog(home=settings.home, name=name)
+        return SQLiteEventLog(home=directory, name=name)
     from consumers.kafka_event_log import KafkaEventLog
 
     return KafkaEventLog(

@@ -1,15 +1,16 @@
 """The lifecycle processor: reads the log, runs the lifecycle engine, commits per batch.
 
-Exactly once with respect to the input log, in two stores, in this order:
-1. the lifecycle events a batch caused go to the `customer-lifecycle` log (an
-   eventsourcing process recorder) with the input position after the batch, in one
-   transaction;
-2. the batch's effects on the DuckDB projections go there with the same position, in
-   one transaction.
-Both are built before either is written, so a batch whose data cannot be stored
-records nothing. After a crash between the two, the batch is processed again from the
-projections' position; the derivation is deterministic, so it causes the same
-lifecycle events, and those already recorded (by position) are not recorded again.
+Exactly once with respect to the input log, in three stores, in this order, each with
+the input position after the batch:
+1. the lifecycle events the batch caused go to the `customer-lifecycle` log (an
+   eventsourcing process recorder), in one transaction;
+2. the batch's rows go to the DuckDB projections, in one transaction;
+3. the engine's states, deadline index and partition times go to the state store
+   (RocksDB), in one write.
+All three are built before any is written, so a batch whose data cannot be stored
+records nothing. Reading resumes where the state store stands, which is never past the
+others; after a crash the batches in between are derived again (the derivation is
+deterministic, so identically), and each store skips what it already holds.
 
 No record stops the engine. A record that is not a valid event, is larger than the
 policy allows, is dated implausibly far ahead of its partition's time, or that the
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from consumers.errors import LifecycleError
 from consumers.event_log import EventLog, RecordBatch
 from consumers.sqlite_event_log import SQLiteEventLog
-from lifecycle.deadlines import DeadlineQueue
+from lifecycle.deadlines import DeadlineQueue, due
 from lifecycle.engine import LifecycleEngine
 from lifecycle.errors import FactOutOfRange
 from lifecycle.partition_time import PartitionTime
@@ -36,6 +37,7 @@ from lifecycle.state import CustomerState, epoch_seconds
 from projections.dead_letters import DeadLetter
 from projections.profiles import FIELDS as PROFILE_FIELDS
 from projections.projection_store import BatchEffects, DuckDBProjectionStore
+from projections.state_store import RocksDBStateStore, StateBatch
 from schemas import Clock, CustomerErased, InvalidEvent, ProfileUpdated, Purchase, decode_event, encode_event
 from schemas.events import AnyCustomerEvent
 
@@ -74,6 +76,18 @@ def _fold_failed(index: int, error: Exception) -> Exception:
     return _FoldFailed(index, f"the engine could not fold this event ({type(error).__name__}: {error})")
 
 
+class _Batch:
+    """The customers one batch has touched, and what it changed."""
+
+    def __init__(self, partition: str) -> None:
+        self.partition = partition
+        self.touched: dict[str, CustomerState] = {}
+        self.deadlines_before: dict[str, int | None] = {}
+        self.changed: dict[str, CustomerState] = {}
+        self.pending = DeadlineQueue()
+        self.unpriced: Counter[str] = Counter()
+
+
 class LifecycleProcessor:
     """Derives the lifecycle of the customers of one log into the projections."""
 
@@ -82,42 +96,52 @@ class LifecycleProcessor:
         log: EventLog,
         store: DuckDBProjectionStore,
         lifecycle_log: SQLiteEventLog,
+        states: RocksDBStateStore,
         engine: LifecycleEngine,
         batch_size: int = 20_000,
     ) -> None:
         self.log = log
         self.store = store
         self.lifecycle_log = lifecycle_log
+        self.states = states
         self.engine = engine
         self.batch_size = batch_size
-        self._unpriced: Counter[str] = Counter()
         store.adopt_policy(engine.policy)
+        self._batch = _Batch("")
         self._load()
 
     def _load(self) -> None:
-        """The committed states, partition times and deadline queues: where the log's
-        recorded positions stand."""
-        self.states, self.partition_of = self.store.load_states()
+        """Where the state store stands: its positions and partition times."""
+        self.positions = self.states.positions()
         policy = self.engine.policy
-        self.times = {p: PartitionTime(policy, *times) for p, times in self.store.load_partition_times().items()}
-        self.queues: dict[str, DeadlineQueue] = {}
-        by_partition: dict[str, list[CustomerState]] = {}
-        for customer_id, state in self.states.items():
-            by_partition.setdefault(self.partition_of[customer_id], []).append(state)
-        for partition, states in by_partition.items():
-            self.queues[partition] = DeadlineQueue(states)
+        written = self.states.partition_times()
+        self.times = {p: PartitionTime(policy, *times) for p, times in written.items()}
+        self._written_clock = {p: clock_at for p, (_, clock_at) in written.items()}
         self._check_positions()
 
     def _check_positions(self) -> None:
-        for partition, position in self.store.recorder.positions().items():
+        views = self.store.positions()
+        for partition, position in self.positions.items():
+            if views.get(partition, 0) < position:
+                msg = (
+                    f"the projections are behind the engine's states for {partition} "
+                    f"({views.get(partition, 0)} < {position}): they were removed or replaced. "
+                    "Run `lifecycle replay` to derive everything again from the log."
+                )
+                raise LifecycleError(msg)
+        for partition, position in views.items():
             recorded = self.lifecycle_log.recorded_position(partition) or 0
             if recorded < position:
                 msg = (
                     f"the lifecycle log {self.lifecycle_log.path} is behind the projections "
                     f"for {partition} ({recorded} < {position}): it was removed or replaced. "
-                    "Remove the projections (views.duckdb) too, to derive both again from the start."
+                    "Run `lifecycle replay` to derive everything again from the log."
                 )
                 raise LifecycleError(msg)
+
+    def position_of(self, application_name: str) -> int | None:
+        """Where reading resumes in a partition: where the state store stands."""
+        return self.positions.get(application_name)
 
     def run_once(
         self,
@@ -132,19 +156,19 @@ class LifecycleProcessor:
         started = time.perf_counter()
         events = dead = derived = batches = 0
         unpriced: Counter[str] = Counter()
-        with closing(self.log.read(self.store.position_of, self.batch_size)) as reading:
+        with closing(self.log.read(self.position_of, self.batch_size)) as reading:
             for batch in reading:
                 effects = self.process(batch)
                 try:
                     self._commit(effects)
                 except BaseException:
-                    # The in-memory states ran ahead of what was committed.
-                    self._load()
+                    # The cached states ran ahead of what was written.
+                    self._discard()
                     raise
                 events += len(batch.values)
                 dead += len(effects.dead_letters)
                 derived += len(effects.lifecycle_events)
-                unpriced.update(self._unpriced)
+                unpriced.update(self._batch.unpriced)
                 batches += 1
                 if on_commit is not None:
                     on_commit(batch)
@@ -154,19 +178,33 @@ class LifecycleProcessor:
 
     def _commit(self, effects: BatchEffects) -> None:
         tracking = effects.tracking
-        prepared = self.store.prepare(effects)
-        recorded = self.lifecycle_log.recorded_position(tracking.application_name)
-        if recorded is None or recorded < tracking.notification_id:
-            fresh = [encode_event(e) for position, e in effects.lifecycle_events if recorded is None or position > recorded]
+        name, position = tracking.application_name, tracking.notification_id
+        in_views = self.store.position_of(name)
+        prepared = self.store.prepare(effects, written=in_views)
+        batch = self._batch
+        state_batch = StateBatch(tracking, name, list(batch.changed.values()), batch.deadlines_before,
+                                 effects.partition_times or (None, None))
+        recorded = self.lifecycle_log.recorded_position(name)
+        if recorded is None or recorded < position:
+            fresh = [encode_event(e) for at, e in effects.lifecycle_events if recorded is None or at > recorded]
             self.lifecycle_log.record(fresh, tracking)
-        self.store.write(prepared)
+        if in_views is None or in_views < position:
+            self.store.write(prepared)
+        self.states.write(state_batch)
+        self.positions[name] = position
+        self._written_clock[name] = state_batch.partition_times[1]
+
+    def _discard(self) -> None:
+        """Forget what the batch in hand changed: states are read again as written."""
+        self.states.forget(self._batch.touched)
+        self._load()
 
     def process(self, batch: RecordBatch) -> BatchEffects:
         """Run one batch through the engine; return what changed, to be committed.
 
         The batch must follow the last committed one: if the engine fails on a record,
-        the committed states are loaded again and the batch is done again with that
-        record dead-lettered.
+        the written states are read again and the batch is done again with that record
+        dead-lettered.
         """
         refused: dict[int, str] = {}
         while True:
@@ -174,56 +212,55 @@ class LifecycleProcessor:
                 return self._process(batch, refused)
             except _FoldFailed as failed:
                 refused[failed.index] = failed.reason
-                self._load()
+                self._discard()
 
-    def _process(self, batch: RecordBatch, refused: dict[int, str]) -> BatchEffects:
-        partition = batch.tracking.application_name
-        effects = BatchEffects(batch.tracking)
+    def _process(self, records: RecordBatch, refused: dict[int, str]) -> BatchEffects:
+        partition = records.tracking.application_name
+        effects = BatchEffects(records.tracking)
         times = self.times.get(partition)
         if times is None:
             times = self.times[partition] = PartitionTime(self.engine.policy)
-        changed: dict[str, CustomerState] = {}
-        self._unpriced = Counter()
+        self._batch = _Batch(partition)
         limit = self.engine.policy.input.max_event_bytes
-        for index, (raw, position) in enumerate(zip(batch.values, batch.positions)):
-            reason = refused.get(index)
-            if reason is None:
-                if len(raw) > limit:
-                    reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
-                else:
-                    reason = self._take(raw, position, index, partition, times, effects, changed)
+        for index, (raw, position) in enumerate(zip(records.values, records.positions)):
+            if len(raw) > limit:
+                reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
+            else:
+                reason = self._take(raw, position, index, times, effects, refused.get(index))
             if reason is not None:
                 effects.dead_letters.append(DeadLetter(partition, position, reason, bytes(raw)[:limit], len(raw)))
-        effects.states = list(changed.values())
-        effects.partitions = {customer_id: self.partition_of[customer_id] for customer_id in changed}
+        effects.states = list(self._batch.changed.values())
         effects.partition_times = (times.event_time, times.clock_at)
         return effects
 
     def _take(
-        self,
-        raw: bytes,
-        position: int,
-        index: int,
-        partition: str,
-        times: PartitionTime,
-        effects: BatchEffects,
-        changed: dict[str, CustomerState],
+        self, raw: bytes, position: int, index: int, times: PartitionTime, effects: BatchEffects, failed: str | None
     ) -> str | None:
-        """Fold one record in; or why it is refused."""
+        """Fold one record in; or why it is refused. `failed`: the engine failed on this
+        record before; it still moves its partition's time, and is refused."""
         try:
             event = decode_event(raw)
         except InvalidEvent as error:
             return str(error)
         at = epoch_seconds(event.occurred_at)
         if type(event) is Clock:
+            reason, moves = times.take_clock(at)
+            if not moves or failed is not None:
+                return reason or failed
             try:
-                return self._clock(event, at, position, partition, times, effects, changed)
+                self._clock(event, at, position, effects)
             except Exception as error:
                 raise _fold_failed(index, error) from error
+            return None
         reason = times.event_refusal(at)
         if reason is not None:
             return reason
-        state = self._state(event.customer_id, partition, times)
+        # The partition's time moves with every event the rule takes, whatever the
+        # fold makes of it: so it follows from the log alone, as a replay computes it.
+        times.saw_event(at)
+        if failed is not None:
+            return failed
+        state = self._touch(event.customer_id, times.clock_at)
         deadline = state.next_deadline
         try:
             derived = self.engine.on_event(state, event, at)
@@ -231,51 +268,48 @@ class LifecycleProcessor:
             return str(error)
         except Exception as error:
             raise _fold_failed(index, error) from error
-        times.saw_event(at)
+        batch = self._batch
         effects.lifecycle_events.extend((position, e) for e in derived)
         if state.next_deadline != deadline:
-            self.queues.setdefault(partition, DeadlineQueue()).push(state)
-        changed[event.customer_id] = state
+            batch.pending.push(state)
+        batch.changed[event.customer_id] = state
         if type(event) is Purchase and event.currency not in self.engine.policy.value.rates_to_base:
-            self._unpriced[event.currency] += 1
+            batch.unpriced[event.currency] += 1
         self._personal_data(event, effects)
         return None
 
-    def _clock(
-        self,
-        clock: Clock,
-        at: int,
-        position: int,
-        partition: str,
-        times: PartitionTime,
-        effects: BatchEffects,
-        changed: dict[str, CustomerState],
-    ) -> str | None:
-        reason, moves = times.take_clock(at)
-        if not moves:
-            return reason
-        queue = self.queues.setdefault(partition, DeadlineQueue())
+    def _clock(self, clock: Clock, at: int, position: int, effects: BatchEffects) -> None:
+        """Decide again the customers of the partition whose deadline the clock has passed."""
+        batch = self._batch
+        written = self.states.due(batch.partition, self._written_clock.get(batch.partition), at)
         derived = effects.lifecycle_events
-        for state in queue.due(at, self.states):
+        for state in due(written, batch.pending, at, self._due_state):
             derived.extend((position, e) for e in self.engine.on_clock(state, clock))
-            queue.push(state)
-            changed[state.customer_id] = state
-        return None
+            batch.pending.push(state)
+            batch.changed[state.customer_id] = state
 
-    def _state(self, customer_id: str, partition: str, times: PartitionTime) -> CustomerState:
-        """The customer's state, with their time moved to the partition's latest clock.
+    def _due_state(self, customer_id: str) -> CustomerState:
+        return self._touch(customer_id, None)
+
+    def _touch(self, customer_id: str, clock_at: int | None) -> CustomerState:
+        """The customer's state, noted as touched by the batch in hand (a new one if
+        unknown), with their time moved to the partition's latest clock `clock_at`.
 
         A clock reaches every customer of its partition; for one whose deadline it has
         not passed it changes only their time, so that is done here, when they are next
         seen, instead of visiting every customer at every clock.
         """
-        state = self.states.get(customer_id)
+        batch = self._batch
+        state = batch.touched.get(customer_id)
         if state is None:
-            state = self.states[customer_id] = CustomerState(customer_id=customer_id)
-            self.partition_of[customer_id] = partition
-        clock = times.clock_at
-        if clock is not None and clock > state.now:
-            state.now = clock
+            state = self.states.get(customer_id)
+            if state is None:
+                state = CustomerState(customer_id=customer_id)
+                self.states.add(state)
+            batch.touched[customer_id] = state
+            batch.deadlines_before[customer_id] = state.next_deadline
+        if clock_at is not None and clock_at > state.now:
+            state.now = clock_at
         return state
 
     @staticmethod

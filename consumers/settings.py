@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumers.errors import ConfigurationError
+from consumers.home import VIEWS, current
 
 ENV_KAFKA = "LIFECYCLE_KAFKA"
 ENV_HOME = "LIFECYCLE_HOME"
@@ -25,10 +26,13 @@ class Settings:
     kafka: str | None = None
     partitions: int = 4
     policy: Path | None = None
+    state_cache: int = 100_000
+    """Customers' states kept decoded in memory (the rest are read from the state store)."""
 
     @property
     def views_path(self) -> Path:
-        return self.home / "views.duckdb"
+        """The projections of the generation in use (consumers/home.py)."""
+        return (current(self.home) or self.home) / VIEWS
 
     def require_home(self) -> None:
         """For commands that only read: a missing home is an error, never created."""
@@ -46,6 +50,7 @@ class Settings:
         home: str | None = None,
         kafka: str | None = None,
         policy: str | None = None,
+        state_cache: int | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
         """Flags win over the environment; the environment over the defaults."""
@@ -53,7 +58,8 @@ class Settings:
         if kafka is not None:
             _check_bootstrap(kafka)
         home = Path(home or environ.get(ENV_HOME) or DEFAULT_HOME)
-        return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None)
+        cache = cls.state_cache if state_cache is None else state_cache
+        return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache)
 
 
 def _check_bootstrap(value: str) -> None:

@@ -1,19 +1,22 @@
-"""The `customers` view: one row per customer, and the fold state it was derived from.
+"""The `customers` view: one row per customer, for analysts.
 
-`customers` is for analysts; `customer_state` holds each customer's encoded
-`CustomerState`, so that the engine resumes its fold exactly where the rows stand.
-Both are written from Arrow tables, a batch at a time, never row by row.
+The rows are written to `customer_rows` from Arrow tables, a batch at a time, never row
+by row; `customers` shows them with each customer's time (`as_of`) brought up to their
+log partition's latest clock. A clock reaches every customer of its partition, but the
+engine visits only those a deadline of theirs makes due (lifecycle/deadlines.py), so a
+row written before the clock would otherwise lag it. The engine's own state is not
+here: it lives in the state store (projections/state_store.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 
 import duckdb
 import pyarrow as pa
 
-from lifecycle.state import CustomerState, decode_state, encode_state
+from lifecycle.state import CustomerState
 
 # (column, DuckDB type, Arrow type, the CustomerState attribute it shows or a function
 # computing it): one list, so the table and the Arrow batch cannot drift apart.
@@ -51,14 +54,18 @@ COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], obje
 )
 
 DDL = (
-    "CREATE TABLE IF NOT EXISTS customers ("
+    "CREATE TABLE IF NOT EXISTS customer_rows ("
     + ", ".join(f"{name} {sql}" for name, sql, _, _ in COLUMNS)
-    + ")",
-    "CREATE TABLE IF NOT EXISTS customer_state ("
-    " customer_id VARCHAR PRIMARY KEY, log_partition VARCHAR NOT NULL, state BLOB NOT NULL)",
-    # Columns added since the first release: rows are inserted by name, so a database
-    # created before has them appended, and takes the same rows.
-    "ALTER TABLE customers ADD COLUMN IF NOT EXISTS unpriced_purchases INTEGER DEFAULT 0",
+    + ", log_partition VARCHAR NOT NULL)",
+    # The latest clock of each partition, written with each batch (see the module text).
+    "CREATE TABLE IF NOT EXISTS partition_clocks ("
+    "log_partition VARCHAR PRIMARY KEY, clock_at BIGINT, event_time BIGINT)",
+    "CREATE OR REPLACE VIEW customers AS SELECT "
+    + ", ".join(
+        "greatest(r.as_of, to_timestamp(c.clock_at)) AS as_of" if name == "as_of" else f"r.{name}"
+        for name, _, _, _ in COLUMNS
+    )
+    + " FROM customer_rows r LEFT JOIN partition_clocks c USING (log_partition)",
 )
 
 
@@ -66,65 +73,25 @@ _ATTRIBUTES = [value for _, _, _, value in COLUMNS if isinstance(value, str)]
 _read_attributes = attrgetter(*_ATTRIBUTES)
 
 
-def customers_table(states: Sequence[CustomerState]) -> pa.Table:
+def customers_table(states: Sequence[CustomerState], partition: str) -> pa.Table:
+    """The rows of `states`, all of one log partition."""
     # attrgetter reads all plain attributes of a state in one C call.
     attributes = dict(zip(_ATTRIBUTES, zip(*map(_read_attributes, states)))) if states else {}
-    return pa.table(
-        {
-            name: pa.array(
-                attributes.get(value, ()) if isinstance(value, str) else [value(s) for s in states], arrow
-            )
-            for name, _, arrow, value in COLUMNS
-        }
-    )
+    columns = {
+        name: pa.array(attributes.get(value, ()) if isinstance(value, str) else [value(s) for s in states], arrow)
+        for name, _, arrow, value in COLUMNS
+    }
+    columns["log_partition"] = pa.array([partition] * len(states), pa.string())
+    return pa.table(columns)
 
 
-def state_table(states: Sequence[CustomerState], partitions: Mapping[str, str]) -> pa.Table:
-    return pa.table(
-        {
-            "customer_id": pa.array([s.customer_id for s in states], pa.string()),
-            "log_partition": pa.array([partitions[s.customer_id] for s in states], pa.string()),
-            "state": pa.array([encode_state(s) for s in states], pa.binary()),
-        }
-    )
-
-
-CustomerTables = tuple[pa.Table, pa.Table]
-"""The `customers` rows and the `customer_state` rows of a batch's changed customers."""
-
-
-def tables(states: Sequence[CustomerState], partitions: Mapping[str, str]) -> CustomerTables | None:
-    """The rows of changed customers, built before anything is written (this is where a
-    state that cannot be stored would fail, with nothing recorded yet).
-
-    `partitions` names each customer's log partition: time (clock events) reaches
-    customers partition by partition, so the engine must know where each one lives.
-    """
-    if not states:
-        return None
-    return customers_table(states), state_table(states, partitions)
-
-
-def upsert(connection: duckdb.DuckDBPyConnection, rows: CustomerTables | None) -> None:
+def upsert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:
     """Write the rows of changed customers, inside the caller's transaction."""
     if rows is None:
         return
-    customer_rows, state_rows = rows
-    # No key on `customers`: DuckDB's INSERT OR REPLACE through a key index measured
+    # No key on `customer_rows`: DuckDB's INSERT OR REPLACE through a key index measured
     # 1.2-1.7 s per 7 k existing rows of this wide table; delete + insert, 0.04 s.
-    # `customer_state` keeps the key, so a customer still has exactly one row.
-    connection.register("_rows", customer_rows)
-    connection.execute("DELETE FROM customers WHERE customer_id IN (SELECT customer_id FROM _rows)")
-    connection.execute("INSERT INTO customers BY NAME SELECT * FROM _rows")
+    connection.register("_rows", rows)
+    connection.execute("DELETE FROM customer_rows WHERE customer_id IN (SELECT customer_id FROM _rows)")
+    connection.execute("INSERT INTO customer_rows BY NAME SELECT * FROM _rows")
     connection.unregister("_rows")
-    connection.register("_rows", state_rows)
-    connection.execute("INSERT OR REPLACE INTO customer_state SELECT * FROM _rows")
-    connection.unregister("_rows")
-
-
-def load_states(connection: duckdb.DuckDBPyConnection) -> tuple[dict[str, CustomerState], dict[str, str]]:
-    """Every stored customer state by customer id, and each customer's log partition."""
-    table = connection.sql("SELECT customer_id, log_partition, state FROM customer_state").to_arrow_table()
-    ids = table.column("customer_id").to_pylist()
-    states = {i: decode_state(state) for i, state in zip(ids, table.column("state").to_pylist())}
-    return states, dict(zip(ids, table.column("log_partition").to_pylist()))

@@ -5,6 +5,12 @@ letters) and the log position after the batch are committed together, so after a
 crash the rows and the position agree: the batch is either wholly there or wholly to
 be done again. The rows are built first (`prepare`), so that a batch whose data cannot
 be stored fails before anything of it is written anywhere.
+
+The engine's states are written after the projections (projections/state_store.py), so
+after a crash the projections may be ahead of where the engine resumes. The batches in
+between are derived again, identically; `prepare` then leaves out the transitions and
+dead letters of records the projections already hold, and the rest (a customer's row,
+a profile merge) is written again to the same result.
 """
 
 from __future__ import annotations
@@ -22,16 +28,6 @@ from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
 
-# Per partition, its event time and its latest clock (lifecycle/partition_time.py): a
-# clock reaches every customer of its partition, and those it does not find due are
-# moved to it when next seen (see the processor).
-_CLOCKS_DDL = (
-    "CREATE TABLE IF NOT EXISTS partition_clocks ("
-    "log_partition VARCHAR PRIMARY KEY, clock_at BIGINT, event_time BIGINT)",
-    "ALTER TABLE partition_clocks ADD COLUMN IF NOT EXISTS event_time BIGINT",
-    "ALTER TABLE partition_clocks ALTER COLUMN clock_at DROP NOT NULL",
-)
-
 PartitionTimes = tuple[int | None, int | None]
 """A partition's (event time, latest clock), in epoch seconds."""
 
@@ -42,7 +38,6 @@ class BatchEffects:
 
     tracking: Tracking
     states: list[CustomerState] = field(default_factory=list)
-    partitions: dict[str, str] = field(default_factory=dict)
     lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
     partition_times: PartitionTimes | None = None
     profile_updates: dict[str, dict[str, object]] = field(default_factory=dict)
@@ -55,7 +50,7 @@ class PreparedBatch:
     """A batch's rows, built and ready to be written in one transaction."""
 
     tracking: Tracking
-    customers: customers.CustomerTables | None
+    customers: pa.Table | None
     transitions: pa.Table | None
     partition_times: PartitionTimes | None
     erased: list[str]
@@ -75,7 +70,7 @@ class DuckDBProjectionStore:
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, *_CLOCKS_DDL)
+            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL)
             for statement in ddl:
                 connection.execute(statement)
 
@@ -87,28 +82,26 @@ class DuckDBProjectionStore:
     def position_of(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
 
-    def load_states(self) -> tuple[dict[str, CustomerState], dict[str, str]]:
-        """Every customer's state, and the log partition each lives in."""
-        with self.recorder.transaction() as connection:
-            return customers.load_states(connection)
-
-    def load_partition_times(self) -> dict[str, PartitionTimes]:
-        """Each log partition's (event time, latest clock), as committed."""
-        with self.recorder.transaction() as connection:
-            rows = connection.execute("SELECT log_partition, event_time, clock_at FROM partition_clocks").fetchall()
-        return {partition: (event_time, clock_at) for partition, event_time, clock_at in rows}
+    def positions(self) -> dict[str, int]:
+        return self.recorder.positions()
 
     @staticmethod
-    def prepare(effects: BatchEffects) -> PreparedBatch:
-        """Build the batch's rows; nothing is written."""
+    def prepare(effects: BatchEffects, written: int | None = None) -> PreparedBatch:
+        """Build the batch's rows; nothing is written. `written`: the position the
+        projections already hold in this partition, if the batch is derived again."""
+        partition = effects.tracking.application_name
+        events, letters = effects.lifecycle_events, effects.dead_letters
+        if written is not None:
+            events = [(position, e) for position, e in events if position > written]
+            letters = [letter for letter in letters if letter.position > written]
         return PreparedBatch(
             tracking=effects.tracking,
-            customers=customers.tables(effects.states, effects.partitions),
-            transitions=transitions.table(effects.tracking.application_name, effects.lifecycle_events),
+            customers=customers.customers_table(effects.states, partition) if effects.states else None,
+            transitions=transitions.table(partition, events),
             partition_times=effects.partition_times,
             erased=effects.erased,
             profiles=profiles.table(effects.profile_updates),
-            dead_letters=dead_letters.table(effects.dead_letters),
+            dead_letters=dead_letters.table(letters),
         )
 
     def write(self, batch: PreparedBatch) -> None:

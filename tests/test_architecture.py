@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 LAYERS = ("schemas", "lifecycle", "projections", "consumers")
-ONLY_IN = {"kafka": {"consumers"}, "duckdb": {"projections"}, "pyarrow": {"projections"}}
+ONLY_IN = {"kafka": {"consumers"}, "duckdb": {"projections"}, "pyarrow": {"projections"}, "rocksdict": {"projections"}}
 
 
 def _modules(package: str) -> list[Path]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +30,8 @@ from hypothesis import settings as hypothesis_settings
 from eventsourcing.persistence import Tracking
 from hypothesis import strategies as st
 
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
+from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.home import current
 from consumers.logs import open_event_log
 from consumers.processor import LifecycleProcessor
 from consumers.publisher import publish_lines
@@ -40,6 +42,7 @@ from lifecycle.policy import Policy
 from lifecycle.population import PopulationSpec, generate, generate_events
 from lifecycle.state import CustomerState, decode_state, encode_state, epoch_seconds
 from projections.projection_store import DuckDBProjectionStore
+from projections.state_store import RocksDBStateStore
 from schemas import (
     AnyEvent,
     Clock,
@@ -204,29 +207,32 @@ def derive(stream: Iterable[AnyEvent], policy: Policy = POLICY, *,
 
 
 @pytest.fixture(scope="module")
-def processor_parts(tmp_path_factory) -> Iterator[tuple[SQLiteEventLog, DuckDBProjectionStore]]:
-    """A log and an empty store for in-process processors that never commit."""
-    home = tmp_path_factory.mktemp("processor")
-    store = DuckDBProjectionStore(":memory:")
-    with SQLiteEventLog(home=home, name=CUSTOMER_LIFECYCLE) as log:
-        yield log, store
-    store.close()
+def processor_parts(tmp_path_factory) -> Path:
+    """Where in-process processors keep their stores, a fresh directory each."""
+    return tmp_path_factory.mktemp("processor")
 
 
-def process(stream: list[AnyEvent], parts, batch_size: int) -> list[LifecycleEvent]:
+def process(stream: list[AnyEvent], parts: Path, batch_size: int, cache_size: int = 2) -> list[LifecycleEvent]:
     """The lifecycle events the real `LifecycleProcessor` derives from `stream` (one
-    partition, batches of `batch_size`), in memory: nothing is committed."""
-    log, store = parts
-    processor = LifecycleProcessor(log, store, log, LifecycleEngine(POLICY))
-    raws = [encode_event(event) for event in stream]
-    out: list[LifecycleEvent] = []
-    for start in range(0, len(raws), batch_size):
-        chunk = raws[start : start + batch_size]
-        positions = list(range(start + 1, start + len(chunk) + 1))
-        effects = processor.process(RecordBatch(Tracking(CUSTOMER_EVENTS, positions[-1]), chunk, positions))
-        assert not effects.dead_letters
-        out.extend(event for _, event in effects.lifecycle_events)
-    return out
+    partition, batches of `batch_size`), committed batch by batch to real stores, with
+    a state cache of `cache_size`, so that most states are read back from RocksDB."""
+    with tempfile.TemporaryDirectory(dir=parts) as directory:
+        home = Path(directory)
+        raws = [encode_event(event) for event in stream]
+        with SQLiteEventLog(home=home, name=CUSTOMER_EVENTS) as log, \
+                SQLiteEventLog(home=home, name=CUSTOMER_LIFECYCLE) as lifecycle_log:
+            # One segment per batch: the embedded log reads whole segments.
+            for number, start in enumerate(range(0, len(raws), batch_size), start=1):
+                log.recorder.record(raws[start : start + batch_size], Tracking("a-test-producer", number))
+            store = DuckDBProjectionStore(":memory:")
+            states = RocksDBStateStore(home / "states", cache_size=cache_size)
+            try:
+                processor = LifecycleProcessor(log, store, lifecycle_log, states, LifecycleEngine(POLICY), batch_size)
+                assert processor.run_once().dead_letters == 0
+            finally:
+                states.close()
+                store.close()
+            return [decode_lifecycle_event(raw) for batch in lifecycle_log.read(lambda _: None) for raw in batch.values]
 
 
 def per_customer(events: Iterable[LifecycleEvent]) -> dict[str, list[bytes]]:
@@ -344,8 +350,9 @@ def _tail(settings: Settings, capsys) -> list[bytes]:
 
 
 def _embedded_lifecycle_log(home: Path) -> list[bytes]:
-    """The embedded `customer-lifecycle` log under `home`, where the processor records."""
-    with SQLiteEventLog(home=home, name=CUSTOMER_LIFECYCLE) as log:
+    """The embedded `customer-lifecycle` log of `home`'s generation in use, where the
+    processor records."""
+    with SQLiteEventLog(home=current(home), name=CUSTOMER_LIFECYCLE) as log:
         return [bytes(raw) for batch in log.read(lambda _: None) for raw in batch.values]
 
 

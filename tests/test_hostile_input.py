@@ -104,9 +104,7 @@ def _query(settings: Settings, capsys: pytest.CaptureFixture[str], sql: str) -> 
     return json.loads(capsys.readouterr().out)
 
 
-# A repeat that the engine ignores still touches its customer, which moves their time to
-# the partition's latest clock; `as_of` of customers nobody touched lags it (issue 8).
-CUSTOMERS = "SELECT * EXCLUDE (duplicates_ignored, as_of) FROM customers ORDER BY customer_id"
+CUSTOMERS = "SELECT * EXCLUDE (duplicates_ignored) FROM customers ORDER BY customer_id"
 
 
 def _reference(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], valid: list[bytes]) -> list[dict]:

@@ -33,7 +33,7 @@ def _refused(home: Path, where: Path) -> dict[str, str]:
         "list files": f"SELECT * FROM glob('{where}/*')",
         "turn external access back on": "SET enable_external_access = true",
         "unlock the configuration": "SET lock_configuration = false",
-        "write a table": "DELETE FROM customers",
+        "write a table": "DELETE FROM customer_rows",
         "create a table": "CREATE TABLE leak AS SELECT * FROM customers",
     }
 

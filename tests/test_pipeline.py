@@ -112,7 +112,7 @@ def test_sql_is_read_only(settings, capsys):
     lifecycle(settings, "publish", str(MIXED))
     lifecycle(settings, "process", "--once")
     capsys.readouterr()
-    assert lifecycle(settings, "sql", "DELETE FROM customers") == 2
+    assert lifecycle(settings, "sql", "DELETE FROM customer_rows") == 2
     assert "read-only" in capsys.readouterr().err
     assert query(settings, capsys, "SELECT count(*) AS n FROM customers") == [{"n": 3}]
 
@@ -190,3 +190,19 @@ def test_the_same_id_with_other_content_is_a_counted_conflict(settings, tmp_path
     err = capsys.readouterr().err
     assert f"line 1: event_id {original['event_id']} is already on the log with other content (a conflict)" in err
     assert "published 0 events (1 already on the log, 1 conflicts, 0 invalid lines of 2)" in err
+
+
+def test_as_of_is_the_latest_time_that_reached_each_customer(settings, tmp_path, capsys):
+    """A clock reaches every customer of its partition, also those it finds nothing to
+    decide for (and whose rows it therefore does not rewrite)."""
+    lifecycle(settings, "publish", str(MIXED))
+    clock = tmp_path / "clock.jsonl"
+    clock.write_text('{"type":"clock","event_id":"00000000-0000-4000-8000-00000000c10c",'
+                     '"occurred_at":"2025-02-01T00:00:00Z","source":"clock"}\n')
+    assert lifecycle(settings, "publish", str(clock)) == 0
+    assert lifecycle(settings, "process", "--once") == 0
+    rows = query(settings, capsys, "SELECT customer_id, as_of, last_event_at FROM customers ORDER BY 1")
+    assert [row["as_of"] for row in rows] == [
+        max(row["last_event_at"], "2025-02-01T00:00:00+00:00") for row in rows]
+    assert sum(row["as_of"] == "2025-02-01T00:00:00+00:00" for row in rows) == 2
+    assert query(settings, capsys, "SELECT count(*) AS n FROM dead_letters") == [{"n": 0}]

@@ -1,0 +1,110 @@
+"""The home directory's layout: the log of record, and generations of what is derived.
+
+    <home>/customer-events.sqlite      the embedded log of record (or Kafka's id indexes)
+    <home>/current                     the name of the generation in use, e.g. "derived-3"
+    <home>/derived-3/views.duckdb      the projections (and their snapshot for analysts)
+    <home>/derived-3/customer-lifecycle.sqlite   the lifecycle events, recorded once
+    <home>/derived-3/states/           the engine's states (RocksDB)
+    <home>/engine.lock                 held by the one engine working on this home
+
+Everything under a generation is derived from the log. A replay builds the next
+generation beside the one in use and switches by replacing `current` (an atomic
+rename), so a replay killed at any moment leaves the generation in use whole; the old
+one is removed after the switch, and a half-built one when the next replay starts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from consumers.errors import ConfigurationError
+
+POINTER = "current"
+PREFIX = "derived-"
+VIEWS = "views.duckdb"
+LIFECYCLE_LOG = "customer-lifecycle.sqlite"
+STATES = "states"
+# What homes made before generations held at their top: derived, so a replay replaces it.
+_FLAT_LAYOUT = (VIEWS, "views.snapshot.duckdb", LIFECYCLE_LOG)
+
+
+class EngineBusy(ConfigurationError):
+    """Another engine holds this home."""
+
+
+def current(home: Path) -> Path | None:
+    """The generation in use, or None before the first one."""
+    try:
+        name = (home / POINTER).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return home / name
+
+
+def current_or_new(home: Path) -> Path:
+    """The generation in use, made (empty) if there is none yet."""
+    generation = current(home)
+    if generation is not None:
+        return generation
+    if any((home / name).exists() for name in _FLAT_LAYOUT):
+        msg = (
+            f"{home} was made by an older version of the engine, which kept its projections at its "
+            "top: run `lifecycle replay` once to derive them again from the log into the new layout"
+        )
+        raise ConfigurationError(msg)
+    generation = home / f"{PREFIX}1"
+    generation.mkdir(parents=True, exist_ok=True)
+    switch(home, generation)
+    return generation
+
+
+def next_generation(home: Path) -> Path:
+    """A new, empty generation beside the one in use (left-overs of killed replays go)."""
+    in_use = current(home)
+    numbers = [int(p.name[len(PREFIX):]) for p in home.glob(f"{PREFIX}*") if p.name[len(PREFIX):].isdigit()]
+    for path in home.glob(f"{PREFIX}*"):
+        if path != in_use:
+            shutil.rmtree(path)
+    generation = home / f"{PREFIX}{max(numbers, default=0) + 1}"
+    generation.mkdir(parents=True)
+    return generation
+
+
+def switch(home: Path, generation: Path) -> None:
+    """Make `generation` the one in use, atomically; then remove what it replaces."""
+    previous = current(home)
+    partial = home / f"{POINTER}.partial"
+    partial.write_text(generation.name + "\n", encoding="utf-8")
+    with partial.open("rb") as written:
+        os.fsync(written.fileno())
+    os.replace(partial, home / POINTER)
+    if previous is not None and previous != generation:
+        shutil.rmtree(previous, ignore_errors=True)
+    for name in _FLAT_LAYOUT:
+        (home / name).unlink(missing_ok=True)
+
+
+@contextmanager
+def engine_lock(home: Path) -> Iterator[None]:
+    """Hold the home for one engine (process, replay, demo); another gets `EngineBusy`."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "engine.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise EngineBusy(f"an engine is already working on {home} ({holder}): stop it first") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)

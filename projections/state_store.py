@@ -1,0 +1,190 @@
+"""The engine's own state, out of the heap: each customer's fold state, the index of
+their next deadlines, each log partition's time, and the log positions all of it
+reflects, in one embedded RocksDB database, behind a bounded cache of decoded states.
+
+Why RocksDB (measured on this machine, 1 M states of ~900 B, batches of 15 k random
+customers, each batch one synced write): a batched put costs 6.5 µs a state against
+LMDB's 33-38 µs and SQLite's ~120 µs for get and put; its memory stays near 400 MB,
+where LMDB's mapped pages count in the process's RSS (1.8 GB); it compresses (315 MB
+on disk). Cold point reads are slower (13-21 µs against LMDB's 3-6 µs), which the
+cache is for. Kafka Streams and Flink keep their state stores in RocksDB too.
+
+One write per batch holds the batch's states, deadline moves, partition times and
+position, so after a crash they agree with each other; the other stores may be ahead,
+never behind (see the processor). Keys, in one keyspace:
+
+- `s` + customer id -> the customer's `CustomerState`, msgpack;
+- `d` + partition + NUL + deadline (8 bytes, big-endian, offset) + customer id -> empty:
+  customers by next deadline per partition, for the clocks (`lifecycle/deadlines.py`);
+- `p` + partition -> the partition's (event time, latest clock), msgpack;
+- `t` + application name -> the position after the last batch written.
+
+A partition's states can later move to another processor with its keys and position.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+from eventsourcing.persistence import Tracking
+from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
+
+from lifecycle.state import CustomerState, decode_state, encode_state
+
+PartitionTimes = tuple[int | None, int | None]
+"""A partition's (event time, latest clock), in epoch seconds."""
+
+_DEADLINE = struct.Struct(">Q")
+_OFFSET = 1 << 63  # so that times before the epoch still sort below those after it
+_times = msgspec.msgpack.Decoder(tuple[int | None, int | None])
+_encode = msgspec.msgpack.encode
+
+
+def _state_key(customer_id: str) -> bytes:
+    return b"s" + customer_id.encode()
+
+
+def _deadline_prefix(partition: str) -> bytes:
+    return b"d" + partition.encode() + b"\x00"
+
+
+def _deadline_key(partition: str, deadline: int, customer_id: str) -> bytes:
+    return _deadline_prefix(partition) + _DEADLINE.pack(deadline + _OFFSET) + customer_id.encode()
+
+
+@dataclass
+class StateBatch:
+    """What one batch changed in the engine's state, to be written with its position."""
+
+    tracking: Tracking
+    partition: str
+    states: list[CustomerState] = field(default_factory=list)
+    deadlines_before: dict[str, int | None] = field(default_factory=dict)
+    """Each changed customer's deadline as last written, to move its index key."""
+    partition_times: PartitionTimes = (None, None)
+
+
+class RocksDBStateStore:
+    """States by customer id in RocksDB at `path`, at most `cache_size` of them decoded
+    in memory (more while a batch is open: it is trimmed after each write)."""
+
+    def __init__(self, path: Path, cache_size: int = 100_000) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(path), options)
+        synced = WriteOptions()
+        synced.sync = True
+        self._db.set_write_options(synced)
+        self.cache_size = cache_size
+        self._cache: dict[str, CustomerState] = {}
+
+    # -- states -----------------------------------------------------------------------
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        """The customer's state: from the cache, else as last written, else None."""
+        state = self._cache.pop(customer_id, None)
+        if state is None:
+            data = self._db.get(_state_key(customer_id))
+            if data is None:
+                return None
+            state = decode_state(data)
+        self._cache[customer_id] = state  # most recently used last
+        return state
+
+    def add(self, state: CustomerState) -> None:
+        """A new customer's state, held in the cache until its batch is written."""
+        self._cache[state.customer_id] = state
+
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        """Drop cached states changed by a batch that will not be written: they are
+        read again as last written."""
+        for customer_id in customer_ids:
+            self._cache.pop(customer_id, None)
+
+    def due(self, partition: str, after: int | None, at: int) -> Iterator[tuple[int, str]]:
+        """(deadline, customer id) of the written index, for deadlines in (after, at],
+        earliest first (ties by id). Every written deadline lies after the partition's
+        latest clock, so `after` skips the keys deleted below it."""
+        prefix = _deadline_prefix(partition)
+        start = prefix + _DEADLINE.pack((after if after is not None else -_OFFSET) + 1 + _OFFSET)
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(prefix + _DEADLINE.pack(at + 1 + _OFFSET))
+        cut = len(prefix)
+        for key in self._db.keys(from_key=start, read_opt=bound):
+            yield _DEADLINE.unpack_from(key, cut)[0] - _OFFSET, key[cut + 8 :].decode()
+
+    # -- positions and partition times -------------------------------------------------
+
+    def positions(self) -> dict[str, int]:
+        return {key[1:].decode(): int(value) for key, value in self._prefixed(b"t")}
+
+    def partition_times(self) -> dict[str, PartitionTimes]:
+        return {key[1:].decode(): _times.decode(value) for key, value in self._prefixed(b"p")}
+
+    def _prefixed(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(prefix[:-1] + bytes([prefix[-1] + 1]))
+        return list(self._db.items(from_key=prefix, read_opt=bound))
+
+    # -- writing ----------------------------------------------------------------------
+
+    def write(self, batch: StateBatch) -> None:
+        """Write a batch's states, deadline moves, partition times and position at once
+        (one synced RocksDB write); then trim the cache to its size."""
+        self.write_many([batch])
+
+    def write_many(self, batches: Iterable[StateBatch]) -> None:
+        writes = WriteBatch(raw_mode=True)
+        for batch in batches:
+            self._stage(writes, batch)
+        self._db.write(writes)
+        self._trim()
+
+    @staticmethod
+    def _stage(writes: WriteBatch, batch: StateBatch) -> None:
+        partition = batch.partition
+        before = batch.deadlines_before
+        for state in batch.states:
+            customer_id = state.customer_id
+            writes.put(_state_key(customer_id), encode_state(state))
+            old, new = before.get(customer_id), state.next_deadline
+            if old != new:
+                if old is not None:
+                    writes.delete(_deadline_key(partition, old, customer_id))
+                if new is not None:
+                    writes.put(_deadline_key(partition, new, customer_id), b"")
+        writes.put(b"p" + partition.encode(), _encode(batch.partition_times))
+        writes.put(b"t" + batch.tracking.application_name.encode(), str(batch.tracking.notification_id).encode())
+
+    def load(self, states: Iterable[tuple[str, CustomerState]], times: Mapping[str, PartitionTimes],
+             positions: Mapping[str, int]) -> None:
+        """Write states of a fresh store in bulk (a replay), with their partitions'
+        times and positions; states go in chunks, the positions last."""
+        writes, staged = WriteBatch(raw_mode=True), 0
+        for partition, state in states:
+            writes.put(_state_key(state.customer_id), encode_state(state))
+            if state.next_deadline is not None:
+                writes.put(_deadline_key(partition, state.next_deadline, state.customer_id), b"")
+            staged += 1
+            if staged == 50_000:
+                self._db.write(writes)
+                writes, staged = WriteBatch(raw_mode=True), 0
+        for partition, partition_times in times.items():
+            writes.put(b"p" + partition.encode(), _encode(partition_times))
+        for name, position in positions.items():
+            writes.put(b"t" + name.encode(), str(position).encode())
+        self._db.write(writes)
+
+    def _trim(self) -> None:
+        cache, excess = self._cache, len(self._cache) - self.cache_size
+        if excess > 0:
+            for customer_id in list(cache)[:excess]:
+                del cache[customer_id]
+
+    def close(self) -> None:
+        self._db.close()
