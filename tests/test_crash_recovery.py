@@ -1,10 +1,13 @@
-"""`lifecycle process` killed with SIGKILL mid-way, then run again, ends as if never killed."""
+"""`lifecycle process` killed with SIGKILL mid-way, or with its states lost, then run
+again, ends as if never interrupted."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 from consumers.event_log import CUSTOMER_EVENTS
+from consumers.home import STATES, current
 from consumers.logs import open_event_log
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
@@ -38,3 +41,32 @@ def test_killed_processor_resumes_to_the_same_customers(settings, tmp_path, caps
     assert lifecycle(reference, "process", "--once") == 0
     assert recovered == _customers(reference, capsys)
     assert len(recovered) == SPEC.customers
+
+
+def test_states_behind_the_other_stores_are_derived_again_and_nothing_is_written_twice(settings, capsys):
+    """The state store is written last, so after a crash it may be behind the lifecycle
+    log and the projections. Here it is as far behind as it can be: gone."""
+    with open_event_log(settings, CUSTOMER_EVENTS) as log:
+        publish_lines(generate(SPEC), log, lambda n, reason: None)
+    assert lifecycle(settings, "process", "--once", "--batch-size", "2000") == 0
+    before = _customers(settings, capsys)
+    transitions = _rows(settings, capsys, "SELECT * FROM lifecycle_transitions ORDER BY event_id")
+    lifecycle_log = _tail(settings, capsys)
+
+    shutil.rmtree(current(settings.home) / STATES)
+    assert lifecycle(settings, "process", "--once", "--batch-size", "3000") == 0
+    assert _customers(settings, capsys) == before
+    assert _rows(settings, capsys, "SELECT * FROM lifecycle_transitions ORDER BY event_id") == transitions
+    assert _tail(settings, capsys) == lifecycle_log
+
+
+def _rows(settings: Settings, capsys, sql: str) -> list[dict]:
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", sql, "--format", "json") == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _tail(settings: Settings, capsys) -> list[str]:
+    capsys.readouterr()
+    assert lifecycle(settings, "tail") == 0
+    return capsys.readouterr().out.splitlines()
