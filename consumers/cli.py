@@ -1,4 +1,4 @@
-"""The `lifecycle` command: publish, process, sql, tail, schema and demo.
+"""The `lifecycle` command: publish, process, replay, sql, tail, schema and demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -26,6 +26,7 @@ from consumers.output import FORMATS, write_rows
 from consumers.policy_file import load_policy
 from consumers.processor import ProcessReport
 from consumers.publisher import PublishReport, bounded_lines, publish_lines
+from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
 from consumers.stopping import Stopping
 from projections.errors import ProjectionError
@@ -118,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
     sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
+    sub = command("replay", _replay, "derive everything again from the log, in bulk, into a new generation", derive)
+    sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
+                     help="worker processes (the machine's cores)")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
@@ -219,6 +223,43 @@ def _process_summary(report: ProcessReport) -> str:
         f"({report.dead_letters} dead letters, {report.lifecycle_events} lifecycle events), "
         f"{report.events_per_second:,.0f} events/s"
     )
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    progress = _Progress() if sys.stderr.isatty() else None
+    report = replay(settings, load_policy(settings.policy), args.workers, progress)
+    if progress is not None:
+        progress.done()
+    print(_replay_summary(report), file=sys.stderr)
+    return 0
+
+
+def _replay_summary(report: ReplayReport) -> str:
+    return (
+        f"replayed {report.records} events into {report.generation}: {report.customers} customers, "
+        f"{report.lifecycle_events} lifecycle events, {report.dead_letters} dead letters, "
+        f"{report.events_per_second:,.0f} events/s"
+    )
+
+
+class _Progress:
+    """One line on a terminal, rewritten: what is done, how fast, and how long is left."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.phase = ""
+
+    def __call__(self, phase: str, done: int, of: int) -> None:
+        if phase != self.phase:
+            self.phase, self.started = phase, time.monotonic()
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        left = f", {(of - done) / rate:,.0f} s left" if rate and of > done else ""
+        sys.stderr.write(f"\rreplay: {phase} {done:,} of {of:,} records, {rate:,.0f}/s{left}\x1b[K")
+        sys.stderr.flush()
+
+    @staticmethod
+    def done() -> None:
+        sys.stderr.write("\n")
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:

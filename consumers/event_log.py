@@ -10,7 +10,7 @@ is where reading resumes (for Kafka: `"<topic>:<partition>"` and `offset + 1`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eventsourcing.persistence import Tracking
@@ -70,12 +70,27 @@ class EventLog(ABC):
         """The application names of the partitions, as used in `Tracking`."""
 
     @abstractmethod
-    def read(self, position_of: PositionOf, max_records: int = 10_000) -> Iterator[RecordBatch]:
+    def read(
+        self,
+        position_of: PositionOf,
+        max_records: int = 10_000,
+        *,
+        partitions: Collection[str] | None = None,
+        until: Mapping[str, int] | None = None,
+    ) -> Iterator[RecordBatch]:
         """Batches from where `position_of` says each partition stands, until caught up.
 
         "Caught up" is judged once per partition, against the end of the log when
         reading began there; records appended later are left for the next read.
+        `partitions`: read only these; `until`: stop a partition at this position
+        (a bulk replay reads one log in ranges, in parallel).
         """
+
+    def end_positions(self) -> dict[str, int] | None:
+        """Where each partition ends now, if the log can tell cheaply and reliably (the
+        embedded log); None if not (Kafka: the test broker's answer is wrong, so its
+        ends are learnt while reading)."""
+        return None
 
     @abstractmethod
     def close(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +77,18 @@ def _clock_key(event_id: str, partition: int) -> str:
     return f"{event_id}@{partition}"
 
 
-def _index_entries(records: Sequence[ConsumerRecord], partition: int) -> list[IndexEntry]:
-    """The index entries of the records that are valid events; anything else is not an
-    event on the log (the engine dead-letters it), so its id stays free for a valid one."""
+Decode = Callable[[bytes], Any]
+"""The topic's contract: raw events (`decode_event`) or lifecycle events."""
+
+
+def _index_entries(records: Sequence[ConsumerRecord], partition: int, decode: Decode) -> list[IndexEntry]:
+    """The index entries of the records that are valid events of the topic's contract;
+    anything else is not an event on the log (the engine dead-letters it), so its id
+    stays free for a valid one."""
     entries: list[IndexEntry] = []
     for record in records:
         try:
-            event = decode_event(record.value if record.value is not None else b"")
+            event = decode(record.value if record.value is not None else b"")
         except InvalidEvent:
             continue
         event_id = str(event.event_id)
@@ -179,11 +184,14 @@ class KafkaEventLog(EventLog):
         partitions: int = 4,
         client_id: str = "lifecycle",
         create: bool = True,
+        decode: Decode = decode_event,
     ) -> None:
         """`create`: make the topic if it is missing; otherwise (a reader) a missing
         topic is an error, and nothing is created. The index file is opened only when
-        the log is first appended to."""
+        the log is first appended to. `decode`: the contract of the topic's events, by
+        which the index tells events written by others from records that are not."""
         super().__init__(name)
+        self._decode = decode
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.index_path = Path(index_path)
@@ -318,15 +326,30 @@ class KafkaEventLog(EventLog):
         finally:
             consumer.close()
 
-    def read(self, position_of: PositionOf, max_records: int = 10_000) -> Iterator[RecordBatch]:
+    def read(
+        self,
+        position_of: PositionOf,
+        max_records: int = 10_000,
+        *,
+        partitions: Collection[str] | None = None,
+        until: Mapping[str, int] | None = None,
+    ) -> Iterator[RecordBatch]:
         if max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
-        starts = {p: position_of(f"{self.name}:{p}") or 0 for p in self._partition_ids}
+        names = {p: f"{self.name}:{p}" for p in self._partition_ids}
+        wanted = [p for p in self._partition_ids if partitions is None or names[p] in partitions]
+        starts = {p: position_of(names[p]) or 0 for p in wanted}
+        stops = {p: until[names[p]] for p in wanted if until is not None and names[p] in until}
         for partition, records in self._read_from(starts, max_records):
+            stop = stops.get(partition)
+            if stop is not None:
+                records = [record for record in records if record.offset < stop]
+                if not records:
+                    continue
             positions = [record.offset + 1 for record in records]
             # A tombstone (no value) is as invalid an event as any other bad value.
             values = [record.value if record.value is not None else b"" for record in records]
-            tracking = Tracking(f"{self.name}:{partition}", positions[-1])
+            tracking = Tracking(names[partition], positions[-1])
             yield RecordBatch(tracking=tracking, values=values, positions=positions)
 
     # -- appending ---------------------------------------------------------------------
@@ -358,7 +381,7 @@ class KafkaEventLog(EventLog):
                 # the two would skip ids (position first) or re-read them (ids first).
                 with self._db:
                     cursor = self._db.cursor()
-                    self._index.add(cursor, _index_entries(records, partition))
+                    self._index.add(cursor, _index_entries(records, partition, self._decode))
                     nexts[partition] = records[-1].offset + 1
                     self._store_next_offset(cursor, partition, nexts[partition])
         except KafkaPositionError as error:

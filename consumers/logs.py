@@ -7,6 +7,7 @@ from consumers.event_log import CUSTOMER_EVENTS, EventLog
 from consumers.home import current
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SQLiteEventLog
+from schemas import decode_event, decode_lifecycle_event
 
 
 def open_event_log(settings: Settings, name: str, *, create: bool = True) -> EventLog:
@@ -31,4 +32,5 @@ def open_event_log(settings: Settings, name: str, *, create: bool = True) -> Eve
         index_path=settings.home / f"{name}.kafka-ids.sqlite",
         partitions=settings.partitions,
         create=create,
+        decode=decode_event if name == CUSTOMER_EVENTS else decode_lifecycle_event,
     )

@@ -35,11 +35,9 @@ from lifecycle.errors import FactOutOfRange
 from lifecycle.partition_time import PartitionTime
 from lifecycle.state import CustomerState, epoch_seconds
 from projections.dead_letters import DeadLetter
-from projections.profiles import FIELDS as PROFILE_FIELDS
 from projections.projection_store import BatchEffects, DuckDBProjectionStore
 from projections.state_store import RocksDBStateStore, StateBatch
-from schemas import Clock, CustomerErased, InvalidEvent, ProfileUpdated, Purchase, decode_event, encode_event
-from schemas.events import AnyCustomerEvent
+from schemas import Clock, InvalidEvent, Purchase, decode_event, encode_event
 
 
 @dataclass(frozen=True)
@@ -275,7 +273,7 @@ class LifecycleProcessor:
         batch.changed[event.customer_id] = state
         if type(event) is Purchase and event.currency not in self.engine.policy.value.rates_to_base:
             batch.unpriced[event.currency] += 1
-        self._personal_data(event, effects)
+        effects.profiles.take(event)
         return None
 
     def _clock(self, clock: Clock, at: int, position: int, effects: BatchEffects) -> None:
@@ -311,17 +309,3 @@ class LifecycleProcessor:
         if clock_at is not None and clock_at > state.now:
             state.now = clock_at
         return state
-
-    @staticmethod
-    def _personal_data(event: AnyCustomerEvent, effects: BatchEffects) -> None:
-        kind = type(event)
-        if kind is ProfileUpdated:
-            row = effects.profile_updates.setdefault(event.customer_id, {})
-            for name in PROFILE_FIELDS:
-                value = getattr(event, name)
-                if value is not None:
-                    row[name] = value
-            row["updated_at"] = event.occurred_at
-        elif kind is CustomerErased:
-            effects.erased.append(event.customer_id)
-            effects.profile_updates.pop(event.customer_id, None)

@@ -10,7 +10,7 @@ one partition, so `Tracking(<log name>, <segment id>)` is a position in it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -127,9 +127,23 @@ class SQLiteEventLog(EventLog):
         """The largest position of an upstream partition recorded with derived events."""
         return self.recorder.max_tracking_id(application_name)
 
-    def read(self, position_of: PositionOf, max_records: int = 10_000) -> Iterator[RecordBatch]:
+    def end_positions(self) -> dict[str, int]:
+        return {self.name: self.recorder.max_notification_id() or 0}
+
+    def read(
+        self,
+        position_of: PositionOf,
+        max_records: int = 10_000,
+        *,
+        partitions: Collection[str] | None = None,
+        until: Mapping[str, int] | None = None,
+    ) -> Iterator[RecordBatch]:
+        if partitions is not None and self.name not in partitions:
+            return
         position = position_of(self.name) or 0
         end = self.recorder.max_notification_id() or 0
+        if until is not None and self.name in until:
+            end = min(end, until[self.name])
         per_query = max(1, max_records // SEGMENT_SIZE)
         while position < end:
             notifications = self.recorder.select_notifications(

@@ -73,15 +73,15 @@ _ATTRIBUTES = [value for _, _, _, value in COLUMNS if isinstance(value, str)]
 _read_attributes = attrgetter(*_ATTRIBUTES)
 
 
-def customers_table(states: Sequence[CustomerState], partition: str) -> pa.Table:
-    """The rows of `states`, all of one log partition."""
+def customers_table(states: Sequence[CustomerState], partitions: Sequence[str]) -> pa.Table:
+    """The rows of `states`, with each one's log partition."""
     # attrgetter reads all plain attributes of a state in one C call.
     attributes = dict(zip(_ATTRIBUTES, zip(*map(_read_attributes, states)))) if states else {}
     columns = {
         name: pa.array(attributes.get(value, ()) if isinstance(value, str) else [value(s) for s in states], arrow)
         for name, _, arrow, value in COLUMNS
     }
-    columns["log_partition"] = pa.array([partition] * len(states), pa.string())
+    columns["log_partition"] = pa.array(partitions, pa.string())
     return pa.table(columns)
 
 

@@ -8,9 +8,13 @@ fields it carries; an erasure removes the row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+
+from schemas import CustomerErased, ProfileUpdated
+from schemas.events import AnyCustomerEvent
 
 FIELDS = ("name", "email", "phone", "city", "birth_date")
 
@@ -27,6 +31,29 @@ _MERGE = (
     + ", ".join(f"{field} = COALESCE(excluded.{field}, {field})" for field in FIELDS)
     + ", updated_at = excluded.updated_at"
 )
+
+
+@dataclass
+class ProfileChanges:
+    """The personal data a run of events changes: customers erased, then the fields
+    given since (an update after an erasure is new data the customer gave after asking
+    to be forgotten). Fed events in log order; applied with `apply`."""
+
+    erased: list[str] = field(default_factory=list)
+    updates: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def take(self, event: AnyCustomerEvent) -> None:
+        kind = type(event)
+        if kind is ProfileUpdated:
+            row = self.updates.setdefault(event.customer_id, {})
+            for name in FIELDS:
+                value = getattr(event, name)
+                if value is not None:
+                    row[name] = value
+            row["updated_at"] = event.occurred_at
+        elif kind is CustomerErased:
+            self.erased.append(event.customer_id)
+            self.updates.pop(event.customer_id, None)
 
 
 def table(updates: Mapping[str, dict[str, object]]) -> pa.Table | None:

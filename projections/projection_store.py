@@ -40,8 +40,7 @@ class BatchEffects:
     states: list[CustomerState] = field(default_factory=list)
     lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
     partition_times: PartitionTimes | None = None
-    profile_updates: dict[str, dict[str, object]] = field(default_factory=dict)
-    erased: list[str] = field(default_factory=list)
+    profiles: profiles.ProfileChanges = field(default_factory=profiles.ProfileChanges)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -96,11 +95,12 @@ class DuckDBProjectionStore:
             letters = [letter for letter in letters if letter.position > written]
         return PreparedBatch(
             tracking=effects.tracking,
-            customers=customers.customers_table(effects.states, partition) if effects.states else None,
-            transitions=transitions.table(partition, events),
+            customers=customers.customers_table(effects.states, [partition] * len(effects.states))
+            if effects.states else None,
+            transitions=transitions.table([partition] * len(events), events),
             partition_times=effects.partition_times,
-            erased=effects.erased,
-            profiles=profiles.table(effects.profile_updates),
+            erased=effects.profiles.erased,
+            profiles=profiles.table(effects.profiles.updates),
             dead_letters=dead_letters.table(letters),
         )
 

@@ -161,15 +161,15 @@ class RocksDBStateStore:
         writes.put(b"p" + partition.encode(), _encode(batch.partition_times))
         writes.put(b"t" + batch.tracking.application_name.encode(), str(batch.tracking.notification_id).encode())
 
-    def load(self, states: Iterable[tuple[str, CustomerState]], times: Mapping[str, PartitionTimes],
+    def load(self, states: Iterable[tuple[str, str, int | None, bytes]], times: Mapping[str, PartitionTimes],
              positions: Mapping[str, int]) -> None:
-        """Write states of a fresh store in bulk (a replay), with their partitions'
-        times and positions; states go in chunks, the positions last."""
+        """Fill a fresh store in bulk (a replay): (partition, customer id, next deadline,
+        encoded state) rows, then the partitions' times and the positions, last."""
         writes, staged = WriteBatch(raw_mode=True), 0
-        for partition, state in states:
-            writes.put(_state_key(state.customer_id), encode_state(state))
-            if state.next_deadline is not None:
-                writes.put(_deadline_key(partition, state.next_deadline, state.customer_id), b"")
+        for partition, customer_id, deadline, state in states:
+            writes.put(_state_key(customer_id), state)
+            if deadline is not None:
+                writes.put(_deadline_key(partition, deadline, customer_id), b"")
             staged += 1
             if staged == 50_000:
                 self._db.write(writes)

@@ -47,8 +47,9 @@ _SCHEMA = pa.schema(
 )
 
 
-def table(partition: str, events: Sequence[tuple[int, LifecycleEvent]]) -> pa.Table | None:
-    """The rows of `(position of the cause, lifecycle event)` pairs, or None if there are none."""
+def table(partitions: Sequence[str], events: Sequence[tuple[int, LifecycleEvent]]) -> pa.Table | None:
+    """The rows of `(position of the cause, lifecycle event)` pairs, with the log
+    partition of each cause, or None if there are none."""
     if not events:
         return None
     rows = [
@@ -70,7 +71,7 @@ def table(partition: str, events: Sequence[tuple[int, LifecycleEvent]]) -> pa.Ta
                 pa.array(offsets, pa.int32()),
                 pa.array([cause.bytes for caused_by in causes for cause in caused_by], pa.uuid()),
             ),
-            "log_partition": pa.array([partition] * len(events), pa.string()),
+            "log_partition": pa.array(partitions, pa.string()),
             "log_position": columns["log_position"],
         }
     )

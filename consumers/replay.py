@@ -1,0 +1,213 @@
+"""`lifecycle replay`: derive everything again from the log, in bulk, into a new generation.
+
+As Flink runs a bounded input in batch mode: sort by key, hold one key's state at a time.
+1. scan (workers): ranges of the log are read in parallel, validated, and each customer
+   event put in the bucket of its customer (`consumers/replay_scan.py`);
+2. time (here): the partition-time rule, which must see each partition in log order,
+   runs over the scans' compact (seq, time) arrays; it decides which records are
+   refused and which clocks move time (`lifecycle/partition_time.py`);
+3. fold (workers): bucket by bucket, each customer's events with their partition's
+   clocks, through the same engine as live processing (`consumers/replay_fold.py`);
+4. write (here): the parts go in bulk into the projections, the lifecycle log and the
+   state store of a new generation, with the positions reached, so that `lifecycle
+   process` goes on from there; then the generation is switched in (consumers/home.py).
+
+The replayed lifecycle log holds the same events as live processing would have recorded
+(per customer the same ids, sequences and causes), ordered by log partition, then the
+position of the cause, then customer id and sequence.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eventsourcing.persistence import Tracking
+
+from consumers import home
+from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.logs import open_event_log
+from consumers.replay_fold import FoldResult, FoldTask, fold_bucket
+from consumers.replay_scan import ScanResult, ScanUnit, read_times, scan
+from consumers.settings import Settings
+from consumers.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
+from lifecycle.partition_time import PartitionTime
+from lifecycle.policy import Policy
+from projections import bulk
+from projections.dead_letters import DeadLetter
+from projections.state_store import PartitionTimes, RocksDBStateStore
+
+BUCKETS_PER_WORKER = 8
+# Embedded log ranges are whole segments, at least this many per range.
+_MIN_SEGMENTS_PER_RANGE = 50
+
+
+@dataclass
+class ReplayReport:
+    records: int = 0
+    dead_letters: int = 0
+    lifecycle_events: int = 0
+    customers: int = 0
+    seconds: float = 0.0
+    unpriced: Counter[str] = field(default_factory=Counter)
+    generation: Path | None = None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[str, int, int], None]
+"""Told (phase, done, of) as the replay goes: records scanned, then records folded."""
+
+
+def replay(settings: Settings, policy: Policy, workers: int, progress: Progress | None = None) -> ReplayReport:
+    """Derive everything again from the log into a new generation, and switch to it."""
+    started = time.perf_counter()
+    with home.engine_lock(settings.home):
+        previous = home.current(settings.home)
+        generation = home.next_generation(settings.home)
+        parts = generation / "replay-parts"
+        parts.mkdir()
+        report = ReplayReport(generation=generation)
+        buckets = workers * BUCKETS_PER_WORKER
+        with _workers(workers) as run:
+            scans = _scan(run, workers, settings, parts, buckets, policy, report, progress)
+            times, positions, refused, clocks, dead = _partition_time(scans, policy)
+            bulk.write_dead_letters(parts, len(scans), dead)
+            folds = _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress)
+        report.dead_letters = sum(f.dead_letters for f in folds) + len(dead) + sum(s.dead_letters for s in scans)
+        report.lifecycle_events = sum(f.lifecycle_events for f in folds)
+        report.customers = sum(f.customers for f in folds)
+        for fold in folds:
+            report.unpriced.update(fold.unpriced)
+        previous_views = previous / home.VIEWS if previous is not None else None
+        bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, times, positions)
+        _write_lifecycle_log(generation, parts, positions)
+        states = RocksDBStateStore(generation / home.STATES, cache_size=0)
+        try:
+            states.load(bulk.encoded_states(parts), times, positions)
+        finally:
+            states.close()
+        shutil.rmtree(parts)
+        home.switch(settings.home, generation)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+Run = Callable[[Callable, list[tuple]], Iterator]  # type: ignore[type-arg]
+"""Calls a function on each argument tuple; yields the results as they come."""
+
+
+@contextmanager
+def _workers(count: int) -> Iterator[Run]:
+    """Worker processes (spawned: no state is inherited), or, for one, this process."""
+    if count == 1:
+        yield lambda function, arguments: (function(*a) for a in arguments)
+        return
+    with multiprocessing.get_context("spawn").Pool(count) as pool:
+        yield lambda function, arguments: pool.imap_unordered(_call, [(function, a) for a in arguments])
+
+
+def _call(job: tuple[Callable, tuple]):  # type: ignore[no-untyped-def, type-arg]
+    function, arguments = job
+    return function(*arguments)
+
+
+def _units(settings: Settings, workers: int) -> list[ScanUnit]:
+    """Ranges to scan: a Kafka partition each; the embedded log in runs of segments."""
+    with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
+        ends = log.end_positions()
+        partitions = log.partitions()
+    if ends is None:
+        return [ScanUnit(n, partition, 0, None) for n, partition in enumerate(partitions)]
+    units = []
+    for partition in partitions:
+        end = ends[partition]
+        count = max(1, min(workers * 2, end // _MIN_SEGMENTS_PER_RANGE))
+        bounds = [end * k // count for k in range(count + 1)]
+        units.extend(ScanUnit(len(units) + k, partition, bounds[k], bounds[k + 1]) for k in range(count))
+    return units
+
+
+def _scan(run, workers, settings, parts, buckets, policy, report, progress) -> list[ScanResult]:  # type: ignore[no-untyped-def]
+    units = _units(settings, workers)
+    estimate = sum((u.end or 0) - u.start for u in units) * SEGMENT_SIZE if settings.kafka is None else 0
+    results = []
+    for result in run(scan, [(unit, settings, parts, buckets, policy) for unit in units]):
+        results.append(result)
+        report.records += result.records
+        if progress is not None:
+            progress("scanned", report.records, max(estimate, report.records))
+    return sorted(results, key=lambda r: (r.unit.partition, r.unit.start))
+
+
+def _partition_time(scans: list[ScanResult], policy: Policy):  # type: ignore[no-untyped-def]
+    """Run the partition-time rule over each partition in log order (see lifecycle/partition_time.py)."""
+    times: dict[str, PartitionTimes] = {}
+    positions: dict[str, int] = {}
+    refused: dict[str, dict[int, str]] = {}
+    clocks: dict[str, list[tuple[int, int, bytes]]] = {}
+    dead: list[DeadLetter] = []
+    for result in scans:
+        partition = result.unit.partition
+        rule = PartitionTime(policy, *times.get(partition, (None, None)))
+        clock_raws = {seq: raw for seq, _, raw in result.clocks}
+        seqs, ats, kinds = read_times(result.directory / "times.bin")
+        refused_here = refused.setdefault(partition, {})
+        taken = clocks.setdefault(partition, [])
+        for seq, at, kind in zip(seqs, ats, kinds):
+            if kind == 0:
+                reason = rule.event_refusal(at)
+                if reason is None:
+                    rule.saw_event(at)
+                else:
+                    refused_here[seq] = reason
+                continue
+            reason, moves = rule.take_clock(at)
+            if reason is not None:
+                raw = clock_raws[seq]
+                dead.append(DeadLetter(partition, seq >> 10, reason, raw, len(raw)))
+            elif moves:
+                taken.append((seq, at, clock_raws[seq]))
+        times[partition] = (rule.event_time, rule.clock_at)
+        if result.last_position is not None:
+            positions[partition] = result.last_position
+    return times, positions, refused, clocks, dead
+
+
+def _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress) -> list[FoldResult]:  # type: ignore[no-untyped-def]
+    directories = [(r.unit.partition, r.directory) for r in scans]
+    tasks = [FoldTask(b, directories, clocks, refused) for b in range(buckets)]
+    results, done = [], 0
+    for result in run(fold_bucket, [(task, parts, policy) for task in tasks]):
+        results.append(result)
+        done += result.records
+        if progress is not None:
+            progress("folded", done, report.records)
+    return results
+
+
+def _write_lifecycle_log(generation: Path, parts: Path, positions: dict[str, int]) -> None:
+    """The lifecycle events in the replay's order, each run recorded with the position
+    of its last cause; then each partition's final position."""
+    with SQLiteEventLog(home=generation, name=CUSTOMER_LIFECYCLE) as log:
+        recorded: dict[str, int] = {}
+        for partition, position, payloads in bulk.lifecycle_payloads(parts):
+            log.record(payloads, Tracking(partition, position))
+            recorded[partition] = position
+        for partition, position in positions.items():
+            if recorded.get(partition, 0) < position:
+                log.record([], Tracking(partition, position))
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+

@@ -1,0 +1,186 @@
+"""Bulk writing, for the replay: worker processes write their results as Parquet parts,
+and one pass assembles the parts into a fresh projections database.
+
+Rows go through Arrow and DuckDB's own Parquet reader, never row by row, with the same
+row builders the live path uses (`customers`, `transitions`, `profiles`,
+`dead_letters`), so a replayed row and a live one cannot differ in shape. Parts of a
+kind are named `<kind>-<n>.parquet` in one directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from eventsourcing.persistence import Tracking
+
+from lifecycle.policy import Policy
+from lifecycle.state import CustomerState, encode_state
+from projections import customers, dead_letters, policies, profiles, transitions
+from projections.dead_letters import DeadLetter
+from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from projections.projection_store import DuckDBProjectionStore, PartitionTimes
+from schemas import encode_event
+from schemas.lifecycle_events import LifecycleEvent
+
+# Replays use at most this much memory for DuckDB, spilling to disk beyond it.
+_MEMORY_LIMIT = "1GB"
+
+
+def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> None:
+    if table is not None and table.num_rows:
+        pq.write_table(table, directory / f"{kind}-{number}.parquet", compression="zstd")
+
+
+def write_dead_letters(directory: Path, number: int, letters: Sequence[DeadLetter]) -> None:
+    _write(directory, "dead", number, dead_letters.table(letters))
+
+
+def write_fold(
+    directory: Path,
+    number: int,
+    states: Sequence[tuple[str, CustomerState]],
+    derived: Sequence[tuple[str, int, LifecycleEvent]],
+    changes: profiles.ProfileChanges,
+) -> None:
+    """One bucket's results: final states (with their partitions), lifecycle events
+    (partition, sequence number of the cause, event) and personal data."""
+    partitions = [partition for partition, _ in states]
+    folded = [state for _, state in states]
+    if folded:
+        _write(directory, "customers", number, customers.customers_table(folded, partitions))
+        _write(directory, "states", number, pa.table({
+            "log_partition": pa.array(partitions, pa.string()),
+            "customer_id": pa.array([s.customer_id for s in folded], pa.string()),
+            "next_deadline": pa.array([s.next_deadline for s in folded], pa.int64()),
+            "state": pa.array([encode_state(s) for s in folded], pa.binary()),
+        }))
+    if derived:
+        rows = transitions.table([p for p, _, _ in derived], [(seq >> 10, e) for _, seq, e in derived])
+        assert rows is not None
+        rows = rows.append_column("cause_seq", pa.array([seq for _, seq, _ in derived], pa.int64()))
+        rows = rows.append_column("payload", pa.array([encode_event(e) for _, _, e in derived], pa.binary()))
+        _write(directory, "transitions", number, rows)
+    _write(directory, "profiles", number, profiles.table(changes.updates))
+
+
+def _glob(directory: Path, kind: str) -> str:
+    return str(directory / f"{kind}-*.parquet").replace("'", "''")
+
+
+def _any(directory: Path, kind: str) -> bool:
+    return any(directory.glob(f"{kind}-*.parquet"))
+
+
+def assemble(
+    database: Path,
+    parts: Path,
+    policy: Policy,
+    previous: Path | None,
+    times: Mapping[str, PartitionTimes],
+    positions: Mapping[str, int],
+) -> None:
+    """Build the projections at `database` from the parts: every table, the policies
+    already used in `previous` (so a version cannot come back with other thresholds),
+    the partition times and the positions the replay reached."""
+    store = DuckDBProjectionStore(database)
+    try:
+        connection = store.recorder.connection
+        connection.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
+        if previous is not None and previous.exists():
+            _carry_policies(connection, previous)
+        with store.recorder.transaction() as writing:
+            policies.adopt(writing, policy)
+            _insert_parts(writing, parts)
+            for partition, (event_time, clock_at) in times.items():
+                writing.execute("INSERT INTO partition_clocks VALUES (?, ?, ?)", [partition, clock_at, event_time])
+            for name, position in positions.items():
+                DuckDBTrackingRecorder.record(writing, Tracking(name, position))
+        connection.execute("CHECKPOINT")
+    finally:
+        store.close()
+
+
+def _carry_policies(connection: duckdb.DuckDBPyConnection, previous: Path) -> None:
+    quoted = str(previous).replace("'", "''")
+    connection.execute(f"ATTACH '{quoted}' AS previous (READ_ONLY)")
+    try:
+        connection.execute("INSERT INTO policies SELECT * FROM previous.policies")
+    finally:
+        connection.execute("DETACH previous")
+
+
+def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
+    if _any(parts, "customers"):
+        connection.execute(
+            f"INSERT INTO customer_rows BY NAME SELECT * FROM read_parquet('{_glob(parts, 'customers')}')"
+        )
+    if _any(parts, "transitions"):
+        columns = ", ".join(_TRANSITION_COLUMNS)
+        connection.execute(
+            f"INSERT INTO lifecycle_transitions SELECT {columns} FROM read_parquet('{_glob(parts, 'transitions')}') "
+            "ORDER BY log_partition, cause_seq, customer_id, sequence"
+        )
+    if _any(parts, "profiles"):
+        connection.execute(
+            f"INSERT INTO customer_profiles BY NAME SELECT * FROM read_parquet('{_glob(parts, 'profiles')}')"
+        )
+    if _any(parts, "dead"):
+        connection.execute(
+            f"INSERT INTO dead_letters BY NAME SELECT * FROM read_parquet('{_glob(parts, 'dead')}') "
+            "ORDER BY partition, position"
+        )
+
+
+# The columns of `lifecycle_transitions`, in its order (the parts carry two more).
+_TRANSITION_COLUMNS = (
+    "event_id", "customer_id", "sequence", "dimension", "from_value", "to_value", "occurred_at", "rule",
+    "policy_version", "caused_by", "log_partition", "log_position",
+)
+
+
+def lifecycle_payloads(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[str, int, list[bytes]]]:
+    """The replayed lifecycle events, encoded, in the order of the replayed lifecycle log
+    (by log partition, then the position of the cause, then customer and sequence):
+    runs of (partition, position of the last cause, payloads), each run ending where a
+    position ends, so that each can be recorded with a position of its own."""
+    if not _any(parts, "transitions"):
+        return
+    connection = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT})
+    try:
+        reader = connection.sql(
+            f"SELECT log_partition, log_position, payload FROM read_parquet('{_glob(parts, 'transitions')}') "
+            "ORDER BY log_partition, cause_seq, customer_id, sequence"
+        ).to_arrow_reader(batch_rows)
+        pending: list[bytes] = []
+        current: tuple[str, int] | None = None
+        for batch in reader:
+            for partition, position, payload in zip(*(batch.column(i).to_pylist() for i in range(3))):
+                if current is not None and (partition, position) != current and pending:
+                    if partition != current[0] or len(pending) >= batch_rows:
+                        yield current[0], current[1], pending
+                        pending = []
+                current = (partition, position)
+                pending.append(payload)
+        if current is not None and pending:
+            yield current[0], current[1], pending
+    finally:
+        connection.close()
+
+
+def encoded_states(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[str, str, int | None, bytes]]:
+    """(partition, customer id, next deadline, encoded state) of every replayed customer."""
+    if not _any(parts, "states"):
+        return
+    connection = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT})
+    try:
+        reader = connection.sql(
+            f"SELECT log_partition, customer_id, next_deadline, state FROM read_parquet('{_glob(parts, 'states')}')"
+        ).to_arrow_reader(batch_rows)
+        for batch in reader:
+            yield from zip(*(batch.column(i).to_pylist() for i in range(4)))
+    finally:
+        connection.close()
