@@ -148,19 +148,24 @@ class LifecycleEngine:
             ("value_band", band),
             ("relationship_level", relationship_level_of(state, band[0], policy)),
         )
+        prefix = None
         for dimension, (value, rule) in decisions:
             before = getattr(state, dimension)
             if value != before:
-                out.append(self._changed(state, dimension, before, value, rule, cause))
+                if prefix is None:  # the cause's part of the ids, made once per decision
+                    prefix = f"{cause[0]}/{state.customer_id}/"
+                out.append(self._changed(state, dimension, before, value, rule, cause, prefix))
                 setattr(state, dimension, value)
         state.next_deadline = self._deadline(state, next_activity_change(silent_since, now, limits))
 
     def _changed(
-        self, state: CustomerState, dimension: Dimension, before: str, after: str, rule: str, cause: Cause
+        self, state: CustomerState, dimension: Dimension, before: str, after: str, rule: str, cause: Cause,
+        prefix: str,
     ) -> LifecycleEvent:
         state.sequence += 1
         cause_id, occurred_at = cause
-        name = f"{cause_id}/{state.customer_id}/{state.sequence}/{dimension}/{after}"
+        # The name is "<cause id>/<customer>/<sequence>/<dimension>/<new value>", fixed forever.
+        name = f"{prefix}{state.sequence}/{dimension}/{after}"
         return EVENT_FOR_DIMENSION[dimension](
             event_id=lifecycle_event_id(name),
             customer_id=state.customer_id,

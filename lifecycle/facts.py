@@ -101,7 +101,7 @@ def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) ->
     if event.margin_minor is not None:
         state.revenue_with_margin_minor += revenue
         state.margin_minor += value
-    order = state.orders.get(event.order_id)
+    order = _held(state, event.order_id, policy)
     before = order is not None and order.counts
     if order is None:
         order = state.orders[event.order_id] = Order(event.amount_minor, 0, value, revenue, at)
@@ -125,9 +125,10 @@ def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) ->
 
 def _refund(state: CustomerState, event: Refund, at: int, policy: Policy) -> int:
     _active(state, at)
-    order = state.orders.get(event.order_id)
+    order = _held(state, event.order_id, policy)
     if order is None:
-        state.orders[event.order_id] = Order(NOT_PAID, event.amount_minor, 0, 0)
+        # Held for its purchase, which may still come (a late event), as long as an order is.
+        state.orders[event.order_id] = Order(NOT_PAID, event.amount_minor, 0, 0, None, at)
         return CHANGED
     before = order.counts
     refundable = max(order.paid - order.refunded, 0) if order.paid != NOT_PAID else 0
@@ -141,6 +142,24 @@ def _refund(state: CustomerState, event: Refund, at: int, policy: Policy) -> int
     if before and not order.counts:
         _uncount_purchase(state, event.order_id, policy)
     return CHANGED
+
+
+def _held(state: CustomerState, order_id: str, policy: Policy) -> Order | None:
+    """The order, if it is still held for refunds as of the customer's time.
+
+    Orders are held `refund_window_days` from their payment (or a refund waiting for its
+    purchase, from the refund), as of the customer's time, which only moves forward: an
+    order this drops can never match again, so `expire` dropping it earlier or later
+    changes nothing.
+    """
+    order = state.orders.get(order_id)
+    if order is None:
+        return None
+    since = order.held_since()
+    if since is not None and since <= state.now - policy.value.refund_window_days * DAY:
+        del state.orders[order_id]
+        return None
+    return order
 
 
 def _book(state: CustomerState, at: int | None, value: int, revenue: int, policy: Policy) -> None:
@@ -303,6 +322,11 @@ def expire(state: CustomerState, policy: Policy) -> None:
     referrals = bisect_right(state.referral_times, state.now - policy.stage.advocate_window_days * DAY)
     if referrals:
         del state.referral_times[:referrals]
+    refundable_since = state.now - policy.value.refund_window_days * DAY
+    stale = [order_id for order_id, order in state.orders.items()
+             if (since := order.held_since()) is not None and since <= refundable_since]
+    for order_id in stale:
+        del state.orders[order_id]
 
 
 def _purchase_window_days(policy: Policy) -> int:

@@ -71,6 +71,9 @@ class ValuePolicy(_Section, frozen=True):
         }
     )
     window_days: int = 365
+    # An order is held for refunds this long after its payment (as of the customer's
+    # time); a refund later than that matches nothing (see docs/rules.md).
+    refund_window_days: int = 730
     discount_rate: float = 0.12
     horizon_years: int = 5
     acquisition_cost_minor: int = 0
@@ -173,6 +176,8 @@ def _check_value(value: ValuePolicy) -> list[str]:
         problems.append("value: yearly_survival needs exactly active, drowsy, half_asleep, dormant, churned")
     if not all(0 <= chance <= 1 for chance in value.yearly_survival.values()):
         problems.append("value: every yearly_survival must lie in [0, 1]")
+    if value.refund_window_days < 1:
+        problems.append("value: need refund_window_days >= 1")
     if not (math.isfinite(value.discount_rate) and 0 <= value.discount_rate <= 10 and 1 <= value.horizon_years <= 100):
         problems.append("value: need 0 <= discount_rate <= 10 and 1 <= horizon_years <= 100")
     return problems

@@ -35,13 +35,19 @@ def as_datetime(seconds: int) -> datetime:
 
 class Order(msgspec.Struct, array_like=True, gc=False):
     """One order: what was paid, what was refunded (minor units, order currency), its
-    value in the base currency (margin where given, else revenue), and when it was paid."""
+    value in the base currency (margin where given, else revenue), when it was paid,
+    and (for a refund still waiting for its purchase) when it was refunded."""
 
     paid: int
     refunded: int
     value: int
     revenue: int
     at: int | None = None
+    refunded_at: int | None = None
+
+    def held_since(self) -> int | None:
+        """The time a refund window of the order runs from: its payment, or its refund."""
+        return self.at if self.at is not None else self.refunded_at
 
     @property
     def counts(self) -> bool:

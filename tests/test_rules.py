@@ -569,6 +569,15 @@ REFUND_CASES = {
         [purchase(1, "o1", 10_000, margin=4_000), refund(2, "o1", 5_000)], "first_time", 1, 2_000),
     "refunding more than paid counts no negative value": (
         [purchase(1, "o1", 10_000), refund(2, "o1", 15_000)], "prospect", 0, 0),
+    # The refund window (730 days from the payment, as of the customer's time).
+    "a refund within the window, after the value window: lowers the history": (
+        [purchase(1, "o1", 10_000), refund(700, "o1", 10_000)], "prospect", 0, 0),
+    "a refund after the window matches nothing": (
+        [purchase(1, "o1", 10_000), refund(800, "o1", 10_000)], "first_time", 1, 10_000),
+    "a refund within the window, folded when the customer's time is past it: nothing": (
+        [purchase(1, "o1", 10_000), visit(800), refund(700, "o1", 10_000)], "first_time", 1, 10_000),
+    "a purchase seen long after its refund, past the window: no netting": (
+        [refund(5, "o1", 10_000), visit(800), purchase(3, "o1", 10_000)], "first_time", 1, 10_000),
 }
 
 
@@ -577,6 +586,13 @@ REFUND_CASES = {
 def test_refunds(history, expected_stage, count, value):
     state = run(history).state
     assert (state.stage, state.purchases, state.historical_value_minor) == (expected_stage, count, value)
+
+
+def test_orders_are_held_only_as_long_as_a_refund_can_match_them():
+    """A state holds at most the orders of the refund window: older ones are dropped."""
+    result = run([purchase(day, f"o{day}", 1_000) for day in range(0, 1_500, 30)])
+    held = sorted(order.at for order in result.state.orders.values())
+    assert held[0] > epoch_seconds(at(1_470 - 730)) and len(held) < 1_500 // 30
 
 
 def test_a_refunded_repeat_customer_steps_down():
