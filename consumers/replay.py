@@ -44,7 +44,7 @@ from projections import bulk
 from projections.dead_letters import DeadLetter
 from projections.state_store import PartitionTimes, RocksDBStateStore
 
-BUCKETS_PER_WORKER = 8
+BUCKETS_PER_WORKER = 32
 # Embedded log ranges are whole segments, at least this many per range.
 _MIN_SEGMENTS_PER_RANGE = 50
 

@@ -27,7 +27,7 @@ from schemas import encode_event
 from schemas.lifecycle_events import LifecycleEvent
 
 # Replays use at most this much memory for DuckDB, spilling to disk beyond it.
-_MEMORY_LIMIT = "1GB"
+_MEMORY_LIMIT = "768MB"
 
 
 def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> None:
