@@ -13,8 +13,11 @@ about 14 customer events per customer plus one `clock` a day):
   lifecycle events (ids included) as the derive made - with no rules and no storage.
   It bounds what tuning the rules and the projections could ever reach;
 - Kafka only, in the same run: a bare kafka-python consumer reading the same topic
-  with the same fetch settings, counting records without decoding them. It is the
-  ceiling for the Kafka path; "derive / bare" says how close the engine gets to it.
+  with the same fetch settings, counting records without decoding them, and a bare
+  kafka-python producer writing as many records as the derive made lifecycle events,
+  of their mean size, with the relay's producer settings. Together they are the
+  ceiling for the Kafka path; "end to end / bare" is (derive + relay) / (bare consume
+  + bare produce), the issue's measure (target: at most 2).
 
 Generating the population is timed apart and the file is reused by later runs with the
 same spec. With Kafka a `clock` goes to every partition, so the topic holds more records
@@ -41,10 +44,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaConsumer, TopicPartition  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from consumers.engine_session import EngineSession  # noqa: E402
-from consumers.event_log import CUSTOMER_EVENTS  # noqa: E402
+from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE  # noqa: E402
+from consumers.logs import open_event_log  # noqa: E402
 from consumers.publisher import publish_lines  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from lifecycle.engine import lifecycle_event_id  # noqa: E402
@@ -195,11 +199,33 @@ def run_kafka(args: argparse.Namespace, path: Path) -> dict:
         result = run_backend(args, path, settings)
         check_fetch_settings(broker.bootstrap, settings)
         result |= bare_consume(broker.bootstrap, CUSTOMER_EVENTS)
+        result |= bare_produce(broker.bootstrap, result["lifecycle"], settings)
     result["vs_bare"] = result["derive_rate"] / result["bare_rate"]
+    result["end_to_end_vs_bare"] = (result["derive_s"] + (result["relay_s"] or 0)) / (
+        result["bare_s"] + result["bare_produce_s"])
     if result["bare_records"] != result["records"]:
         say(f"WARNING: bare consumer read {result['bare_records']:,} records, derive {result['records']:,}")
-    say(f"  bare consume {result['bare_records']:,} records at {result['bare_rate']:,.0f}/s")
+    say(f"  bare consume {result['bare_records']:,} records at {result['bare_rate']:,.0f}/s; "
+        f"bare produce {result['lifecycle']:,} in {result['bare_produce_s']:.1f} s; "
+        f"end to end / bare: {result['end_to_end_vs_bare']:.1f}x")
     return result
+
+
+def bare_produce(bootstrap: str, count: int, settings: Settings) -> dict:
+    """Write `count` records of the lifecycle events' mean size, keyed, to a new topic,
+    with the relay's producer settings (acks=all, idempotent, linger 5 ms, 256 KiB)."""
+    with open_event_log(settings, CUSTOMER_LIFECYCLE, create=False) as log:
+        sizes = [len(v) for batch in log.read(lambda _: None) for v in batch.values]
+    value = b"x" * (sum(sizes) // max(len(sizes), 1))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                             batch_size=256 * 1024)
+    started = time.perf_counter()
+    for number in range(count):
+        producer.send("bare-produce", key=f"c{number % 20_000:07d}".encode(), value=value)
+    producer.flush()
+    seconds = time.perf_counter() - started
+    producer.close()
+    return {"bare_produce_s": seconds}
 
 
 def check_fetch_settings(bootstrap: str, settings: Settings) -> None:
@@ -287,16 +313,18 @@ def table(args: argparse.Namespace, lines: int, generated_s: float | None, resul
         f"{lines:,} events (generation: {made}); batch size {args.batch_size:,}",
         "",
         "| backend | publish s | publish events/s | records | derive s | derive events/s "
-        "| lifecycle events | relay s | floor events/s | derive / floor | bare consume msg/s | derive / bare |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| lifecycle events | relay s | floor events/s | derive / floor | bare consume msg/s | derive / bare "
+        "| bare produce s | end to end / bare |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, r in results.items():
         vs_bare = f"{r['vs_bare']:.0%}" if "vs_bare" in r else "—"
+        end_to_end = f"{r['end_to_end_vs_bare']:.1f}x" if "end_to_end_vs_bare" in r else "—"
         out.append(
             f"| {name} | {seconds(r['publish_s'])} | {rate(r['publish_rate'])} | {r['records']:,} "
             f"| {seconds(r['derive_s'])} | **{rate(r['derive_rate'])}** | {r['lifecycle']:,} "
             f"| {seconds(r['relay_s'])} | {rate(r['floor_rate'])} | {r['derive_rate'] / r['floor_rate']:.0%} "
-            f"| {rate(r.get('bare_rate'))} | {vs_bare} |"
+            f"| {rate(r.get('bare_rate'))} | {vs_bare} | {seconds(r.get('bare_produce_s'))} | {end_to_end} |"
         )
     return "\n".join([*out, "", *machine_info(), ""])
 

@@ -1,4 +1,4 @@
-"""The `lifecycle` command: publish, process, replay, sql, tail, schema and demo.
+"""The `lifecycle` command: publish, process, replay, explain, sql, tail, schema and demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -18,8 +18,11 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import BinaryIO
 
+import msgspec
+
 from consumers.engine_session import EngineSession
 from consumers.errors import ConfigurationError, LifecycleError
+from consumers.explain import UnknownCustomer, explain, render_text
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.logs import open_event_log
 from consumers.output import FORMATS, write_rows
@@ -122,6 +125,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("replay", _replay, "derive everything again from the log, in bulk, into a new generation", derive)
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
                      help="worker processes (the machine's cores)")
+    sub = command("explain", _explain, "a customer's whole story: each lifecycle event, its rule, facts and causes")
+    sub.add_argument("customer", help="the customer id")
+    axis = sub.add_mutually_exclusive_group()
+    axis.add_argument("--as-of", type=_moment, metavar="TIME",
+                      help="where the customer stood at this event time, as the log is known now")
+    axis.add_argument("--known-at", type=_moment, metavar="TIME",
+                      help="what the engine had said by this moment (lifecycle events recorded by then)")
+    sub.add_argument("--format", choices=("text", "json"), default="text")
+    sub.add_argument("--show-personal", action="store_true", help="show personal data in the causes unmasked")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
@@ -260,6 +272,30 @@ class _Progress:
     @staticmethod
     def done() -> None:
         sys.stderr.write("\n")
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time; without a UTC offset it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time (e.g. 2025-03-01T12:00:00Z)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at,
+                           unmasked=args.show_personal)
+    except UnknownCustomer as error:
+        print(f"lifecycle explain: {error}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
+    else:
+        print(render_text(document))
+    sys.stdout.flush()
+    return 0
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,12 +5,15 @@
     <home>/derived-3/views.duckdb      the projections (and their snapshot for analysts)
     <home>/derived-3/customer-lifecycle.sqlite   the lifecycle events, recorded once
     <home>/derived-3/states/           the engine's states (RocksDB)
+    <home>/derived-3/format            the layout version of the generation
     <home>/engine.lock                 held by the one engine working on this home
 
 Everything under a generation is derived from the log. A replay builds the next
 generation beside the one in use and switches by replacing `current` (an atomic
 rename), so a replay killed at any moment leaves the generation in use whole; the old
 one is removed after the switch, and a half-built one when the next replay starts.
+A generation of an older layout (`format`) is refused to the engine: a replay makes a
+new one from the log.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ PREFIX = "derived-"
 VIEWS = "views.duckdb"
 LIFECYCLE_LOG = "customer-lifecycle.sqlite"
 STATES = "states"
+FORMAT_FILE = "format"
+FORMAT = 2
+"""The layout of a generation: 2 since lifecycle events are chained (schemas/chain.py);
+a generation without the file is of format 1."""
 # What homes made before generations held at their top: derived, so a replay replaces it.
 _FLAT_LAYOUT = (VIEWS, "views.snapshot.duckdb", LIFECYCLE_LOG)
 
@@ -50,6 +57,7 @@ def current_or_new(home: Path) -> Path:
     """The generation in use, made (empty) if there is none yet."""
     generation = current(home)
     if generation is not None:
+        _check_format(generation)
         return generation
     if any((home / name).exists() for name in _FLAT_LAYOUT):
         msg = (
@@ -58,9 +66,27 @@ def current_or_new(home: Path) -> Path:
         )
         raise ConfigurationError(msg)
     generation = home / f"{PREFIX}1"
-    generation.mkdir(parents=True, exist_ok=True)
+    _make(generation)
     switch(home, generation)
     return generation
+
+
+def _make(generation: Path) -> None:
+    generation.mkdir(parents=True, exist_ok=True)
+    (generation / FORMAT_FILE).write_text(f"{FORMAT}\n", encoding="utf-8")
+
+
+def _check_format(generation: Path) -> None:
+    try:
+        found = int((generation / FORMAT_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        found = 1
+    if found != FORMAT:
+        msg = (
+            f"{generation} was derived by another version of the engine (layout {found}, this one "
+            f"writes {FORMAT}): run `lifecycle replay` once to derive it again from the log"
+        )
+        raise ConfigurationError(msg)
 
 
 def next_generation(home: Path) -> Path:
@@ -71,7 +97,7 @@ def next_generation(home: Path) -> Path:
         if path != in_use:
             shutil.rmtree(path)
     generation = home / f"{PREFIX}{max(numbers, default=0) + 1}"
-    generation.mkdir(parents=True)
+    _make(generation)
     return generation
 
 

@@ -22,10 +22,12 @@ from lifecycle.attitude import attitude_of, next_attitude_change
 from lifecycle.facts import NEW_PURCHASE, apply_facts, check_bounds, expire
 from lifecycle.loyalty import loyalty_type_of, tier_of
 from lifecycle.policy import Policy
+from lifecycle.reasons import Facts, facts_read
 from lifecycle.stage import next_referral_end, next_window_end, stage_of
 from lifecycle.state import DAY, CustomerState, epoch_seconds
 from lifecycle.value import clv_factors, clv_of, next_value_change, relationship_level_of, value_band_of
-from schemas import Clock, Purchase
+from schemas import Clock, Purchase, encode_event
+from schemas.chain import record_hash
 from schemas.events import AnyCustomerEvent
 from schemas.lifecycle_events import EVENT_FOR_DIMENSION, Dimension, LifecycleEvent
 
@@ -154,19 +156,20 @@ class LifecycleEngine:
             if value != before:
                 if prefix is None:  # the cause's part of the ids, made once per decision
                     prefix = f"{cause[0]}/{state.customer_id}/"
-                out.append(self._changed(state, dimension, before, value, rule, cause, prefix))
+                facts = facts_read(dimension, state, policy, limits, silent_since, band[0], reviewing)
+                out.append(self._changed(state, dimension, before, value, rule, cause, prefix, facts))
                 setattr(state, dimension, value)
         state.next_deadline = self._deadline(state, next_activity_change(silent_since, now, limits))
 
     def _changed(
         self, state: CustomerState, dimension: Dimension, before: str, after: str, rule: str, cause: Cause,
-        prefix: str,
+        prefix: str, facts: Facts,
     ) -> LifecycleEvent:
         state.sequence += 1
         cause_id, occurred_at = cause
         # The name is "<cause id>/<customer>/<sequence>/<dimension>/<new value>", fixed forever.
         name = f"{prefix}{state.sequence}/{dimension}/{after}"
-        return EVENT_FOR_DIMENSION[dimension](
+        event = EVENT_FOR_DIMENSION[dimension](
             event_id=lifecycle_event_id(name),
             customer_id=state.customer_id,
             sequence=state.sequence,
@@ -177,7 +180,12 @@ class LifecycleEngine:
             rule=rule,
             policy_version=self.policy.version,
             caused_by=[cause_id],
+            facts=facts,
+            previous_hash=state.chain_head,
         )
+        # The bytes hashed are those the log will hold: encoding is deterministic.
+        state.chain_head = record_hash(encode_event(event))
+        return event
 
     def _deadline(self, state: CustomerState, activity_change: int | None) -> int | None:
         """The next event time at which time alone could change a dimension."""

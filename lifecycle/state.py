@@ -124,6 +124,8 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
     win_backs: int = 0
     sequence: int = 0
     next_deadline: int | None = None
+    # The hash of the customer's latest lifecycle event (schemas/chain.py).
+    chain_head: str = ""
 
 
 _state_encoder = msgspec.msgpack.Encoder()

@@ -19,7 +19,7 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, encode_state
-from projections import customers, dead_letters, policies, profiles, transitions
+from projections import customers, dead_letters, history, policies, profiles, transitions
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from projections.projection_store import DuckDBProjectionStore, PartitionTimes
@@ -91,24 +91,32 @@ def assemble(
         connection = store.recorder.connection
         connection.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
         if previous is not None and previous.exists():
-            _carry_policies(connection, previous)
+            _carry(connection, previous)
         with store.recorder.transaction() as writing:
             policies.adopt(writing, policy)
             _insert_parts(writing, parts)
             for partition, (event_time, clock_at) in times.items():
                 writing.execute("INSERT INTO partition_clocks VALUES (?, ?, ?)", [partition, clock_at, event_time])
             for name, position in positions.items():
+                writing.execute(history.RECORD_COMMIT, [name, position])
                 DuckDBTrackingRecorder.record(writing, Tracking(name, position))
         connection.execute("CHECKPOINT")
     finally:
         store.close()
 
 
-def _carry_policies(connection: duckdb.DuckDBPyConnection, previous: Path) -> None:
+def _carry(connection: duckdb.DuckDBPyConnection, previous: Path) -> None:
+    """What a replay keeps of the generation it replaces: the policies used, and when
+    the engine committed what (the known-at axis, projections/history.py)."""
     quoted = str(previous).replace("'", "''")
     connection.execute(f"ATTACH '{quoted}' AS previous (READ_ONLY)")
     try:
         connection.execute("INSERT INTO policies SELECT * FROM previous.policies")
+        kept = connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND table_name = 'engine_commits'"
+        ).fetchone()
+        if kept and kept[0]:
+            connection.execute("INSERT INTO engine_commits SELECT * FROM previous.engine_commits")
     finally:
         connection.execute("DETACH previous")
 
@@ -138,7 +146,7 @@ def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
 # The columns of `lifecycle_transitions`, in its order (the parts carry two more).
 _TRANSITION_COLUMNS = (
     "event_id", "customer_id", "sequence", "dimension", "from_value", "to_value", "occurred_at", "rule",
-    "policy_version", "caused_by", "log_partition", "log_position",
+    "policy_version", "caused_by", "log_partition", "log_position", "facts",
 )
 
 

@@ -51,6 +51,7 @@ COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], obje
     ("last_purchase_at", "TIMESTAMPTZ", _TIME, lambda s: s.purchase_times[-1] if s.purchase_times else None),
     ("as_of", "TIMESTAMPTZ", _TIME, lambda s: s.now or None),
     ("erased", "BOOLEAN NOT NULL", pa.bool_(), "erased"),
+    ("chain_head", "VARCHAR NOT NULL", pa.string(), "chain_head"),
 )
 
 DDL = (

@@ -23,7 +23,7 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState
-from projections import customers, dead_letters, policies, profiles, snapshot, transitions
+from projections import customers, dead_letters, history, policies, profiles, snapshot, transitions
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
@@ -69,7 +69,7 @@ class DuckDBProjectionStore:
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL)
+            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, *history.DDL)
             for statement in ddl:
                 connection.execute(statement)
 
@@ -116,7 +116,9 @@ class DuckDBProjectionStore:
                 )
             profiles.apply(connection, batch.erased, batch.profiles)
             dead_letters.insert(connection, batch.dead_letters)
-            self.recorder.record(connection, batch.tracking)
+            tracking = batch.tracking
+            connection.execute(history.RECORD_COMMIT, [tracking.application_name, tracking.notification_id])
+            self.recorder.record(connection, tracking)
 
     def commit(self, effects: BatchEffects) -> None:
         """Write the batch's effects and its position in one transaction."""

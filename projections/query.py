@@ -12,6 +12,8 @@ its latest published snapshot is read instead, and the result says so.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,8 +55,10 @@ def connect_read_only(database: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(database), read_only=True, config=dict(_LOCKED_DOWN))
 
 
-def run_query(database: Path, query: str) -> QueryResult:
-    """`query`'s columns and rows, on a locked-down read-only connection to the projections."""
+@contextmanager
+def reading(database: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
+    """A locked-down read-only connection to the projections, and the file it reads:
+    the database, or its latest snapshot while a live engine holds the database."""
     if not database.exists():
         msg = f"no projections at {database}: run `lifecycle process` (or `make demo`) first"
         raise ProjectionError(msg)
@@ -71,17 +75,24 @@ def run_query(database: Path, query: str) -> QueryResult:
             raise ProjectionError(msg) from None
         connection = connect_read_only(source)
     try:
-        result = connection.execute(query)
-        columns = [d[0] for d in result.description or []]
-        return QueryResult(columns, result.fetchall(), source)
-    except duckdb.PermissionException as error:
-        raise QueryRefused(f"{_REFUSED} ({_first_line(error)})") from None
-    except duckdb.Error as error:
-        if _is_refusal(error):
-            raise QueryRefused(f"{_REFUSED} ({_first_line(error)})") from None
-        raise ProjectionError(f"query failed: {error}") from None
+        yield connection, source
     finally:
         connection.close()
+
+
+def run_query(database: Path, query: str) -> QueryResult:
+    """`query`'s columns and rows, on a locked-down read-only connection to the projections."""
+    with reading(database) as (connection, source):
+        try:
+            result = connection.execute(query)
+            columns = [d[0] for d in result.description or []]
+            return QueryResult(columns, result.fetchall(), source)
+        except duckdb.PermissionException as error:
+            raise QueryRefused(f"{_REFUSED} ({_first_line(error)})") from None
+        except duckdb.Error as error:
+            if _is_refusal(error):
+                raise QueryRefused(f"{_REFUSED} ({_first_line(error)})") from None
+            raise ProjectionError(f"query failed: {error}") from None
 
 
 def _is_refusal(error: duckdb.Error) -> bool:

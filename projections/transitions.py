@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import msgspec
 import pyarrow as pa
 
 from lifecycle.state import epoch_seconds
@@ -28,7 +29,9 @@ DDL = (
     " policy_version VARCHAR NOT NULL,"
     " caused_by UUID[] NOT NULL,"
     " log_partition VARCHAR NOT NULL,"
-    " log_position BIGINT NOT NULL)",
+    " log_position BIGINT NOT NULL,"
+    # What the rule read (lifecycle/reasons.py), as a JSON object.
+    " facts VARCHAR)",
 )
 
 
@@ -45,6 +48,9 @@ _SCHEMA = pa.schema(
         ("log_position", pa.int64()),
     ]
 )
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 def table(partitions: Sequence[str], events: Sequence[tuple[int, LifecycleEvent]]) -> pa.Table | None:
@@ -73,6 +79,7 @@ def table(partitions: Sequence[str], events: Sequence[tuple[int, LifecycleEvent]
             ),
             "log_partition": pa.array(partitions, pa.string()),
             "log_position": columns["log_position"],
+            "facts": pa.array([None if e.facts is None else _encode(e.facts) for _, e in events], pa.string()),
         }
     )
 

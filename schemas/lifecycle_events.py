@@ -2,9 +2,11 @@
 
 Every change of a customer's stage, activity, loyalty type, loyalty tier, value band or
 relationship level is one event, named for what changed (past tense), carrying the
-rule that decided it, the policy version in force and the events that caused it.
+rule that decided it, the facts that rule read, the policy version in force and the
+events that caused it.
 `event_id` is derived from the cause, so replaying the same log gives the same ids.
-`sequence` numbers a customer's lifecycle events 1, 2, 3 ... with no gaps.
+`sequence` numbers a customer's lifecycle events 1, 2, 3 ... with no gaps, and
+`previous_hash` chains them (schemas/chain.py: tamper evidence; schema version 2).
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ class LifecycleEvent(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     rule: str
     policy_version: str
     caused_by: list[uuid.UUID]
-    schema_version: int = 1
+    schema_version: int = 2
+    # Since schema version 2 (None on older events): what the rule read when it decided
+    # (lifecycle/reasons.py), and the chain (schemas/chain.py).
+    facts: dict[str, int | str | bool | None] | None = None
+    previous_hash: str | None = None
 
 
 class StageChanged(LifecycleEvent, tag="stage_changed", kw_only=True, gc=False):
