@@ -1,4 +1,4 @@
-"""The `lifecycle` command: publish, process, replay, explain, sql, tail, schema and demo.
+"""The `lifecycle` command: publish, process, replay, verify, explain, sql, tail, schema and demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -20,18 +20,21 @@ from typing import BinaryIO
 
 import msgspec
 
+from consumers.dry_run import dry_run
+from consumers.dry_run import render_text as render_dry_run
 from consumers.engine_session import EngineSession
 from consumers.errors import ConfigurationError, LifecycleError
-from consumers.explain import UnknownCustomer, explain, render_text
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
+from consumers.explain import UnknownCustomer, explain, render_text
 from consumers.logs import open_event_log
-from consumers.output import FORMATS, write_rows
+from consumers.output import FORMATS, visible, write_rows
 from consumers.policy_file import load_policy
 from consumers.processor import ProcessReport
 from consumers.publisher import PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
 from consumers.stopping import Stopping
+from consumers.verify import verify
 from projections.errors import ProjectionError
 from projections.query import run_query
 from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
@@ -123,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("replay", _replay, "derive everything again from the log, in bulk, into a new generation", derive)
+    sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
+                     help="worker processes (the machine's cores)")
+    sub.add_argument("--dry-run", action="store_true",
+                     help="replay into a scratch place and report what would change against the live stores")
+    sub.add_argument("--format", choices=("text", "json"), default="text", help="of the dry run's report")
+    sub = command("verify", _verify, "replay the log into a scratch place and compare every live store with it",
+                  derive)
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
                      help="worker processes (the machine's cores)")
     sub = command("explain", _explain, "a customer's whole story: each lifecycle event, its rule, facts and causes")
@@ -238,12 +248,38 @@ def _process_summary(report: ProcessReport) -> str:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    progress = _Progress() if sys.stderr.isatty() else None
+    progress = _Progress("replay") if sys.stderr.isatty() else None
+    if args.dry_run:
+        changes = dry_run(settings, load_policy(settings.policy), args.workers, progress)
+        if progress is not None:
+            progress.done()
+        if args.format == "json":
+            sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(changes), indent=2) + b"\n")
+        else:
+            print(render_dry_run(changes))
+        sys.stdout.flush()
+        return 0
     report = replay(settings, load_policy(settings.policy), args.workers, progress)
     if progress is not None:
         progress.done()
     print(_replay_summary(report), file=sys.stderr)
     return 0
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    progress = _Progress("verify") if sys.stderr.isatty() else None
+    report = verify(settings, load_policy(settings.policy), args.workers, progress)
+    if progress is not None:
+        progress.done()
+    for mismatch in report.mismatches:
+        print(f"customer {visible(mismatch.customer_id)}: {mismatch.store}: {mismatch.detail}")
+    sys.stdout.flush()
+    customers = len({m.customer_id for m in report.mismatches})
+    verdict = f"{customers} customers differ" if report.mismatches else "all match"
+    print(f"verified {report.customers} customers and {report.lifecycle_events} lifecycle events from "
+          f"{report.records} events against {', '.join(['customers', 'lifecycle_transitions', *report.stores])}: "
+          f"{verdict} ({report.seconds:.1f} s)", file=sys.stderr)
+    return 1 if report.mismatches else 0
 
 
 def _replay_summary(report: ReplayReport) -> str:
@@ -257,7 +293,8 @@ def _replay_summary(report: ReplayReport) -> str:
 class _Progress:
     """One line on a terminal, rewritten: what is done, how fast, and how long is left."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: str) -> None:
+        self.command = command
         self.started = time.monotonic()
         self.phase = ""
 
@@ -266,7 +303,7 @@ class _Progress:
             self.phase, self.started = phase, time.monotonic()
         rate = done / max(time.monotonic() - self.started, 1e-6)
         left = f", {(of - done) / rate:,.0f} s left" if rate and of > done else ""
-        sys.stderr.write(f"\rreplay: {phase} {done:,} of {of:,} records, {rate:,.0f}/s{left}\x1b[K")
+        sys.stderr.write(f"\r{self.command}: {phase} {done:,} of {of:,} records, {rate:,.0f}/s{left}\x1b[K")
         sys.stderr.flush()
 
     @staticmethod

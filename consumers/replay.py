@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,18 +76,8 @@ def replay(settings: Settings, policy: Policy, workers: int, progress: Progress 
         generation = home.next_generation(settings.home)
         parts = generation / "replay-parts"
         parts.mkdir()
-        report = ReplayReport(generation=generation)
-        buckets = workers * BUCKETS_PER_WORKER
-        with _workers(workers) as run:
-            scans = _scan(run, workers, settings, parts, buckets, policy, report, progress)
-            times, positions, refused, clocks, dead = _partition_time(scans, policy)
-            bulk.write_dead_letters(parts, len(scans), dead)
-            folds = _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress)
-        report.dead_letters = sum(f.dead_letters for f in folds) + len(dead) + sum(s.dead_letters for s in scans)
-        report.lifecycle_events = sum(f.lifecycle_events for f in folds)
-        report.customers = sum(f.customers for f in folds)
-        for fold in folds:
-            report.unpriced.update(fold.unpriced)
+        report, times, positions = derive_parts(settings, policy, workers, parts, progress)
+        report.generation = generation
         previous_views = previous / home.VIEWS if previous is not None else None
         bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, times, positions)
         _write_lifecycle_log(generation, parts, positions)
@@ -100,6 +90,32 @@ def replay(settings: Settings, policy: Policy, workers: int, progress: Progress 
         home.switch(settings.home, generation)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def derive_parts(
+    settings: Settings,
+    policy: Policy,
+    workers: int,
+    parts: Path,
+    progress: Progress | None = None,
+    until: Mapping[str, int] | None = None,
+) -> tuple[ReplayReport, dict[str, PartitionTimes], dict[str, int]]:
+    """Steps 1-3 into `parts` (projections/bulk.py), for the log up to `until` (each
+    partition's position; the whole log if None): the report, and each partition's
+    times and the position reached."""
+    report = ReplayReport()
+    buckets = workers * BUCKETS_PER_WORKER
+    with _workers(workers) as run:
+        scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
+        times, positions, refused, clocks, dead = _partition_time(scans, policy)
+        bulk.write_dead_letters(parts, len(scans), dead)
+        folds = _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress)
+    report.dead_letters = sum(f.dead_letters for f in folds) + len(dead) + sum(s.dead_letters for s in scans)
+    report.lifecycle_events = sum(f.lifecycle_events for f in folds)
+    report.customers = sum(f.customers for f in folds)
+    for fold in folds:
+        report.unpriced.update(fold.unpriced)
+    return report, times, positions
 
 
 Run = Callable[[Callable, list[tuple]], Iterator]  # type: ignore[type-arg]
@@ -121,24 +137,24 @@ def _call(job: tuple[Callable, tuple]):  # type: ignore[no-untyped-def, type-arg
     return function(*arguments)
 
 
-def _units(settings: Settings, workers: int) -> list[ScanUnit]:
+def _units(settings: Settings, workers: int, until: Mapping[str, int] | None) -> list[ScanUnit]:
     """Ranges to scan: a Kafka partition each; the embedded log in runs of segments."""
     with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
         ends = log.end_positions()
         partitions = log.partitions()
     if ends is None:
-        return [ScanUnit(n, partition, 0, None) for n, partition in enumerate(partitions)]
+        return [ScanUnit(n, p, 0, None if until is None else until.get(p, 0)) for n, p in enumerate(partitions)]
     units = []
     for partition in partitions:
-        end = ends[partition]
+        end = ends[partition] if until is None else min(ends[partition], until.get(partition, 0))
         count = max(1, min(workers * 2, end // _MIN_SEGMENTS_PER_RANGE))
         bounds = [end * k // count for k in range(count + 1)]
         units.extend(ScanUnit(len(units) + k, partition, bounds[k], bounds[k + 1]) for k in range(count))
     return units
 
 
-def _scan(run, workers, settings, parts, buckets, policy, report, progress) -> list[ScanResult]:  # type: ignore[no-untyped-def]
-    units = _units(settings, workers)
+def _scan(run, workers, settings, parts, buckets, policy, report, progress, until) -> list[ScanResult]:  # type: ignore[no-untyped-def]
+    units = _units(settings, workers, until)
     estimate = sum((u.end or 0) - u.start for u in units) * SEGMENT_SIZE if settings.kafka is None else 0
     results = []
     for result in run(scan, [(unit, settings, parts, buckets, policy) for unit in units]):

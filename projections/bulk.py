@@ -67,8 +67,17 @@ def write_fold(
     _write(directory, "profiles", number, profiles.table(changes.updates))
 
 
-def _glob(directory: Path, kind: str) -> str:
+def parts_glob(directory: Path, kind: str) -> str:
+    """The parts of one kind, as a quoted-safe glob for `read_parquet`."""
     return str(directory / f"{kind}-*.parquet").replace("'", "''")
+
+
+def parts_relation(directory: Path, kind: str, columns: str, empty: str) -> str:
+    """SQL for `columns` of the parts of one kind; with no such parts, of `empty` (a
+    table with the same columns), so that a query over them still runs."""
+    if not _any(directory, kind):
+        return f"(SELECT {columns} FROM {empty} LIMIT 0)"
+    return f"(SELECT {columns} FROM read_parquet('{parts_glob(directory, kind)}'))"
 
 
 def _any(directory: Path, kind: str) -> bool:
@@ -124,27 +133,27 @@ def _carry(connection: duckdb.DuckDBPyConnection, previous: Path) -> None:
 def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
     if _any(parts, "customers"):
         connection.execute(
-            f"INSERT INTO customer_rows BY NAME SELECT * FROM read_parquet('{_glob(parts, 'customers')}')"
+            f"INSERT INTO customer_rows BY NAME SELECT * FROM read_parquet('{parts_glob(parts, 'customers')}')"
         )
     if _any(parts, "transitions"):
-        columns = ", ".join(_TRANSITION_COLUMNS)
+        columns = ", ".join(TRANSITION_COLUMNS)
         connection.execute(
-            f"INSERT INTO lifecycle_transitions SELECT {columns} FROM read_parquet('{_glob(parts, 'transitions')}') "
+            f"INSERT INTO lifecycle_transitions SELECT {columns} FROM read_parquet('{parts_glob(parts, 'transitions')}') "
             "ORDER BY log_partition, cause_seq, customer_id, sequence"
         )
     if _any(parts, "profiles"):
         connection.execute(
-            f"INSERT INTO customer_profiles BY NAME SELECT * FROM read_parquet('{_glob(parts, 'profiles')}')"
+            f"INSERT INTO customer_profiles BY NAME SELECT * FROM read_parquet('{parts_glob(parts, 'profiles')}')"
         )
     if _any(parts, "dead"):
         connection.execute(
-            f"INSERT INTO dead_letters BY NAME SELECT * FROM read_parquet('{_glob(parts, 'dead')}') "
+            f"INSERT INTO dead_letters BY NAME SELECT * FROM read_parquet('{parts_glob(parts, 'dead')}') "
             "ORDER BY partition, position"
         )
 
 
 # The columns of `lifecycle_transitions`, in its order (the parts carry two more).
-_TRANSITION_COLUMNS = (
+TRANSITION_COLUMNS = (
     "event_id", "customer_id", "sequence", "dimension", "from_value", "to_value", "occurred_at", "rule",
     "policy_version", "caused_by", "log_partition", "log_position", "facts",
 )
@@ -160,7 +169,7 @@ def lifecycle_payloads(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[
     connection = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT})
     try:
         reader = connection.sql(
-            f"SELECT log_partition, log_position, payload FROM read_parquet('{_glob(parts, 'transitions')}') "
+            f"SELECT log_partition, log_position, payload FROM read_parquet('{parts_glob(parts, 'transitions')}') "
             "ORDER BY log_partition, cause_seq, customer_id, sequence"
         ).to_arrow_reader(batch_rows)
         pending: list[bytes] = []
@@ -186,7 +195,7 @@ def encoded_states(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[str,
     connection = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT})
     try:
         reader = connection.sql(
-            f"SELECT log_partition, customer_id, next_deadline, state FROM read_parquet('{_glob(parts, 'states')}')"
+            f"SELECT log_partition, customer_id, next_deadline, state FROM read_parquet('{parts_glob(parts, 'states')}')"
         ).to_arrow_reader(batch_rows)
         for batch in reader:
             yield from zip(*(batch.column(i).to_pylist() for i in range(4)))

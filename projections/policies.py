@@ -28,17 +28,23 @@ class PolicyConflict(ProjectionError):
 
 def adopt(connection: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     """Record `policy` if its version is new; refuse it if the version means other rules."""
-    fingerprint = policy_fingerprint(policy)
-    row = connection.execute("SELECT fingerprint FROM policies WHERE version = ?", [policy.version]).fetchone()
-    if row is None:
+    if not check(connection, policy):
         connection.execute(
             "INSERT INTO policies VALUES (?, ?, ?)",
-            [policy.version, fingerprint, canonical_policy(policy).decode()],
+            [policy.version, policy_fingerprint(policy), canonical_policy(policy).decode()],
         )
-    elif row[0] != fingerprint:
+
+
+def check(connection: duckdb.DuckDBPyConnection, policy: Policy, table: str = "policies") -> bool:
+    """Whether `policy`'s version is recorded already (with the same rules); writes
+    nothing, and raises `PolicyConflict` if the version was used with other rules."""
+    fingerprint = policy_fingerprint(policy)
+    row = connection.execute(f"SELECT fingerprint FROM {table} WHERE version = ?", [policy.version]).fetchone()
+    if row is not None and row[0] != fingerprint:
         msg = (
             f"policy version {policy.version!r} was used before with other thresholds "
             f"(recorded {row[0][:12]}, now {fingerprint[:12]}): give the changed policy a new "
             "`version`, so that each version means one set of rules (see `select * from policies`)"
         )
         raise PolicyConflict(msg)
+    return row is not None

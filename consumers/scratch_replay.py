@@ -1,0 +1,72 @@
+"""A replay into a scratch place, for comparing with the live stores.
+
+`lifecycle verify` and `lifecycle replay --dry-run` both replay the log of record up
+to the positions the live projections reached (so that like is compared with like)
+into `<home>/scratch/`, beside the generation in use, holding the engine lock so that
+the live stores do not move meanwhile; the scratch place is removed afterwards, and
+nothing live is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from consumers import home
+from consumers.errors import ConfigurationError
+from consumers.replay import Progress, ReplayReport, derive_parts
+from consumers.settings import Settings
+from lifecycle.policy import Policy
+from projections.query import connect_read_only
+
+_SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class ScratchReplay:
+    generation: Path
+    """The generation in use: the live stores."""
+    parts: Path
+    """The replay's parts (projections/bulk.py)."""
+    report: ReplayReport
+
+    def compare(self) -> duckdb.DuckDBPyConnection:
+        """A scratch DuckDB database with the live projections attached read-only as `live`."""
+        connection = duckdb.connect(str(self.parts.parent / "compare.duckdb"), config={"memory_limit": "768MB"})
+        quoted = str(self.generation / home.VIEWS).replace("'", "''")
+        connection.execute(f"ATTACH '{quoted}' AS live (READ_ONLY)")
+        return connection
+
+
+@contextmanager
+def scratch_replay(
+    settings: Settings, policy: Policy, workers: int, progress: Progress | None = None
+) -> Iterator[ScratchReplay]:
+    settings.require_home()
+    with home.engine_lock(settings.home):
+        generation = home.current(settings.home)
+        if generation is None or not (generation / home.VIEWS).exists():
+            raise ConfigurationError(f"nothing derived in {settings.home} yet: run `lifecycle process` first")
+        scratch = settings.home / _SCRATCH
+        shutil.rmtree(scratch, ignore_errors=True)
+        (scratch / "parts").mkdir(parents=True)
+        try:
+            until = _positions(generation / home.VIEWS)
+            report, _, _ = derive_parts(settings, policy, workers, scratch / "parts", progress, until)
+            yield ScratchReplay(generation, scratch / "parts", report)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _positions(views: Path) -> dict[str, int]:
+    """Where the live projections stand in each partition."""
+    connection = connect_read_only(views)
+    try:
+        return dict(connection.execute("SELECT application_name, notification_id FROM tracking").fetchall())
+    finally:
+        connection.close()

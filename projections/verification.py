@@ -1,0 +1,157 @@
+"""Comparing a replay of the log with the live stores, customer by customer.
+
+`lifecycle verify` replays the log into a scratch place (projections/bulk.py parts)
+and asks here what differs: each customer's `customers` row column by column, their
+`lifecycle_transitions` rows, and the lifecycle records of the live lifecycle log (and,
+with Kafka, of the topic subscribers read) by the SHA-256 of their bytes, in log
+order against the replay's sequence order. So an edited row, an altered, removed,
+forged or reordered lifecycle event all show, as the customer, the store, and the first
+sequence that differs. The comparison runs in a scratch DuckDB database that attaches
+the live projections read-only (consumers/scratch_replay.py), so its memory is bounded
+whatever the population.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from projections import customers
+from projections.bulk import TRANSITION_COLUMNS, parts_glob, parts_relation
+
+CUSTOMERS = "customers"
+TRANSITIONS = "lifecycle_transitions"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    customer_id: str
+    store: str
+    detail: str
+
+
+_LIVE_RECORDS = pa.schema([
+    ("store", pa.string()), ("ordinal", pa.int64()), ("customer_id", pa.string()), ("sequence", pa.int64()),
+    ("hash", pa.string()),
+])
+
+
+class Verification:
+    """The live stores against a replay's parts, in a scratch database."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
+        """`connection`: a scratch database with the live projections attached as `live`."""
+        self.parts = parts
+        self.connection = connection
+        self.connection.execute(
+            "CREATE TABLE live_records (store VARCHAR, ordinal BIGINT, customer_id VARCHAR, sequence BIGINT,"
+            " hash VARCHAR)"
+        )
+
+    def add_records(self, store: str, first: int, rows: list[tuple[str | None, int | None, str]]) -> None:
+        """A run of a lifecycle log's records in log order, numbered from `first`:
+        (customer id, sequence, SHA-256 of the bytes); None for an undecodable record."""
+        if not rows:
+            return
+        customer_ids, sequences, hashes = zip(*rows)
+        table = pa.table([
+            pa.array([store] * len(rows)), pa.array(range(first, first + len(rows)), pa.int64()),
+            pa.array(customer_ids, pa.string()), pa.array(sequences, pa.int64()), pa.array(hashes, pa.string()),
+        ], schema=_LIVE_RECORDS)
+        self.connection.register("_records", table)
+        self.connection.execute("INSERT INTO live_records SELECT * FROM _records")
+        self.connection.unregister("_records")
+
+    def mismatches(self, stores: list[str]) -> list[Mismatch]:
+        """Every customer that differs, in each store, sorted by customer and store."""
+        found = [*self._customers(), *self._transitions()]
+        for store in stores:
+            found += self._records(store)
+        return sorted(found, key=lambda m: (m.customer_id, m.store))
+
+    def counts(self) -> tuple[int, int]:
+        """(customers, lifecycle events) in the replay."""
+        return (
+            self._count(f"SELECT count(*) FROM read_parquet('{parts_glob(self.parts, 'customers')}')", "customers"),
+            self._count(f"SELECT count(*) FROM read_parquet('{parts_glob(self.parts, 'transitions')}')",
+                        "transitions"),
+        )
+
+    def _count(self, query: str, kind: str) -> int:
+        if not any(self.parts.glob(f"{kind}-*.parquet")):
+            return 0
+        return self.connection.execute(query).fetchone()[0]  # type: ignore[index]
+
+    def _replayed(self, kind: str, columns: str) -> str:
+        live = "live.customer_rows" if kind == "customers" else f"live.{TRANSITIONS}"
+        return parts_relation(self.parts, kind, columns, live)
+
+    def _customers(self) -> list[Mismatch]:
+        names = [name for name, _, _, _ in customers.COLUMNS if name != "customer_id"] + ["log_partition"]
+        differ = ", ".join(f"CASE WHEN l.{n} IS DISTINCT FROM r.{n} THEN '{n}' END" for n in names)
+        replayed = self._replayed("customers", "customer_id, " + ", ".join(names))
+        rows = self.connection.execute(
+            f"SELECT coalesce(l.customer_id, r.customer_id), l.customer_id IS NULL, r.customer_id IS NULL,"
+            f" list_filter([{differ}], lambda x: x IS NOT NULL)"
+            f" FROM live.customer_rows l FULL JOIN {replayed} r ON l.customer_id = r.customer_id"
+            f" WHERE l.customer_id IS NULL OR r.customer_id IS NULL OR len(list_filter([{differ}], lambda x: x IS NOT NULL)) > 0"
+        ).fetchall()
+        return [Mismatch(c, CUSTOMERS, _row_detail(missing, extra, columns)) for c, missing, extra, columns in rows]
+
+    def _transitions(self) -> list[Mismatch]:
+        names = [n for n in TRANSITION_COLUMNS if n not in ("customer_id", "sequence")]
+        same = " AND ".join(f"l.{n} IS NOT DISTINCT FROM r.{n}" for n in names)
+        replayed = self._replayed("transitions", ", ".join(TRANSITION_COLUMNS))
+        rows = self.connection.execute(
+            f"SELECT coalesce(l.customer_id, r.customer_id) AS c, min(coalesce(l.sequence, r.sequence))"
+            f" FROM live.{TRANSITIONS} l FULL JOIN {replayed} r"
+            f" ON l.customer_id = r.customer_id AND l.sequence = r.sequence"
+            f" WHERE l.customer_id IS NULL OR r.customer_id IS NULL OR NOT ({same}) GROUP BY c"
+        ).fetchall()
+        return [Mismatch(c, TRANSITIONS, f"first differs at sequence {s}") for c, s in rows]
+
+    def _records(self, store: str) -> list[Mismatch]:
+        replayed = self._replayed("transitions", "customer_id, sequence, payload")
+        undecodable = self.connection.execute(
+            "SELECT ordinal FROM live_records WHERE store = ? AND customer_id IS NULL ORDER BY ordinal", [store]
+        ).fetchall()
+        found = [Mismatch("?", store, f"record {n + 1} is not a lifecycle event") for (n,) in undecodable]
+        rows = self.connection.execute(
+            "WITH l AS (SELECT customer_id, sequence, hash,"
+            "  row_number() OVER (PARTITION BY customer_id ORDER BY ordinal) AS n"
+            "  FROM live_records WHERE store = ? AND customer_id IS NOT NULL),"
+            f" r AS (SELECT customer_id, sequence, sha256(payload) AS hash,"
+            f"  row_number() OVER (PARTITION BY customer_id ORDER BY sequence) AS n FROM {replayed})"
+            " SELECT coalesce(l.customer_id, r.customer_id) AS c,"
+            "  arg_min(coalesce(r.sequence, l.sequence), coalesce(l.n, r.n)),"
+            "  arg_min(l.sequence, coalesce(l.n, r.n)), arg_min(r.sequence, coalesce(l.n, r.n))"
+            " FROM l FULL JOIN r ON l.customer_id = r.customer_id AND l.n = r.n"
+            " WHERE l.hash IS DISTINCT FROM r.hash GROUP BY c",
+            [store],
+        ).fetchall()
+        found += [Mismatch(c, store, _record_detail(s, live, replayed)) for c, s, live, replayed in rows]
+        return found
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _row_detail(missing: bool, extra: bool, columns: list[str]) -> str:
+    if missing:
+        return "the customer is missing from the live projections"
+    if extra:
+        return "a customer the log does not have"
+    return f"differs in {', '.join(columns)}"
+
+
+def _record_detail(sequence: int, live: int | None, replayed: int | None) -> str:
+    if live is None:
+        return f"first differs at sequence {sequence}: missing from the live log"
+    if replayed is None:
+        return f"first differs at sequence {sequence}: a record the replay does not make"
+    if live != replayed:
+        return f"first differs at sequence {sequence}: the live log has sequence {live} there (removed or reordered)"
+    return f"first differs at sequence {sequence}: the record was altered"
