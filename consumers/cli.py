@@ -248,29 +248,34 @@ def _process_summary(report: ProcessReport) -> str:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    progress = _Progress("replay") if sys.stderr.isatty() else None
     if args.dry_run:
-        changes = dry_run(settings, load_policy(settings.policy), args.workers, progress)
-        if progress is not None:
-            progress.done()
-        if args.format == "json":
-            sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(changes), indent=2) + b"\n")
-        else:
-            print(render_dry_run(changes))
-        sys.stdout.flush()
+        changes = _replaying(dry_run, "dry run", args, settings)
+        _write_document(changes, args.format, render_dry_run)
         return 0
-    report = replay(settings, load_policy(settings.policy), args.workers, progress)
-    if progress is not None:
-        progress.done()
+    report = _replaying(replay, "replay", args, settings)
     print(_replay_summary(report), file=sys.stderr)
     return 0
 
 
-def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    progress = _Progress("verify") if sys.stderr.isatty() else None
-    report = verify(settings, load_policy(settings.policy), args.workers, progress)
+def _replaying(run: Callable, name: str, args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def, type-arg]
+    """`run(settings, policy, workers, progress)`, with progress shown on a terminal."""
+    progress = _Progress(name) if sys.stderr.isatty() else None
+    result = run(settings, load_policy(settings.policy), args.workers, progress)
     if progress is not None:
         progress.done()
+    return result
+
+
+def _write_document(document: dict, form: str, render: Callable[[dict], str]) -> None:  # type: ignore[type-arg]
+    if form == "json":
+        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
+    else:
+        print(render(document))
+    sys.stdout.flush()
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    report = _replaying(verify, "verify", args, settings)
     for mismatch in report.mismatches:
         print(f"customer {visible(mismatch.customer_id)}: {mismatch.store}: {mismatch.detail}")
     sys.stdout.flush()
@@ -327,11 +332,7 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
     except UnknownCustomer as error:
         print(f"lifecycle explain: {error}", file=sys.stderr)
         return 1
-    if args.format == "json":
-        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
-    else:
-        print(render_text(document))
-    sys.stdout.flush()
+    _write_document(document, args.format, render_text)
     return 0
 
 
