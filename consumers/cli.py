@@ -1,4 +1,4 @@
-"""The `lifecycle` command: publish, process, replay, verify, explain, sql, tail, schema and demo.
+"""The `lifecycle` command: publish, process, replay, verify, explain, sql, export, tail, schema and demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
+from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
@@ -36,6 +37,7 @@ from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
 from consumers.stopping import Stopping
 from consumers.verify import verify
 from projections.errors import ProjectionError
+from projections.export import export_parquet
 from projections.query import run_query
 from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
 
@@ -147,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
+    sub = command("export", _export, "write the catalog as Parquet files for warehouse tools (no personal data)")
+    sub.add_argument("--parquet", required=True, metavar="DIR", help="the directory to write the files to")
     sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first")
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
@@ -345,6 +349,16 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
               f"of {published})", file=sys.stderr)
     write_rows(sys.stdout, result.columns, result.rows, args.format)
     sys.stdout.flush()
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_home()
+    source, written = export_parquet(settings.views_path, Path(args.parquet))
+    if source != settings.views_path:
+        print("(a running `lifecycle process` holds the projections: exported from its snapshot)", file=sys.stderr)
+    for table, rows in written:
+        print(f"{table}.parquet: {rows} rows", file=sys.stderr)
     return 0
 
 

@@ -23,7 +23,7 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState
-from projections import customers, dead_letters, history, policies, profiles, snapshot, transitions
+from projections import catalog, customers, dead_letters, history, policies, profiles, snapshot, transitions
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
@@ -69,7 +69,7 @@ class DuckDBProjectionStore:
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, *history.DDL)
+            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, *history.DDL, *catalog.DDL)
             for statement in ddl:
                 connection.execute(statement)
 

@@ -37,9 +37,10 @@ def _event(number: int, kind: str, day: float, customer: str | None = None, **fi
     return event
 
 
-def _purchase(number: int, customer: str, day: float, amount_minor: int, margin_minor: int) -> dict:
+def _purchase(number: int, customer: str, day: float, amount_minor: int, margin_minor: int | None) -> dict:
+    margin = {} if margin_minor is None else {"margin_minor": margin_minor}
     return _event(number, "purchase", day, customer, order_id=f"o{number}", amount_minor=amount_minor,
-                  currency="EUR", margin_minor=margin_minor)
+                  currency="EUR", **margin)
 
 
 CLOCKS = {day: 900 + day for day in (*range(30, 361, 30), 367)}

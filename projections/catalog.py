@@ -1,0 +1,152 @@
+"""The segment catalog for analysts: views over the projections (docs/catalog.md).
+
+The segmentations the domain is built on (DOMAIN.md sections 2-5) depend on the whole
+population (a quintile, the customers that bring 80% of the value), so they are
+computed over the customer set, in DuckDB, when queried, never per event: views cost
+the engine nothing. Each view's definition is documented in docs/catalog.md, and tested
+on hand-written populations. Times are UTC; days are UTC dates.
+"""
+
+from __future__ import annotations
+
+from lifecycle.stage import LADDER
+from projections.history import DIMENSIONS
+
+_LADDER = ", ".join(f"('{stage}', {rung})" for rung, stage in enumerate(LADDER, start=1))
+_START = {"stage": LADDER[0], "activity": "active"}
+
+
+def _score(column: str, order: str) -> str:
+    """1-5 by the customer's place among all buyers; equal values share a score."""
+    return f"least(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY {column} {order})) AS INTEGER))"
+
+
+_RFM = f"""
+CREATE OR REPLACE VIEW customer_rfm AS
+WITH buyers AS (
+  SELECT customer_id,
+    date_diff('day', last_purchase_at, (SELECT max(as_of) FROM customers)) AS recency_days,
+    purchases AS frequency, historical_value_minor AS monetary_minor
+  FROM customers WHERE purchases > 0 AND last_purchase_at IS NOT NULL),
+scored AS (
+  SELECT *, {_score('recency_days', 'DESC')} AS r_score, {_score('frequency', 'ASC')} AS f_score,
+    {_score('monetary_minor', 'ASC')} AS m_score
+  FROM buyers)
+SELECT *, CASE
+    WHEN r_score >= 4 AND f_score >= 4 THEN 'champions'
+    WHEN r_score >= 4 AND f_score >= 2 THEN 'potential_loyalists'
+    WHEN r_score >= 4 THEN 'new_customers'
+    WHEN r_score = 3 AND f_score >= 4 THEN 'loyal'
+    WHEN r_score = 3 THEN 'need_attention'
+    WHEN f_score >= 3 THEN 'at_risk'
+    ELSE 'hibernating' END AS segment
+FROM scored
+"""
+
+_PYRAMID = """
+CREATE OR REPLACE VIEW value_pyramid AS
+WITH valued AS (
+  SELECT customer_id, historical_value_minor AS value_minor, greatest(historical_value_minor, 0) AS counted
+  FROM customers),
+running AS (
+  SELECT *, sum(counted) OVER (ORDER BY counted DESC, customer_id ROWS UNBOUNDED PRECEDING) - counted AS before,
+    sum(counted) OVER () AS total
+  FROM valued)
+SELECT customer_id, value_minor,
+  CASE WHEN total > 0 THEN counted / total ELSE 0 END AS share,
+  CASE WHEN total > 0 THEN (before + counted) / total ELSE 0 END AS cumulative_share,
+  CASE WHEN counted > 0 AND before < 0.80 * total THEN 'A'
+       WHEN counted > 0 AND before < 0.95 * total THEN 'B' ELSE 'C' END AS abc_class,
+  CASE WHEN counted > 0 AND before < 0.80 * total THEN 'key'
+       WHEN counted > 0 AND before < 0.95 * total THEN 'normal' ELSE 'small' END AS segment
+FROM running
+"""
+
+_LOYALTY_MATRIX = """
+CREATE OR REPLACE VIEW loyalty_matrix AS
+SELECT attitude,
+  CASE WHEN loyalty_type IN ('true', 'spurious') THEN 'high' ELSE 'low' END AS repeat_behaviour,
+  loyalty_type, count(*) AS customers
+FROM customers GROUP BY ALL
+"""
+
+_FUNNEL = f"""
+CREATE OR REPLACE VIEW stage_funnel AS
+WITH ladder(stage, rung) AS (VALUES {_LADDER}),
+best AS (
+  SELECT customer_id, max(rung) AS rung FROM (
+    SELECT customer_id, stage FROM customer_rows
+    UNION ALL SELECT customer_id, to_value FROM lifecycle_transitions WHERE dimension = 'stage'
+  ) JOIN ladder USING (stage) GROUP BY customer_id),
+reached AS (
+  SELECT l.rung, l.stage, (SELECT count(*) FROM best b WHERE b.rung >= l.rung) AS reached FROM ladder l)
+SELECT r.rung, r.stage,
+  (SELECT count(*) FROM customer_rows c WHERE c.stage = r.stage) AS customers_now,
+  r.reached,
+  CASE WHEN lag(r.reached) OVER (ORDER BY r.rung) > 0
+       THEN r.reached / lag(r.reached) OVER (ORDER BY r.rung) END AS conversion
+FROM reached r ORDER BY r.rung
+"""
+
+
+def _daily(dimension: str) -> str:
+    """Each value's intervals: a lifecycle event's value holds from its date until a later
+    event of the customer (higher sequence) is dated earlier or later - the as-of rule of
+    projections/history.py, day by day - and the starting value from the first event."""
+    return f"""
+SELECT '{dimension}' AS dimension, to_value AS value, occurred_at AS since,
+  min(occurred_at) OVER (PARTITION BY customer_id ORDER BY sequence
+                         ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS until
+FROM lifecycle_transitions WHERE dimension = '{dimension}'
+UNION ALL
+SELECT '{dimension}', '{_START[dimension]}', c.first_event_at,
+  (SELECT min(t.occurred_at) FROM lifecycle_transitions t
+   WHERE t.customer_id = c.customer_id AND t.dimension = '{dimension}')
+FROM customer_rows c WHERE c.first_event_at IS NOT NULL"""
+
+
+_DAILY = f"""
+CREATE OR REPLACE VIEW daily_lifecycle_counts AS
+WITH spans AS ({_daily('stage')} UNION ALL {_daily('activity')}),
+days AS (
+  SELECT CAST(timezone('UTC', since) AS DATE) AS first_day, CAST(timezone('UTC', until) AS DATE) AS end_day, *
+  FROM spans),
+held AS (SELECT * FROM days WHERE end_day IS NULL OR end_day > first_day),
+deltas AS (
+  SELECT first_day AS day, dimension, value, 1 AS delta FROM held
+  UNION ALL SELECT end_day, dimension, value, -1 FROM held WHERE end_day IS NOT NULL),
+last_day AS (SELECT CAST(timezone('UTC', max(as_of)) AS DATE) AS day FROM customers),
+calendar AS (
+  SELECT CAST(unnest(range(min(first_day), greatest(max(first_day), (SELECT day FROM last_day))
+                             + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS day
+  FROM held),
+values_seen AS (SELECT DISTINCT dimension, value FROM held)
+SELECT calendar.day, v.dimension, v.value,
+  CAST(sum(coalesce(d.delta, 0)) OVER (PARTITION BY v.dimension, v.value ORDER BY calendar.day) AS BIGINT)
+    AS customers
+FROM calendar CROSS JOIN values_seen v
+LEFT JOIN (SELECT day, dimension, value, sum(delta) AS delta FROM deltas GROUP BY ALL) d
+  ON d.day = calendar.day AND d.dimension = v.dimension AND d.value = v.value
+"""
+
+_SATISFACTION = """
+CREATE OR REPLACE VIEW satisfaction AS
+SELECT
+  count(latest_csat) AS surveyed_csat,
+  count(*) FILTER (WHERE latest_csat >= 4) AS satisfied,
+  100.0 * count(*) FILTER (WHERE latest_csat >= 4) / nullif(count(latest_csat), 0) AS satisfaction_rate_pct,
+  avg(latest_csat) AS csat_mean,
+  count(latest_nps) AS surveyed_nps,
+  100.0 * (count(*) FILTER (WHERE latest_nps >= 9) - count(*) FILTER (WHERE latest_nps <= 6))
+    / nullif(count(latest_nps), 0) AS nps,
+  sum(complaints_filed) AS complaints_filed,
+  sum(open_complaints) AS complaints_open,
+  sum(complaints_resolved) AS complaints_resolved,
+  sum(resolve_seconds_total) / nullif(sum(complaints_resolved), 0) / 86400.0 AS mean_days_to_resolve,
+  100.0 * sum(recoveries_satisfied) / nullif(sum(complaints_resolved), 0) AS recovery_rate_pct
+FROM customers
+"""
+
+DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION)
+VIEWS = ("customer_rfm", "value_pyramid", "loyalty_matrix", "stage_funnel", "daily_lifecycle_counts", "satisfaction")
+assert set(_START) <= set(DIMENSIONS)

@@ -1,0 +1,135 @@
+"""The segment catalog (docs/catalog.md) on a hand-written population, answers by hand.
+
+Six customers over one month from 2025-01-01 09:00 UTC (day 0), amounts in EUR cents,
+value = revenue (no margins):
+
+| customer | purchases (day: amount) | other events (day) |
+|---|---|---|
+| a | 0: 10000, 10: 10000, 20: 10000 | survey NPS 10, CSAT 5 (21) |
+| b | 5: 5000 | survey NPS 3, CSAT 2 (6) |
+| c | 25: 1000 | complaint filed (26), resolved satisfied (28) |
+| d | 2: 2000, 12: 2000 | survey NPS 8 (13), complaint filed (14), still open |
+| e | - | inbound contact (1) |
+| f | - | outbound contact (3) |
+
+and a clock on day 30.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from projections.export import TABLES
+from tests.cli import lifecycle
+from tests.test_explain import _at, _event, _purchase
+
+POPULATION = [
+    _purchase(1, "a", 0, 10_000, None), _purchase(2, "a", 10, 10_000, None), _purchase(3, "a", 20, 10_000, None),
+    _event(4, "survey_answered", 21, "a", nps=10, csat=5),
+    _purchase(5, "b", 5, 5_000, None), _event(6, "survey_answered", 6, "b", nps=3, csat=2),
+    _purchase(7, "c", 25, 1_000, None),
+    _event(8, "complaint_filed", 26, "c", complaint_id="k-c", category="delivery", severity="low"),
+    _event(9, "complaint_resolved", 28, "c", complaint_id="k-c", satisfied=True),
+    _purchase(10, "d", 2, 2_000, None), _purchase(11, "d", 12, 2_000, None),
+    _event(12, "survey_answered", 13, "d", nps=8),
+    _event(13, "complaint_filed", 14, "d", complaint_id="k-d", category="billing", severity="high"),
+    _event(14, "contact", 1, "e", channel="phone", direction="inbound"),
+    _event(15, "contact", 3, "f", channel="email", direction="outbound"),
+    _event(16, "clock", 30),
+]
+
+
+@pytest.fixture
+def catalog(settings, tmp_path: Path, capsys):  # type: ignore[no-untyped-def]
+    events = sorted(POPULATION, key=lambda e: e["occurred_at"])
+    source = tmp_path / "population.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
+    assert lifecycle(settings, "process", "--once") == 0
+
+    def query(sql: str) -> list[tuple]:
+        capsys.readouterr()
+        assert lifecycle(settings, "sql", sql, "--format", "json") == 0
+        return [tuple(row.values()) for row in json.loads(capsys.readouterr().out)]
+
+    return query
+
+
+def test_rfm_scores_and_segments(catalog):
+    assert catalog("SELECT customer_id, recency_days, frequency, monetary_minor, r_score, f_score, m_score, segment"
+                   " FROM customer_rfm ORDER BY customer_id") == [
+        ("a", 10, 3, 30_000, 4, 5, 5, "champions"),
+        ("b", 25, 1, 5_000, 1, 1, 4, "hibernating"),
+        ("c", 5, 1, 1_000, 5, 1, 1, "new_customers"),
+        ("d", 18, 2, 4_000, 2, 4, 2, "at_risk"),
+    ]
+
+
+def test_value_pyramid_by_the_pareto_rule(catalog):
+    assert catalog("SELECT customer_id, value_minor, cumulative_share, abc_class, segment FROM value_pyramid"
+                   " ORDER BY customer_id") == [
+        ("a", 30_000, 0.75, "A", "key"),
+        ("b", 5_000, 0.875, "A", "key"),  # the customer that crosses 80% is still in A
+        ("c", 1_000, 1.0, "C", "small"),
+        ("d", 4_000, 0.975, "B", "normal"),
+        ("e", 0, 1.0, "C", "small"),
+        ("f", 0, 1.0, "C", "small"),
+    ]
+
+
+def test_loyalty_matrix(catalog):
+    assert catalog("SELECT * FROM loyalty_matrix ORDER BY ALL") == [
+        ("negative", "low", "none", 2),  # b (NPS 3, CSAT 2), d (an open complaint)
+        ("neutral", "low", "none", 2),  # e, f
+        ("positive", "low", "latent", 2),  # a (NPS 10, CSAT 5), c (a recovery that satisfied)
+    ]
+
+
+def test_stage_funnel_with_conversion_between_rungs(catalog):
+    assert catalog("SELECT * FROM stage_funnel") == [
+        (1, "prospect", 1, 6, None),
+        (2, "qualified", 1, 5, 5 / 6),
+        (3, "first_time", 2, 4, 4 / 5),
+        (4, "repeat", 2, 2, 2 / 4),
+        (5, "loyal", 0, 0, 0.0),
+        (6, "member", 0, 0, None),
+        (7, "advocate", 0, 0, None),
+    ]
+
+
+def test_daily_counts_per_stage_and_activity(catalog):
+    day11, day30 = _at(11)[:10], _at(30)[:10]
+    assert catalog(f"SELECT dimension, value, customers FROM daily_lifecycle_counts WHERE day = '{day11}'"
+                   " AND customers > 0 ORDER BY ALL") == [
+        ("activity", "active", 5),
+        ("stage", "first_time", 2),  # b, d (d's second purchase is on day 12)
+        ("stage", "prospect", 1),
+        ("stage", "qualified", 1),
+        ("stage", "repeat", 1),
+    ]
+    assert catalog(f"SELECT dimension, value, customers FROM daily_lifecycle_counts WHERE day = '{day30}'"
+                   " AND customers > 0 ORDER BY ALL") == [
+        ("activity", "active", 6),
+        ("stage", "first_time", 2),
+        ("stage", "prospect", 1),
+        ("stage", "qualified", 1),
+        ("stage", "repeat", 2),
+    ]
+
+
+def test_satisfaction_and_complaints(catalog):
+    assert catalog("SELECT * FROM satisfaction") == [(2, 1, 50.0, 3.5, 3, 0.0, 2, 1, 1, 2.0, 100.0)]
+
+
+def test_export_writes_the_catalog_as_parquet_without_personal_data(catalog, settings, tmp_path):
+    target = tmp_path / "warehouse"
+    assert lifecycle(settings, "export", "--parquet", str(target)) == 0
+    assert sorted(p.name for p in target.iterdir()) == sorted(f"{table}.parquet" for table in TABLES)
+    exported = duckdb.sql(f"SELECT * FROM '{target / 'customer_rfm.parquet'}' ORDER BY customer_id").fetchall()
+    assert exported == catalog("SELECT * FROM customer_rfm ORDER BY customer_id")
+    assert duckdb.sql(f"SELECT count(*) FROM '{target / 'customers.parquet'}'").fetchall() == [(6,)]
+    assert "customer_profiles" not in TABLES and "dead_letters" not in TABLES
