@@ -1,4 +1,4 @@
-"""The `lifecycle` command: publish, process, replay, verify, explain, sql, export, tail, schema and demo.
+"""The `lifecycle` command: publish, process, replay, verify, explain, sql, export, report, tail, schema, demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -38,6 +38,7 @@ from consumers.stopping import Stopping
 from consumers.verify import verify
 from projections.errors import ProjectionError
 from projections.export import export_parquet
+from projections.report import build_report
 from projections.query import run_query
 from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
 
@@ -151,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=FORMATS, default="table")
     sub = command("export", _export, "write the catalog as Parquet files for warehouse tools (no personal data)")
     sub.add_argument("--parquet", required=True, metavar="DIR", help="the directory to write the files to")
+    sub = command("report", _report, "write one self-contained HTML report of the catalog, with charts")
+    sub.add_argument("--out", default="lifecycle-report.html", help="the HTML file to write")
+    sub.add_argument("--since", type=_moment, metavar="TIME", help="stage flows from this time "
+                     "(default: 90 days before --until)")
+    sub.add_argument("--until", type=_moment, metavar="TIME", help="stage flows up to this time "
+                     "(default: the population's time)")
     sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first")
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
@@ -362,6 +369,20 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_home()
+    _write_report(settings, Path(args.out), args.since, args.until)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_report(settings: Settings, out: Path, since: datetime | None, until: datetime | None) -> None:
+    html = build_report(settings.views_path, since, until)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(out)
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     if settings.kafka is None:
         settings.require_home()
@@ -396,6 +417,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\n{title}")
         result = run_query(settings.views_path, query)
         write_rows(sys.stdout, result.columns, result.rows, "table")
+    report_path = settings.home / "report.html"
+    _write_report(settings, report_path, None, None)
+    print(f"\nthe report, for people: {report_path} (open it in a browser); "
+          f"for auditors: lifecycle explain <customer id>", file=sys.stderr)
     return 0
 
 

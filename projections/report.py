@@ -1,0 +1,237 @@
+"""`lifecycle report`: one self-contained HTML file of the catalog, for people.
+
+Charts are inline SVG drawn here, and the file carries its own styles and its one
+small script, so it opens anywhere with no network: the stage funnel, the stage flows
+between two dates, the value pyramid, the RFM grid, customers per stage each day, the
+activity mix and satisfaction, each chart with a short table under it. The data comes
+from the catalog views (projections/catalog.py), read as `lifecycle sql` reads them.
+Every value shown is escaped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lifecycle.stage import LADDER
+from projections.query import reading
+
+_COLOURS = ("#3b6ea5", "#e08a3c", "#5a9e5a", "#c0504d", "#8064a2", "#4bacc6", "#9c9c9c")
+_FLOW_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    note: str
+    chart: str
+    table: str
+
+
+def build_report(database: Path, since: datetime | None = None, until: datetime | None = None) -> str:
+    """The report's HTML; stage flows from `since` to `until` (default: the 90 days up
+    to the population's time)."""
+    with reading(database) as (connection, source):
+        population_time = connection.execute("SELECT max(as_of) FROM customers").fetchone()[0]  # type: ignore[index]
+        until = until or population_time
+        since = since or (until - timedelta(days=_FLOW_DAYS) if until is not None else None)
+        sections = [
+            _funnel(connection),
+            _flows(connection, since, until),
+            _pyramid(connection),
+            _rfm(connection),
+            _daily(connection),
+            _activity(connection),
+            _satisfaction(connection),
+        ]
+    return _page(sections, source.name, population_time)
+
+
+def _rows(connection: duckdb.DuckDBPyConnection, query: str, parameters: list[Any] | None = None) -> list[tuple]:
+    return connection.execute(query, parameters or []).fetchall()
+
+
+def _funnel(connection: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(connection, "SELECT stage, customers_now, reached, conversion FROM stage_funnel ORDER BY rung")
+    chart = _bars([(stage, reached) for stage, _, reached, _ in rows])
+    table = _table(("stage", "customers now", "reached", "conversion from the rung below"),
+                   [(s, n, r, _pct(c)) for s, n, r, c in rows])
+    return Section("Stage funnel", "Customers who ever reached each rung of the ladder, or higher.", chart, table)
+
+
+def _flows(connection: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime | None) -> Section:
+    title = "Stage flows"
+    if since is None or until is None:
+        return Section(title, "No customers yet.", "", "")
+    rows = _rows(
+        connection,
+        "SELECT coalesce(a.stage, '(no lifecycle event yet)') AS from_stage, b.stage AS to_stage, count(*) "
+        "FROM customers_as_of(?) b LEFT JOIN customers_as_of(?) a USING (customer_id) GROUP BY ALL",
+        [until, since],
+    )
+    order = ["(no lifecycle event yet)", *LADDER]
+    counts = {(f, t): n for f, t, n in rows}
+    grid = _heatmap(order, list(LADDER), counts, "from", "to")
+    moved = sorted(((f, t, n) for (f, t), n in counts.items() if f != t), key=lambda r: -r[2])[:10]
+    note = f"Where customers stood on {_day(since)} (rows) and on {_day(until)} (columns), as the log is known now."
+    return Section(title, note, grid, _table(("from", "to", "customers"), moved))
+
+
+def _pyramid(connection: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(connection, "SELECT abc_class, segment, count(*), sum(share), sum(value_minor) FROM value_pyramid "
+                             "GROUP BY ALL ORDER BY abc_class")
+    chart = _bars([(f"{abc} ({segment})", count) for abc, segment, count, _, _ in rows])
+    table = _table(("class", "customers", "share of value", "value (minor units)"),
+                   [(f"{abc} ({segment})", n, _pct(share), value) for abc, segment, n, share, value in rows])
+    return Section("Value pyramid", "ABC by the Pareto rule: A brings the first 80% of the value, B up to 95%.",
+                   chart, table)
+
+
+def _rfm(connection: duckdb.DuckDBPyConnection) -> Section:
+    cells = {(f"R{r}", f"F{f}"): n for r, f, n in _rows(
+        connection, "SELECT r_score, f_score, count(*) FROM customer_rfm GROUP BY ALL")}
+    grid = _heatmap([f"R{r}" for r in range(5, 0, -1)], [f"F{f}" for f in range(1, 6)], cells, "recency", "frequency")
+    segments = _rows(connection, "SELECT segment, count(*), sum(monetary_minor) FROM customer_rfm GROUP BY ALL "
+                                 "ORDER BY 3 DESC")
+    return Section("RFM grid", "Buyers by recency score (rows, 5 = most recent) and frequency score (columns).",
+                   grid, _table(("segment", "customers", "value (minor units)"), segments))
+
+
+def _daily(connection: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(connection, "SELECT day, value, customers FROM daily_lifecycle_counts "
+                             "WHERE dimension = 'stage' ORDER BY day")
+    series: dict[str, list[tuple[Any, int]]] = {}
+    for day, value, customers in rows:
+        series.setdefault(value, []).append((day, customers))
+    ordered = {stage: series[stage] for stage in LADDER if stage in series}
+    latest = [(stage, points[-1][1]) for stage, points in ordered.items()]
+    return Section("Customers per stage, each day", "At the end of each day (UTC).", _lines(ordered),
+                   _table(("stage", "customers on the last day"), latest))
+
+
+def _activity(connection: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(connection, "SELECT activity, count(*) FROM customers GROUP BY ALL ORDER BY 2 DESC")
+    return Section("Activity now", "Decline by recency against each customer's own rhythm.", _bars(rows),
+                   _table(("activity", "customers"), rows))
+
+
+def _satisfaction(connection: duckdb.DuckDBPyConnection) -> Section:
+    result = connection.execute("SELECT * FROM satisfaction")
+    names = [d[0] for d in result.description or []]
+    values = result.fetchone() or ()
+    return Section("Satisfaction and complaints", "T = S / C, CSAT and NPS of each customer's latest answers.", "",
+                   _table(("measure", "value"), [(n, _number(v)) for n, v in zip(names, values)]))
+
+
+def _bars(items: list[tuple[str, int]]) -> str:
+    if not items:
+        return ""
+    width, row, label = 640, 22, 190
+    top = max((value for _, value in items), default=0) or 1
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {row * len(items) + 4}" role="img">']
+    for index, (name, value) in enumerate(items):
+        length = (width - label - 70) * value / top
+        y = index * row + 2
+        parts.append(
+            f'<text x="{label - 6}" y="{y + 15}" text-anchor="end">{escape(str(name))}</text>'
+            f'<rect x="{label}" y="{y}" width="{length:.1f}" height="{row - 6}" fill="{_COLOURS[0]}">'
+            f"<title>{escape(str(name))}: {value}</title></rect>"
+            f'<text x="{label + length + 4:.1f}" y="{y + 15}">{value}</text>'
+        )
+    return "".join(parts) + "</svg>"
+
+
+def _heatmap(rows: list[str], columns: list[str], counts: dict[tuple[str, str], int], across: str, down: str) -> str:
+    cell, left, top = 64, 150, 40
+    largest = max(counts.values(), default=0) or 1
+    parts = [f'<svg class="chart" viewBox="0 0 {left + cell * len(columns) + 4} {top + cell * len(rows) + 4}" '
+             f'role="img" aria-label="{escape(across)} by {escape(down)}">']
+    for c, column in enumerate(columns):
+        parts.append(f'<text x="{left + c * cell + cell / 2}" y="{top - 8}" text-anchor="middle" '
+                     f'class="small">{escape(column)}</text>')
+    for r, row in enumerate(rows):
+        parts.append(f'<text x="{left - 6}" y="{top + r * cell + cell / 2 + 4}" text-anchor="end" '
+                     f'class="small">{escape(row)}</text>')
+        for c, column in enumerate(columns):
+            value = counts.get((row, column), 0)
+            shade = 0.08 + 0.92 * value / largest if value else 0.03
+            parts.append(
+                f'<rect x="{left + c * cell}" y="{top + r * cell}" width="{cell - 2}" height="{cell - 2}" '
+                f'fill="{_COLOURS[0]}" fill-opacity="{shade:.2f}"><title>{escape(row)} / {escape(column)}: '
+                f'{value}</title></rect>'
+                f'<text x="{left + c * cell + cell / 2}" y="{top + r * cell + cell / 2 + 4}" text-anchor="middle" '
+                f'class="small">{value or ""}</text>'
+            )
+    return "".join(parts) + "</svg>"
+
+
+def _lines(series: dict[str, list[tuple[Any, int]]]) -> str:
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return ""
+    width, height, left, bottom = 640, 260, 50, 30
+    days = sorted({day for day, _ in points})
+    top = max(value for _, value in points) or 1
+    x = {day: left + (width - left - 120) * i / max(len(days) - 1, 1) for i, day in enumerate(days)}
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img">',
+             f'<text x="4" y="14" class="small">{top}</text>',
+             f'<text x="{left}" y="{height - 8}" class="small">{_day(days[0])}</text>',
+             f'<text x="{width - 120}" y="{height - 8}" text-anchor="end" class="small">{_day(days[-1])}</text>']
+    for index, (name, values) in enumerate(series.items()):
+        colour = _COLOURS[index % len(_COLOURS)]
+        path = " ".join(f"{x[day]:.1f},{height - bottom - (height - bottom - 10) * v / top:.1f}" for day, v in values)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5">'
+                     f"<title>{escape(name)}</title></polyline>")
+        parts.append(f'<text x="{width - 112}" y="{20 + 16 * index}" fill="{colour}">{escape(name)}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _number(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _day(moment: Any) -> str:
+    return str(moment)[:10]
+
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:760px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd}
+.chart{width:100%;height:auto;font-size:12px}.small{font-size:11px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}
+.note{color:#555}
+"""
+# The one script: marks the page as drawn, which the tests read back from the browser.
+_SCRIPT = "document.body.dataset.rendered = String(document.querySelectorAll('section').length);"
+
+
+def _page(sections: list[Section], source: str, population_time: datetime | None) -> str:
+    body = "".join(
+        f'<section><h2>{escape(s.title)}</h2><p class="note">{escape(s.note)}</p>{s.chart}{s.table}</section>'
+        for s in sections
+    )
+    as_of = _day(population_time) if population_time is not None else "-"
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Customer lifecycle report</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Customer lifecycle report</h1>"
+        f'<p class="note">Population time {escape(as_of)}, from {escape(source)}.</p>'
+        f"{body}<script>{_SCRIPT}</script></body></html>"
+    )

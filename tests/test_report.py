@@ -1,0 +1,43 @@
+"""`lifecycle report` renders in a real headless browser (Debian's chromium) with no
+script errors; the screenshot is kept in tests/artifacts/ (not versioned)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.browser import render
+from tests.cli import lifecycle
+from tests.test_catalog import catalog  # noqa: F401 - the fixture
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def test_the_report_renders_in_a_browser_without_script_errors(catalog, settings, tmp_path):  # noqa: F811
+    page = tmp_path / "report.html"
+    assert lifecycle(settings, "report", "--out", str(page)) == 0
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html  # opens with no network
+    shown = render(page, ARTIFACTS / f"report-{'kafka' if settings.kafka else 'embedded'}.png")
+    assert shown.console == []
+    assert 'data-rendered="7"' in shown.dom
+    for title in ("Stage funnel", "Stage flows", "Value pyramid", "RFM grid", "Customers per stage, each day",
+                  "Activity now", "Satisfaction and complaints"):
+        assert f"<h2>{title}</h2>" in shown.dom
+    # The funnel's table, as computed by hand in tests/test_catalog.py.
+    assert "<td>first_time</td><td>2</td><td>4</td><td>80.0%</td>" in shown.dom
+    assert (ARTIFACTS / f"report-{'kafka' if settings.kafka else 'embedded'}.png").stat().st_size > 10_000
+
+
+def test_the_report_escapes_what_it_shows(tmp_path):
+    from projections.report import _table
+
+    assert _table(("h",), [("<script>alert(1)</script>",)]) == (
+        "<table><thead><tr><th>h</th></tr></thead><tbody><tr><td>&lt;script&gt;alert(1)&lt;/script&gt;</td></tr>"
+        "</tbody></table>")
+
+
+def test_the_demo_writes_a_report(settings, capsys):
+    assert lifecycle(settings, "demo", "--customers", "60", "--days", "90") == 0
+    assert f"the report, for people: {settings.home / 'report.html'}" in capsys.readouterr().err
+    html = (settings.home / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<section>") == 7
