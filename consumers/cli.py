@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import BinaryIO
@@ -134,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true",
                      help="replay into a scratch place and report what would change against the live stores")
     sub.add_argument("--format", choices=("text", "json"), default="text", help="of the dry run's report")
+    sub.add_argument("--republish", action="store_true",
+                     help="with Kafka: replace the customer-lifecycle topic with the replayed lifecycle events "
+                          "(subscribers read it again from the start)")
     sub = command("verify", _verify, "replay the log into a scratch place and compare every live store with it",
                   derive)
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
@@ -263,7 +267,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         changes = _replaying(dry_run, "dry run", args, settings)
         _write_document(changes, args.format, render_dry_run)
         return 0
-    report = _replaying(replay, "replay", args, settings)
+    report = _replaying(partial(replay, republish=args.republish), "replay", args, settings)
     print(_replay_summary(report), file=sys.stderr)
     return 0
 

@@ -472,6 +472,27 @@ class KafkaEventLog(EventLog):
             )
         return self._producer
 
+    def delete(self) -> None:
+        """Delete the topic and this log's event-id index, and wait until the topic is
+        gone, so that the next `KafkaEventLog` of this name starts an empty one. For
+        derived topics only (a replay's `--republish`): the log of record is never deleted."""
+        self.close()
+        self.index_path.unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            self.index_path.with_name(self.index_path.name + suffix).unlink(missing_ok=True)
+        admin = self._connect(KafkaAdminClient)
+        try:
+            admin.delete_topics([self.name])
+            deadline = time.monotonic() + _BOOTSTRAP_TIMEOUT_MS / 1000
+            while self.name in admin.list_topics():
+                if time.monotonic() > deadline:
+                    raise KafkaUnavailable(f"topic {self.name!r} is still there after deleting it: try again")
+                time.sleep(0.1)
+        except KafkaError as error:
+            raise KafkaUnavailable(f"cannot delete topic {self.name!r} at {self.bootstrap}: {error}") from error
+        finally:
+            admin.close()
+
     def close(self) -> None:
         # The admin client and consumers live only as long as the call that needs them.
         producer, self._producer = self._producer, None

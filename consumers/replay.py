@@ -68,8 +68,11 @@ Progress = Callable[[str, int, int], None]
 """Told (phase, done, of) as the replay goes: records scanned, then records folded."""
 
 
-def replay(settings: Settings, policy: Policy, workers: int, progress: Progress | None = None) -> ReplayReport:
-    """Derive everything again from the log into a new generation, and switch to it."""
+def replay(
+    settings: Settings, policy: Policy, workers: int, progress: Progress | None = None, republish: bool = False
+) -> ReplayReport:
+    """Derive everything again from the log into a new generation, and switch to it.
+    `republish` (Kafka): replace the `customer-lifecycle` topic with the replayed log."""
     started = time.perf_counter()
     with home.engine_lock(settings.home):
         previous = home.current(settings.home)
@@ -88,6 +91,8 @@ def replay(settings: Settings, policy: Policy, workers: int, progress: Progress 
             states.close()
         shutil.rmtree(parts)
         home.switch(settings.home, generation)
+        if republish and settings.kafka is not None:
+            _republish(settings, generation)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -222,6 +227,19 @@ def _write_lifecycle_log(generation: Path, parts: Path, positions: dict[str, int
         for partition, position in positions.items():
             if recorded.get(partition, 0) < position:
                 log.record([], Tracking(partition, position))
+
+
+def _republish(settings: Settings, generation: Path) -> None:
+    """Delete the lifecycle topic (and its id index), then relay the replayed lifecycle
+    log to a new one. Killed midway, the relay goes on at the next `process` (it
+    records how far it got); killed before, run the replay with `--republish` again."""
+    from consumers.lifecycle_relay import LifecycleRelay
+
+    with open_event_log(settings, CUSTOMER_LIFECYCLE) as topic:
+        topic.delete()  # type: ignore[attr-defined]
+    with open_event_log(settings, CUSTOMER_LIFECYCLE) as topic, \
+            SQLiteEventLog(home=generation, name=CUSTOMER_LIFECYCLE) as replayed:
+        LifecycleRelay(replayed, topic).relay()
 
 
 def default_workers() -> int:

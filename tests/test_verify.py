@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import duckdb
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 
 from consumers import home
 from consumers.event_log import CUSTOMER_LIFECYCLE
@@ -98,22 +100,50 @@ def test_verify_catches_a_transition_row_and_chain_head_edited_together(settings
                      f"customer {customer}: lifecycle_transitions: first differs at sequence {sequence}"]
 
 
-def test_verify_names_a_record_forged_on_the_kafka_topic(kafka_broker, tmp_path, capsys):
-    settings = Settings(home=tmp_path / "home", kafka=kafka_broker.bootstrap, partitions=3)
-    _derived(settings)
+def _topic_records(settings, capsys) -> list[bytes]:  # type: ignore[no-untyped-def]
     capsys.readouterr()
     assert lifecycle(settings, "tail", CUSTOMER_LIFECYCLE) == 0
-    record = json.loads(capsys.readouterr().out.splitlines()[0])
-    record["to_value"] = "advocate"
+    return capsys.readouterr().out.encode().splitlines()
+
+
+def _produce(settings, records: list[bytes]) -> None:  # type: ignore[no-untyped-def]
     producer = KafkaProducer(bootstrap_servers=settings.kafka)
-    producer.send(CUSTOMER_LIFECYCLE, key=record["customer_id"].encode(),
-                  value=json.dumps(record, separators=(",", ":")).encode())
+    for record in records:
+        producer.send(CUSTOMER_LIFECYCLE, key=json.loads(record)["customer_id"].encode(), value=record)
     producer.flush()
     producer.close()
+
+
+def test_verify_names_records_forged_or_removed_on_the_kafka_topic(kafka_broker, tmp_path, capsys):
+    settings = Settings(home=tmp_path / "home", kafka=kafka_broker.bootstrap, partitions=3)
+    _derived(settings)
+    records = _topic_records(settings, capsys)
+    forged = json.loads(records[0])
+    forged["to_value"] = "advocate"
+    _produce(settings, [json.dumps(forged, separators=(",", ":")).encode()])
     status, lines = _verify(settings, capsys)
     assert status == 1
-    assert lines == [f"customer {record['customer_id']}: customer-lifecycle topic: first differs at sequence "
-                     f"{record['sequence']}: a record the replay does not make"]
+    assert lines == [f"customer {forged['customer_id']}: customer-lifecycle topic: first differs at sequence "
+                     f"{forged['sequence']}: a record the replay does not make"]
+
+    # Someone rewrites the topic without one record: the topic is deleted and written again.
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
+    admin.delete_topics([CUSTOMER_LIFECYCLE])
+    while CUSTOMER_LIFECYCLE in admin.list_topics():
+        time.sleep(0.1)
+    admin.create_topics([NewTopic(CUSTOMER_LIFECYCLE, 3, 1)])
+    admin.close()
+    removed = json.loads(records[1])
+    _produce(settings, records[:1] + records[2:])
+    status, lines = _verify(settings, capsys)
+    assert status == 1
+    assert any(line.startswith(f"customer {removed['customer_id']}: customer-lifecycle topic: first differs at "
+                               f"sequence {removed['sequence']}:") for line in lines), lines
+
+    # A replay that republishes replaces the topic with the replayed lifecycle log.
+    assert lifecycle(settings, "replay", "--workers", "1", "--republish") == 0
+    assert _verify(settings, capsys) == (0, [])
+    assert sorted(_topic_records(settings, capsys)) == sorted(records)
 
 
 def test_verify_without_anything_derived_says_so(tmp_path, capsys):
