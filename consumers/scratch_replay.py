@@ -15,14 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from consumers import home
 from consumers.errors import ConfigurationError
 from consumers.replay import Progress, ReplayReport, derive_parts
 from consumers.settings import Settings
 from lifecycle.policy import Policy
 from projections.query import connect_read_only
+from projections.scratch import DuckDBPyConnection, open_comparison
 
 _SCRATCH = "scratch"
 
@@ -35,12 +34,9 @@ class ScratchReplay:
     """The replay's parts (projections/bulk.py)."""
     report: ReplayReport
 
-    def compare(self) -> duckdb.DuckDBPyConnection:
+    def compare(self) -> DuckDBPyConnection:
         """A scratch DuckDB database with the live projections attached read-only as `live`."""
-        connection = duckdb.connect(str(self.parts.parent / "compare.duckdb"), config={"memory_limit": "768MB"})
-        quoted = str(self.generation / home.VIEWS).replace("'", "''")
-        connection.execute(f"ATTACH '{quoted}' AS live (READ_ONLY)")
-        return connection
+        return open_comparison(self.parts.parent / "compare.duckdb", self.generation / home.VIEWS)
 
 
 @contextmanager

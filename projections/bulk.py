@@ -27,7 +27,7 @@ from schemas import encode_event
 from schemas.lifecycle_events import LifecycleEvent
 
 # Replays use at most this much memory for DuckDB, spilling to disk beyond it.
-_MEMORY_LIMIT = "768MB"
+MEMORY_LIMIT = "768MB"
 
 
 def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> None:
@@ -98,7 +98,7 @@ def assemble(
     store = DuckDBProjectionStore(database)
     try:
         connection = store.recorder.connection
-        connection.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
+        connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         if previous is not None and previous.exists():
             _carry(connection, previous)
         with store.recorder.transaction() as writing:
@@ -166,7 +166,7 @@ def lifecycle_payloads(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[
     position ends, so that each can be recorded with a position of its own."""
     if not _any(parts, "transitions"):
         return
-    connection = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT})
+    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     try:
         reader = connection.sql(
             f"SELECT log_partition, log_position, payload FROM read_parquet('{parts_glob(parts, 'transitions')}') "
@@ -192,7 +192,7 @@ def encoded_states(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[str,
     """(partition, customer id, next deadline, encoded state) of every replayed customer."""
     if not _any(parts, "states"):
         return
-    connection = duckdb.connect(config={"memory_limit": _MEMORY_LIMIT})
+    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     try:
         reader = connection.sql(
             f"SELECT log_partition, customer_id, next_deadline, state FROM read_parquet('{parts_glob(parts, 'states')}')"
