@@ -274,6 +274,7 @@ class LifecycleProcessor:
         if type(event) is Purchase and event.currency not in self.engine.policy.value.rates_to_base:
             batch.unpriced[event.currency] += 1
         effects.profiles.take(event)
+        effects.movements.take(event, batch.partition, position, self.engine.policy)
         return None
 
     def _clock(self, clock: Clock, at: int, position: int, effects: BatchEffects) -> None:

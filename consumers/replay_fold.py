@@ -22,6 +22,7 @@ from lifecycle.state import CustomerState, epoch_seconds
 from projections import bulk
 from projections.dead_letters import DeadLetter
 from projections.profiles import ProfileChanges
+from projections.value_movements import ValueMovements
 from schemas import Clock, Purchase, decode_event
 from schemas.events import AnyCustomerEvent
 from schemas.lifecycle_events import LifecycleEvent
@@ -61,6 +62,7 @@ def fold_bucket(task: FoldTask, parts: Path, policy: Policy) -> FoldResult:
     derived: list[tuple[str, int, LifecycleEvent]] = []
     dead: list[DeadLetter] = []
     changes = ProfileChanges()
+    movements = ValueMovements()
     for customer_id, partition, records in _customers(task):
         result.records += len(records)
         refused = task.refused.get(partition, {})
@@ -77,9 +79,9 @@ def fold_bucket(task: FoldTask, parts: Path, policy: Policy) -> FoldResult:
         if folded.state is not None:
             states.append((partition, folded.state))
         derived.extend((partition, seq, e) for seq, e in folded.derived)
-        _personal_data(events, folded, changes, engine.policy, result.unpriced)
+        _taken(events, folded, partition, changes, movements, engine.policy, result.unpriced)
     result.customers, result.lifecycle_events, result.dead_letters = len(states), len(derived), len(dead)
-    bulk.write_fold(parts, FOLD_PART_BASE + task.bucket, states, derived, changes)
+    bulk.write_fold(parts, FOLD_PART_BASE + task.bucket, states, derived, changes, movements)
     bulk.write_dead_letters(parts, FOLD_PART_BASE + task.bucket, dead)
     return result
 
@@ -111,20 +113,23 @@ def _fold(engine: LifecycleEngine, customer_id: str, events: list, clocks: Parti
             failed[error.seq] = error.reason
 
 
-def _personal_data(
+def _taken(
     events: list[tuple[int, AnyCustomerEvent, int]],
     folded: FoldedCustomer,
+    partition: str,
     changes: ProfileChanges,
+    movements: ValueMovements,
     policy: Policy,
     unpriced: Counter[str],
 ) -> None:
-    """What the taken events say of personal data and of prices, as the processor notes it."""
+    """What the taken events say of personal data, purchases and prices, as the processor notes it."""
     refused = {seq for seq, _ in folded.refused}
     rates = policy.value.rates_to_base
     for seq, event, _ in events:
         if seq in refused:
             continue
         changes.take(event)
+        movements.take(event, partition, seq >> 10, policy)
         if type(event) is Purchase and event.currency not in rates:
             unpriced[event.currency] += 1
 

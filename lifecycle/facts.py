@@ -62,7 +62,7 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) 
     kind = type(event)
     if kind is not Purchase and kind is not Refund:
         return
-    revenue, value = _priced(event, policy)
+    revenue, value = priced(event, policy)
     step = max(event.amount_minor, abs(revenue), abs(value))
     order = state.orders.get(event.order_id)
     totals = (
@@ -80,7 +80,7 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) 
         raise FactOutOfRange(msg)
 
 
-def _priced(event: Purchase | Refund, policy: Policy) -> tuple[int, int]:
+def priced(event: Purchase | Refund, policy: Policy) -> tuple[int, int]:
     """(revenue, value) of the event in base-currency minor units; 0 without a rate."""
     rate = policy.value.rates_to_base.get(event.currency, 0.0)
     revenue = round(event.amount_minor * rate)
@@ -97,7 +97,7 @@ def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) ->
     _active(state, at)
     if event.currency not in policy.value.rates_to_base:
         state.unpriced_purchases += 1
-    revenue, value = _priced(event, policy)
+    revenue, value = priced(event, policy)
     if event.margin_minor is not None:
         state.revenue_with_margin_minor += revenue
         state.margin_minor += value

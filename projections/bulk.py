@@ -19,7 +19,7 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, encode_state
-from projections import customers, dead_letters, history, policies, profiles, transitions
+from projections import customers, dead_letters, history, policies, profiles, transitions, value_movements
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from projections.projection_store import DuckDBProjectionStore, PartitionTimes
@@ -45,6 +45,7 @@ def write_fold(
     states: Sequence[tuple[str, CustomerState]],
     derived: Sequence[tuple[str, int, LifecycleEvent]],
     changes: profiles.ProfileChanges,
+    movements: value_movements.ValueMovements,
 ) -> None:
     """One bucket's results: final states (with their partitions), lifecycle events
     (partition, sequence number of the cause, event) and personal data."""
@@ -65,6 +66,7 @@ def write_fold(
         rows = rows.append_column("payload", pa.array([encode_event(e) for _, _, e in derived], pa.binary()))
         _write(directory, "transitions", number, rows)
     _write(directory, "profiles", number, profiles.table(changes.updates))
+    _write(directory, "movements", number, value_movements.table(movements.rows))
 
 
 def parts_glob(directory: Path, kind: str) -> str:
@@ -144,6 +146,11 @@ def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
     if _any(parts, "profiles"):
         connection.execute(
             f"INSERT INTO customer_profiles BY NAME SELECT * FROM read_parquet('{parts_glob(parts, 'profiles')}')"
+        )
+    if _any(parts, "movements"):
+        connection.execute(
+            f"INSERT INTO value_movements SELECT * FROM read_parquet('{parts_glob(parts, 'movements')}') "
+            "ORDER BY log_partition, log_position, customer_id"
         )
     if _any(parts, "dead"):
         connection.execute(

@@ -147,6 +147,28 @@ SELECT
 FROM customers
 """
 
-DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION)
-VIEWS = ("customer_rfm", "value_pyramid", "loyalty_matrix", "stage_funnel", "daily_lifecycle_counts", "satisfaction")
+# A purchase counts in its month whatever happens to it later: the engine's rule of
+# which purchases count (not fully refunded, within the refund window) stays in
+# lifecycle/, and is not repeated here.
+_COHORTS = """
+CREATE OR REPLACE VIEW cohort_retention AS
+WITH purchases AS (
+  SELECT DISTINCT customer_id, date_trunc('month', timezone('UTC', occurred_at)) AS month
+  FROM value_movements WHERE kind = 'purchase'),
+cohorts AS (SELECT customer_id, min(month) AS cohort FROM purchases GROUP BY customer_id),
+sizes AS (SELECT cohort, count(*) AS cohort_customers FROM cohorts GROUP BY cohort),
+buying AS (
+  SELECT c.cohort, p.month, count(*) AS customers_buying
+  FROM cohorts c JOIN purchases p USING (customer_id) GROUP BY c.cohort, p.month)
+SELECT CAST(b.cohort AS DATE) AS cohort_month, CAST(date_diff('month', b.cohort, b.month) AS INTEGER) AS months_after,
+  s.cohort_customers, b.customers_buying, b.customers_buying / s.cohort_customers AS retention
+FROM buying b JOIN sizes s USING (cohort)
+ORDER BY cohort_month, months_after
+"""
+
+DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION, _COHORTS)
+VIEWS = (
+    "customer_rfm", "value_pyramid", "loyalty_matrix", "stage_funnel", "daily_lifecycle_counts", "satisfaction",
+    "cohort_retention",
+)
 assert set(_START) <= set(DIMENSIONS)

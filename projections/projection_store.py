@@ -23,7 +23,17 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState
-from projections import catalog, customers, dead_letters, history, policies, profiles, snapshot, transitions
+from projections import (
+    catalog,
+    customers,
+    dead_letters,
+    history,
+    policies,
+    profiles,
+    snapshot,
+    transitions,
+    value_movements,
+)
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.lifecycle_events import LifecycleEvent
@@ -41,6 +51,7 @@ class BatchEffects:
     lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
     partition_times: PartitionTimes | None = None
     profiles: profiles.ProfileChanges = field(default_factory=profiles.ProfileChanges)
+    movements: value_movements.ValueMovements = field(default_factory=value_movements.ValueMovements)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -54,6 +65,7 @@ class PreparedBatch:
     partition_times: PartitionTimes | None
     erased: list[str]
     profiles: pa.Table | None
+    movements: pa.Table | None
     dead_letters: pa.Table | None
 
 
@@ -69,7 +81,8 @@ class DuckDBProjectionStore:
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL, *history.DDL, *catalog.DDL)
+            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL,
+                   *value_movements.DDL, *history.DDL, *catalog.DDL)
             for statement in ddl:
                 connection.execute(statement)
 
@@ -101,6 +114,7 @@ class DuckDBProjectionStore:
             partition_times=effects.partition_times,
             erased=effects.profiles.erased,
             profiles=profiles.table(effects.profiles.updates),
+            movements=value_movements.table(effects.movements.after(written)),
             dead_letters=dead_letters.table(letters),
         )
 
@@ -115,6 +129,7 @@ class DuckDBProjectionStore:
                     [batch.tracking.application_name, *batch.partition_times],
                 )
             profiles.apply(connection, batch.erased, batch.profiles)
+            value_movements.insert(connection, batch.movements)
             dead_letters.insert(connection, batch.dead_letters)
             tracking = batch.tracking
             connection.execute(history.RECORD_COMMIT, [tracking.application_name, tracking.notification_id])

@@ -46,6 +46,7 @@ def build_report(database: Path, since: datetime | None = None, until: datetime 
             _pyramid(connection),
             _rfm(connection),
             _daily(connection),
+            _cohorts(connection),
             _activity(connection),
             _satisfaction(connection),
         ]
@@ -112,6 +113,17 @@ def _daily(connection: duckdb.DuckDBPyConnection) -> Section:
     latest = [(stage, points[-1][1]) for stage, points in ordered.items()]
     return Section("Customers per stage, each day", "At the end of each day (UTC).", _lines(ordered),
                    _table(("stage", "customers on the last day"), latest))
+
+
+def _cohorts(connection: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(connection, "SELECT cohort_month, months_after, cohort_customers, retention FROM cohort_retention")
+    months = sorted({_day(m)[:7] for m, _, _, _ in rows})
+    offsets = [f"+{k}" for k in range(max((k for _, k, _, _ in rows), default=-1) + 1)]
+    cells = {(_day(m)[:7], f"+{k}"): round(100 * r) for m, k, _, r in rows}
+    sizes = sorted({(_day(m)[:7], n) for m, _, n, _ in rows})
+    return Section("Cohort retention", "Share of each first-purchase month's customers (rows) who bought again "
+                   "N months later (columns), in percent.", _heatmap(months, offsets, cells, "cohort", "months after"),
+                   _table(("cohort", "customers"), sizes))
 
 
 def _activity(connection: duckdb.DuckDBPyConnection) -> Section:

@@ -133,3 +133,31 @@ def test_export_writes_the_catalog_as_parquet_without_personal_data(catalog, set
     assert exported == catalog("SELECT * FROM customer_rfm ORDER BY customer_id")
     assert duckdb.sql(f"SELECT count(*) FROM '{target / 'customers.parquet'}'").fetchall() == [(6,)]
     assert "customer_profiles" not in TABLES and "dead_letters" not in TABLES
+
+
+COHORTS = [  # (customer, day of each purchase): January and February cohorts
+    ("p1", (4, 40)),  # 2025-01-05, 2025-02-10
+    ("p2", (19,)),  # 2025-01-20
+    ("p3", (33, 90)),  # 2025-02-03, 2025-04-01
+    ("p4", (45, 73, 78)),  # 2025-02-15, 2025-03-15, 2025-03-20
+]
+
+
+def test_cohort_retention_by_first_purchase_month(settings, tmp_path, capsys):
+    events = sorted(
+        (_purchase(100 + 10 * n + k, customer, day, 1_000, None)
+         for n, (customer, days) in enumerate(COHORTS) for k, day in enumerate(days)),
+        key=lambda e: e["occurred_at"])
+    source = tmp_path / "cohorts.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
+    assert lifecycle(settings, "process", "--once") == 0
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", "SELECT * FROM cohort_retention", "--format", "json") == 0
+    assert [tuple(row.values()) for row in json.loads(capsys.readouterr().out)] == [
+        ("2025-01-01", 0, 2, 2, 1.0),
+        ("2025-01-01", 1, 2, 1, 0.5),  # p1 bought again in February
+        ("2025-02-01", 0, 2, 2, 1.0),
+        ("2025-02-01", 1, 2, 1, 0.5),  # p4 in March (twice: one customer)
+        ("2025-02-01", 2, 2, 1, 0.5),  # p3 in April
+    ]

@@ -51,12 +51,14 @@ def test_states_behind_the_other_stores_are_derived_again_and_nothing_is_written
     assert lifecycle(settings, "process", "--once", "--batch-size", "2000") == 0
     before = _customers(settings, capsys)
     transitions = _rows(settings, capsys, "SELECT * FROM lifecycle_transitions ORDER BY event_id")
+    movements = _rows(settings, capsys, "SELECT * FROM value_movements ORDER BY ALL")
     lifecycle_log = _tail(settings, capsys)
 
     shutil.rmtree(current(settings.home) / STATES)
     assert lifecycle(settings, "process", "--once", "--batch-size", "3000") == 0
     assert _customers(settings, capsys) == before
     assert _rows(settings, capsys, "SELECT * FROM lifecycle_transitions ORDER BY event_id") == transitions
+    assert _rows(settings, capsys, "SELECT * FROM value_movements ORDER BY ALL") == movements != []
     assert _tail(settings, capsys) == lifecycle_log
 
 

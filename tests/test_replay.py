@@ -34,6 +34,7 @@ TABLES = {
     "customers": "SELECT * FROM customers ORDER BY customer_id",
     "transitions": "SELECT * FROM lifecycle_transitions ORDER BY event_id",
     "profiles": "SELECT * FROM customer_profiles ORDER BY customer_id",
+    "value movements": "SELECT * FROM value_movements ORDER BY ALL",
     "dead letters": "SELECT * FROM dead_letters ORDER BY partition, position, reason",
     "positions": "SELECT * FROM tracking ORDER BY 1",
     "clocks": "SELECT * FROM partition_clocks ORDER BY 1",
@@ -67,6 +68,7 @@ def test_a_replay_derives_what_live_processing_derived(settings, capsys):
     _publish(settings, generate(SPEC))
     assert lifecycle(settings, "process", "--once", "--batch-size", "3000") == 0
     live = _everything(settings, capsys)
+    assert all(live[table] for table in ("customers", "transitions", "value movements"))
     assert lifecycle(settings, "replay", "--workers", "2") == 0
     assert "replayed" in capsys.readouterr().err
     assert _everything(settings, capsys) == live

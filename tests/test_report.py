@@ -19,9 +19,9 @@ def test_the_report_renders_in_a_browser_without_script_errors(catalog, settings
     assert "http://" not in html and "https://" not in html  # opens with no network
     shown = render(page, ARTIFACTS / f"report-{'kafka' if settings.kafka else 'embedded'}.png")
     assert shown.console == []
-    assert 'data-rendered="7"' in shown.dom
+    assert 'data-rendered="8"' in shown.dom
     for title in ("Stage funnel", "Stage flows", "Value pyramid", "RFM grid", "Customers per stage, each day",
-                  "Activity now", "Satisfaction and complaints"):
+                  "Cohort retention", "Activity now", "Satisfaction and complaints"):
         assert f"<h2>{title}</h2>" in shown.dom
     # The funnel's table, as computed by hand in tests/test_catalog.py.
     assert "<td>first_time</td><td>2</td><td>4</td><td>80.0%</td>" in shown.dom
@@ -40,4 +40,4 @@ def test_the_demo_writes_a_report(settings, capsys):
     assert lifecycle(settings, "demo", "--customers", "60", "--days", "90") == 0
     assert f"the report, for people: {settings.home / 'report.html'}" in capsys.readouterr().err
     html = (settings.home / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("<section>") == 7
+    assert html.startswith("<!DOCTYPE html>") and html.count("<section>") == 8
