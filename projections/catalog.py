@@ -3,7 +3,8 @@
 The segmentations the domain is built on (DOMAIN.md sections 2-5) depend on the whole
 population (a quintile, the customers that bring 80% of the value), so they are
 computed over the customer set, in DuckDB, when queried, never per event: views cost
-the engine nothing. Each view's definition is documented in docs/catalog.md, and tested
+the engine nothing (cohort retention reads `value_movements`, which the engine appends
+to with each batch: projections/value_movements.py). Each view's definition is documented in docs/catalog.md, and tested
 on hand-written populations. Times are UTC; days are UTC dates.
 """
 
