@@ -297,7 +297,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     customers = len({m.customer_id for m in report.mismatches})
     verdict = f"{customers} customers differ" if report.mismatches else "all match"
     print(f"verified {report.customers} customers and {report.lifecycle_events} lifecycle events from "
-          f"{report.records} events against {', '.join(['customers', 'lifecycle_transitions', *report.stores])}: "
+          f"{report.records} events against {', '.join(['customers', 'lifecycle_transitions', 'value_movements', *report.stores])}: "
           f"{verdict} ({report.seconds:.1f} s)", file=sys.stderr)
     return 1 if report.mismatches else 0
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from projections.arrow_rows import append
+
 DDL = (
     "CREATE TABLE IF NOT EXISTS dead_letters ("
     " partition VARCHAR NOT NULL,"
@@ -50,8 +52,5 @@ def table(letters: Sequence[DeadLetter]) -> pa.Table | None:
 
 
 def insert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:
-    if rows is None:
-        return
-    connection.register("_dead", rows)
-    connection.execute("INSERT INTO dead_letters BY NAME SELECT * FROM _dead")
-    connection.unregister("_dead")
+    """Append the rows, inside the caller's transaction."""
+    append(connection, "dead_letters", rows)

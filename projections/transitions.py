@@ -14,6 +14,7 @@ import msgspec
 import pyarrow as pa
 
 from lifecycle.state import epoch_seconds
+from projections.arrow_rows import append
 from schemas.lifecycle_events import LifecycleEvent
 
 DDL = (
@@ -85,9 +86,5 @@ def table(partitions: Sequence[str], events: Sequence[tuple[int, LifecycleEvent]
 
 
 def insert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:
-    """Append the rows of `table`, inside the caller's transaction."""
-    if rows is None:
-        return
-    connection.register("_transitions", rows)
-    connection.execute("INSERT INTO lifecycle_transitions SELECT * FROM _transitions")
-    connection.unregister("_transitions")
+    """Append the rows, inside the caller's transaction."""
+    append(connection, "lifecycle_transitions", rows)

@@ -21,6 +21,7 @@ import pyarrow as pa
 from lifecycle.facts import priced
 from lifecycle.policy import Policy
 from lifecycle.state import epoch_seconds
+from projections.arrow_rows import append
 from schemas import Purchase, Refund
 from schemas.events import AnyCustomerEvent
 
@@ -74,8 +75,4 @@ def table(rows: Sequence[Row]) -> pa.Table | None:
 
 def insert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:
     """Append the rows, inside the caller's transaction."""
-    if rows is None:
-        return
-    connection.register("_movements", rows)
-    connection.execute("INSERT INTO value_movements SELECT * FROM _movements")
-    connection.unregister("_movements")
+    append(connection, "value_movements", rows)

@@ -2,7 +2,7 @@
 
 `lifecycle verify` replays the log into a scratch place (projections/bulk.py parts)
 and asks here what differs: each customer's `customers` row column by column, their
-`lifecycle_transitions` rows, and the lifecycle records of the live lifecycle log (and,
+`lifecycle_transitions` rows, their `value_movements`, and the lifecycle records of the live lifecycle log (and,
 with Kafka, of the topic subscribers read) by the SHA-256 of their bytes, in log
 order against the replay's sequence order. So an edited row, an altered, removed,
 forged or reordered lifecycle event all show, as the customer, the store, and the first
@@ -24,6 +24,9 @@ from projections.bulk import TRANSITION_COLUMNS, parts_glob, parts_relation
 
 CUSTOMERS = "customers"
 TRANSITIONS = "lifecycle_transitions"
+MOVEMENTS = "value_movements"
+_MOVEMENT_COLUMNS = ("event_id", "customer_id", "order_id", "kind", "occurred_at", "revenue_minor", "value_minor",
+                     "log_partition", "log_position")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class Verification:
 
     def mismatches(self, stores: list[str]) -> list[Mismatch]:
         """Every customer that differs, in each store, sorted by customer and store."""
-        found = [*self._customers(), *self._transitions()]
+        found = [*self._customers(), *self._transitions(), *self._movements()]
         for store in stores:
             found += self._records(store)
         return sorted(found, key=lambda m: (m.customer_id, m.store))
@@ -86,8 +89,20 @@ class Verification:
         return self.connection.execute(query).fetchone()[0]  # type: ignore[index]
 
     def _replayed(self, kind: str, columns: str) -> str:
-        live = "live.customer_rows" if kind == "customers" else f"live.{TRANSITIONS}"
-        return parts_relation(self.parts, kind, columns, live)
+        live = {"customers": "live.customer_rows", "transitions": f"live.{TRANSITIONS}", "movements": f"live.{MOVEMENTS}"}
+        return parts_relation(self.parts, kind, columns, live[kind])
+
+    def _movements(self) -> list[Mismatch]:
+        """Each customer's rows as a multiset: the table is append-only, in no set order."""
+        columns = ", ".join(_MOVEMENT_COLUMNS)
+        rows = self.connection.execute(
+            f"WITH l AS (SELECT {columns}, count(*) AS n FROM live.{MOVEMENTS} GROUP BY ALL),"
+            f" r AS (SELECT {columns}, count(*) AS n FROM {self._replayed('movements', columns)} GROUP BY ALL)"
+            f" SELECT DISTINCT coalesce(l.customer_id, r.customer_id) FROM l FULL JOIN r ON "
+            + " AND ".join(f"l.{c} IS NOT DISTINCT FROM r.{c}" for c in (*_MOVEMENT_COLUMNS, "n"))
+            + " WHERE l.customer_id IS NULL OR r.customer_id IS NULL"
+        ).fetchall()
+        return [Mismatch(c, MOVEMENTS, "its rows differ from the replay's") for (c,) in rows]
 
     def _customers(self) -> list[Mismatch]:
         names = [name for name, _, _, _ in customers.COLUMNS if name != "customer_id"] + ["log_partition"]
