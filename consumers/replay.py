@@ -23,10 +23,9 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from eventsourcing.persistence import Tracking
@@ -50,13 +49,10 @@ _MIN_SEGMENTS_PER_RANGE = 50
 
 
 @dataclass
-class ReplayReport:
-    records: int = 0
-    dead_letters: int = 0
-    lifecycle_events: int = 0
-    customers: int = 0
+class ReplayReport(FoldResult):
+    """The folds' totals (`records`: all records scanned), and the replay's time and place."""
+
     seconds: float = 0.0
-    unpriced: Counter[str] = field(default_factory=Counter)
     generation: Path | None = None
 
     @property

@@ -171,40 +171,39 @@ def lifecycle_payloads(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[
     (by log partition, then the position of the cause, then customer and sequence):
     runs of (partition, position of the last cause, payloads), each run ending where a
     position ends, so that each can be recorded with a position of its own."""
-    if not _any(parts, "transitions"):
-        return
-    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
-    try:
-        reader = connection.sql(
-            f"SELECT log_partition, log_position, payload FROM read_parquet('{parts_glob(parts, 'transitions')}') "
-            "ORDER BY log_partition, cause_seq, customer_id, sequence"
-        ).to_arrow_reader(batch_rows)
-        pending: list[bytes] = []
-        current: tuple[str, int] | None = None
-        for batch in reader:
-            for partition, position, payload in zip(*(batch.column(i).to_pylist() for i in range(3))):
-                if current is not None and (partition, position) != current and pending:
-                    if partition != current[0] or len(pending) >= batch_rows:
-                        yield current[0], current[1], pending
-                        pending = []
-                current = (partition, position)
-                pending.append(payload)
-        if current is not None and pending:
-            yield current[0], current[1], pending
-    finally:
-        connection.close()
+    rows = _streamed(
+        parts, "transitions", "SELECT log_partition, log_position, payload FROM {parts} "
+        "ORDER BY log_partition, cause_seq, customer_id, sequence", batch_rows,
+    )
+    pending: list[bytes] = []
+    current: tuple[str, int] | None = None
+    for partition, position, payload in rows:
+        if current is not None and (partition, position) != current and pending:
+            if partition != current[0] or len(pending) >= batch_rows:
+                yield current[0], current[1], pending
+                pending = []
+        current = (partition, position)
+        pending.append(payload)
+    if current is not None and pending:
+        yield current[0], current[1], pending
 
 
 def encoded_states(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[str, str, int | None, bytes]]:
     """(partition, customer id, next deadline, encoded state) of every replayed customer."""
-    if not _any(parts, "states"):
+    yield from _streamed(
+        parts, "states", "SELECT log_partition, customer_id, next_deadline, state FROM {parts}", batch_rows
+    )
+
+
+def _streamed(parts: Path, kind: str, query: str, batch_rows: int) -> Iterator[tuple]:  # type: ignore[type-arg]
+    """The rows of `query` over the parts of one kind (`{parts}` in it), streamed through
+    Arrow batches with DuckDB's memory bounded; nothing if there are no such parts."""
+    if not _any(parts, kind):
         return
     connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     try:
-        reader = connection.sql(
-            f"SELECT log_partition, customer_id, next_deadline, state FROM read_parquet('{parts_glob(parts, 'states')}')"
-        ).to_arrow_reader(batch_rows)
-        for batch in reader:
-            yield from zip(*(batch.column(i).to_pylist() for i in range(4)))
+        reader = connection.sql(query.format(parts=f"read_parquet('{parts_glob(parts, kind)}')"))
+        for batch in reader.to_arrow_reader(batch_rows):
+            yield from zip(*(column.to_pylist() for column in batch.columns))
     finally:
         connection.close()
