@@ -1,4 +1,5 @@
-"""The `lifecycle` command: publish, process, replay, verify, explain, sql, export, report, tail, schema, demo.
+"""The `lifecycle` command: publish, process, fit-value-model, replay, verify, explain, sql, export, report, tail,
+schema, demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -37,13 +38,15 @@ from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
 from consumers.stopping import Stopping
 from consumers.verify import verify
+from lifecycle.errors import LifecycleDomainError
+from lifecycle.value_model import ModelNotFitted
 from projections.errors import ProjectionError
 from projections.export import export_parquet
 from projections.report import build_report
 from projections.query import run_query
-from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
+from schemas import SchemaError, ValueModelFitted, customer_events_schema, customer_lifecycle_schema
 
-_EXPECTED_ERRORS = (LifecycleError, ProjectionError, SchemaError, OSError)
+_EXPECTED_ERRORS = (LifecycleError, LifecycleDomainError, ProjectionError, SchemaError, OSError)
 _SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema}
 # How far ahead of this machine's clock `publish` takes an event without --allow-future:
 # a day covers clocks set a little wrong and offsets written by hand.
@@ -129,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
     sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
+    sub = command("fit-value-model", _fit_value_model, "fit BG/NBD and Gamma-Gamma to the purchases, put the fit "
+                  "on the log and give every customer its figures", derive, cached)
+    sub.add_argument("--as-of", type=_moment, metavar="TIME",
+                     help="the cutoff: purchases up to this event time (default: the log's time)")
     sub = command("replay", _replay, "derive everything again from the log, in bulk, into a new generation", derive)
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
                      help="worker processes (the machine's cores)")
@@ -210,7 +217,33 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
             if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
                 session.tick()
                 last_clock = time.monotonic()
+                _refit_when_due(session)
             stopping.wait(args.poll_interval)
+
+
+def _refit_when_due(session: EngineSession) -> None:
+    """Fit the value models when the policy's schedule says so; a fit the data cannot
+    support yet is reported, and tried again at a later clock."""
+    if not session.value_fit_due():
+        return
+    try:
+        _print_fit(session.fit_value_models())
+    except ModelNotFitted as error:
+        print(f"lifecycle process: no value model fit yet: {error}", file=sys.stderr)
+
+
+def _fit_value_model(args: argparse.Namespace, settings: Settings) -> int:
+    with EngineSession(settings) as session:
+        _print_fit(session.fit_value_models(args.as_of))
+    return 0
+
+
+def _print_fit(fit: ValueModelFitted) -> None:
+    bg, gg = fit.bg_nbd, fit.gamma_gamma
+    print(f"fitted the value models as of {fit.occurred_at.isoformat()} to {fit.customers:,} customers "
+          f"({fit.repeat_customers:,} repeat buyers): BG/NBD r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
+          f"b={bg.b:.4g} per day; Gamma-Gamma p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} {fit.currency} "
+          f"minor units; fit {fit.event_id} is on the log and applied (see `value_models`)", file=sys.stderr)
 
 
 class _Snapshots:
@@ -416,7 +449,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         published = publish_lines(generate(spec), session.log, _report_invalid, max_line_bytes=limit)
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         report = session.run_once()
-    print(_process_summary(report))
+        print(_process_summary(report))
+        _print_fit(session.fit_value_models())
     for title, query in _DEMO_QUERIES:
         print(f"\n{title}")
         result = run_query(settings.views_path, query)

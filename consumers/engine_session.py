@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 
 from consumers import home
+from consumers.errors import ConfigurationError
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.lifecycle_relay import LifecycleRelay
 from consumers.logs import open_event_log
@@ -18,10 +19,10 @@ from consumers.settings import Settings
 from consumers.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine
 from lifecycle.partition_time import clock_steps
-from lifecycle.state import as_datetime, epoch_seconds
+from lifecycle.state import DAY, as_datetime, epoch_seconds
 from projections.projection_store import DuckDBProjectionStore
 from projections.state_store import RocksDBStateStore
-from schemas import Clock, encode_event
+from schemas import Clock, ValueModelFitted, encode_event
 
 CLOCK_NAMESPACE = uuid.UUID("0f6a3f0e-8d7c-4c1e-9a55-2b7e3c4d5f60")
 
@@ -76,6 +77,39 @@ class EngineSession:
             for at in map(as_datetime, steps)
         ]
         self.log.append([(clock, encode_event(clock)) for clock in clocks])
+
+    def log_time(self) -> int | None:
+        """The log's time: the latest event or clock time of any partition (epoch seconds)."""
+        known = [at for t in self.processor.times.values() for at in (t.event_time, t.clock_at) if at is not None]
+        return max(known, default=None)
+
+    def fit_value_models(self, as_of: datetime | None = None) -> ValueModelFitted:
+        """Catch up with the log, fit the value models to the purchases as of `as_of`
+        (the log's time if None), append the fit to the log and process it, so that
+        every customer's figures follow from it (projections/value_estimates.py)."""
+        self.run_once()
+        known = self.log_time()
+        if known is None:
+            raise ConfigurationError("nothing processed yet: publish purchases and run `lifecycle process` first")
+        cutoff = known if as_of is None else epoch_seconds(as_of)
+        if cutoff > known:
+            msg = (f"--as-of {as_of} is later than the log's time {as_datetime(known).isoformat()}: "
+                   "customers would look older than anything the log knows; pick an earlier cutoff")
+            raise ConfigurationError(msg)
+        fit = self.store.fit_value_models(cutoff, source="lifecycle-fit-value-model")
+        self.log.append([(fit, encode_event(fit))])
+        self.run_once()
+        return fit
+
+    def value_fit_due(self) -> bool:
+        """Whether the policy's schedule calls for a fit: none yet, or the latest one's
+        cutoff is `[value_model] refit_every_days` behind the log's time."""
+        every = self.processor.engine.policy.value_model.refit_every_days
+        known = self.log_time()
+        if not every or known is None:
+            return False
+        latest = self.store.latest_value_model_cutoff()
+        return latest is None or known - latest >= every * DAY
 
     def close(self) -> None:
         self._resources.close()

@@ -61,8 +61,8 @@ class EventLog(ABC):
         """Append (event, raw JSON) pairs in order, skipping event ids already on the log
         with the same content and refusing those on it with other content (conflicts).
 
-        A customer event goes to its customer's partition; a `Clock` goes to every
-        partition, so that event time advances for every customer.
+        A customer event goes to its customer's partition; a `LogWideEvent` (a clock,
+        a value model's fit) goes to every partition, for every customer.
         """
 
     @abstractmethod

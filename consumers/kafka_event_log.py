@@ -1,7 +1,7 @@
 """The log of record on Kafka: `KafkaEventLog`, through kafka-python.
 
 This module owns everything the engine does with the topic itself: creating it, producing
-events (keyed by customer id; a `Clock` to every partition), the local event-id index
+events (keyed by customer id; a clock or a fit to every partition), the local event-id index
 that makes appends idempotent, and reading partitions by manual assignment (no consumer
 group: positions live with the effects, in `Tracking` records, not in Kafka).
 
@@ -35,7 +35,7 @@ from consumers import record_headers
 from consumers.errors import LifecycleError, LogUnavailable
 from consumers.event_id_index import IndexEntry, SQLiteEventIdIndex, sort_out
 from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
-from schemas import AnyEvent, Clock, InvalidEvent, decode_event, event_digest
+from schemas import AnyEvent, InvalidEvent, LogWideEvent, decode_event, event_digest
 
 # A broker that is down should fail a command in seconds, not in kafka-python's 30 s.
 _BOOTSTRAP_TIMEOUT_MS = 10_000
@@ -71,8 +71,8 @@ class KafkaIndexError(LifecycleError):
     """The event-id index file belongs to another topic."""
 
 
-def _clock_key(event_id: str, partition: int) -> str:
-    """A clock goes to every partition, so the index knows it per partition: an append
+def _log_wide_key(event_id: str, partition: int) -> str:
+    """A log-wide event goes to every partition, so the index knows it per partition: an append
     that failed part-way sends it again to the partitions it did not reach."""
     return f"{event_id}@{partition}"
 
@@ -92,7 +92,7 @@ def _index_entries(records: Sequence[ConsumerRecord], partition: int, decode: De
         except InvalidEvent:
             continue
         event_id = str(event.event_id)
-        key = _clock_key(event_id, partition) if type(event) is Clock else event_id
+        key = _log_wide_key(event_id, partition) if isinstance(event, LogWideEvent) else event_id
         entries.append((key, event_digest(event)))
     return entries
 
@@ -397,17 +397,17 @@ class KafkaEventLog(EventLog):
         )
 
     def _keys(self, event: AnyEvent) -> list[str]:
-        """A customer event is on the log once its id is; a clock, in each partition
-        that has it, so it goes to the partitions that miss it."""
+        """A customer event is on the log once its id is; a log-wide one (a clock, a
+        fit), in each partition that has it, so it goes to the partitions that miss it."""
         event_id = str(event.event_id)
-        if type(event) is Clock:
-            return [_clock_key(event_id, partition) for partition in self._partition_ids]
+        if isinstance(event, LogWideEvent):
+            return [_log_wide_key(event_id, partition) for partition in self._partition_ids]
         return [event_id]
 
     @staticmethod
     def _partitions_of(event: AnyEvent, missing: list[str]) -> list[int] | None:
-        """The partitions a clock goes to (those missing it); None for a customer event."""
-        if type(event) is not Clock:
+        """The partitions a log-wide event goes to (those missing it); None for a customer event."""
+        if not isinstance(event, LogWideEvent):
             return None
         return [int(key.rpartition("@")[2]) for key in missing]
 

@@ -37,7 +37,7 @@ from lifecycle.state import CustomerState, epoch_seconds
 from projections.dead_letters import DeadLetter
 from projections.projection_store import BatchEffects, DuckDBProjectionStore
 from projections.state_store import RocksDBStateStore, StateBatch
-from schemas import Clock, InvalidEvent, Purchase, decode_event, encode_event
+from schemas import Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event, encode_event
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,10 @@ class LifecycleProcessor:
             event = decode_event(raw)
         except InvalidEvent as error:
             return str(error)
+        if type(event) is ValueModelFitted:
+            # A fit moves no one's time: its figures go to the projections (projections/value_estimates.py).
+            effects.value_fits.append((position, event))
+            return failed
         at = epoch_seconds(event.occurred_at)
         if type(event) is Clock:
             reason, moves = times.take_clock(at)

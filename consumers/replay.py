@@ -110,6 +110,7 @@ def derive_parts(
         scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
         times, positions, refused, clocks, dead = _partition_time(scans, policy)
         bulk.write_dead_letters(parts, len(scans), dead)
+        bulk.write_fits(parts, [(s.unit.partition, position, raw) for s in scans for position, raw in s.fits])
         folds = _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress)
     report.dead_letters = sum(f.dead_letters for f in folds) + len(dead) + sum(s.dead_letters for s in scans)
     report.lifecycle_events = sum(f.lifecycle_events for f in folds)

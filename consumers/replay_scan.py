@@ -33,7 +33,7 @@ from lifecycle.policy import Policy
 from lifecycle.state import epoch_seconds
 from projections import bulk
 from projections.dead_letters import DeadLetter
-from schemas import Clock, InvalidEvent, decode_event
+from schemas import Clock, InvalidEvent, ValueModelFitted, decode_event
 
 _CHUNK = 5_000
 _LENGTH = struct.Struct("<I")
@@ -63,6 +63,8 @@ class ScanResult:
     last_position: int | None = None
     clocks: list[tuple[int, int, bytes]] = field(default_factory=list)
     """Valid clocks: (seq, epoch seconds, raw record)."""
+    fits: list[tuple[int, bytes]] = field(default_factory=list)
+    """Valid value model fits: (position, raw record)."""
 
 
 def bucket_of(customer_id: str, buckets: int) -> int:
@@ -92,6 +94,9 @@ def scan(unit: ScanUnit, settings: Settings, parts: Path, buckets: int, policy: 
                 event = decode_event(raw)
             except InvalidEvent as error:
                 dead.append(DeadLetter(unit.partition, position, str(error), bytes(raw), len(raw)))
+                continue
+            if type(event) is ValueModelFitted:
+                result.fits.append((position, bytes(raw)))
                 continue
             at = epoch_seconds(event.occurred_at)
             if type(event) is Clock:

@@ -86,6 +86,14 @@ class ValuePolicy(_Section, frozen=True):
     key_band_min_minor: int = 150_000
 
 
+class ValueModelPolicy(_Section, frozen=True):
+    # Live `process` fits BG/NBD and Gamma-Gamma again once the latest fit's cutoff is
+    # this many days behind the log's time (0: only by `lifecycle fit-value-model`).
+    refit_every_days: int = 7
+    # `expected_purchases` and the models' CLV look this far ahead of the cutoff.
+    horizon_days: int = 365
+
+
 class RelationshipPolicy(_Section, frozen=True):
     high_margin_ratio: float = 0.3
 
@@ -110,6 +118,7 @@ class Policy(_Section, frozen=True):
     loyalty: LoyaltyPolicy = LoyaltyPolicy()
     tier: TierPolicy = TierPolicy()
     value: ValuePolicy = ValuePolicy()
+    value_model: ValueModelPolicy = ValueModelPolicy()
     relationship: RelationshipPolicy = RelationshipPolicy()
     time: TimePolicy = TimePolicy()
     input: InputPolicy = InputPolicy()
@@ -160,6 +169,8 @@ def _check_thresholds(policy: Policy) -> list[str]:
         problems.append("tier: need minor_units_per_point >= 1 and review_every_days >= 1")
     if time.clock_max_lead_days < 1 or time.event_max_lead_days < 1:
         problems.append("time: need clock_max_lead_days >= 1 and event_max_lead_days >= 1")
+    if policy.value_model.refit_every_days < 0 or not 1 <= policy.value_model.horizon_days <= 36_500:
+        problems.append("value_model: need refit_every_days >= 0 and 1 <= horizon_days <= 36500")
     if not 1_024 <= policy.input.max_event_bytes <= 16 * 1024 * 1024:
         problems.append("input: need 1024 <= max_event_bytes <= 16777216")
     return problems

@@ -19,11 +19,21 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, encode_state
-from projections import customers, dead_letters, history, policies, profiles, transitions, value_movements
+from projections import (
+    customers,
+    dead_letters,
+    history,
+    policies,
+    profiles,
+    transitions,
+    value_estimates,
+    value_movements,
+)
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from projections.projection_store import DuckDBProjectionStore, PartitionTimes
-from schemas import encode_event
+from schemas import decode_event, encode_event
+from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
 
 # Replays use at most this much memory for DuckDB, spilling to disk beyond it.
@@ -37,6 +47,29 @@ def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> N
 
 def write_dead_letters(directory: Path, number: int, letters: Sequence[DeadLetter]) -> None:
     _write(directory, "dead", number, dead_letters.table(letters))
+
+
+def write_fits(directory: Path, fits: Sequence[tuple[str, int, bytes]]) -> None:
+    """The value model fits on the log: (partition, position, raw event)."""
+    if fits:
+        _write(directory, "fits", 0, pa.table({
+            "log_partition": pa.array([partition for partition, _, _ in fits], pa.string()),
+            "log_position": pa.array([position for _, position, _ in fits], pa.int64()),
+            "payload": pa.array([raw for _, _, raw in fits], pa.binary()),
+        }))
+
+
+def value_fits(parts: Path) -> list[tuple[str, int, ValueModelFitted]]:
+    """The fits a replay met, in log order within each partition."""
+    rows = _streamed(parts, "fits", "SELECT log_partition, log_position, payload FROM {parts} "
+                     "ORDER BY log_partition, log_position", 1_000)
+    return [(partition, position, _fit(payload)) for partition, position, payload in rows]
+
+
+def _fit(payload: bytes) -> ValueModelFitted:
+    fit = decode_event(payload)  # the scan took it as valid
+    assert type(fit) is ValueModelFitted
+    return fit
 
 
 def write_fold(
@@ -106,6 +139,7 @@ def assemble(
         with store.recorder.transaction() as writing:
             policies.adopt(writing, policy)
             _insert_parts(writing, parts)
+            _apply_fits(writing, parts, policy)
             for partition, (event_time, clock_at) in times.items():
                 writing.execute("INSERT INTO partition_clocks VALUES (?, ?, ?)", [partition, clock_at, event_time])
             for name, position in positions.items():
@@ -157,6 +191,18 @@ def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
             f"INSERT INTO dead_letters BY NAME SELECT * FROM read_parquet('{parts_glob(parts, 'dead')}') "
             "ORDER BY partition, position"
         )
+
+
+def _apply_fits(connection: duckdb.DuckDBPyConnection, parts: Path, policy: Policy) -> None:
+    """Every fit is listed; each partition's figures come from its latest fit alone
+    (live processing applies each in turn, and each replaces the one before)."""
+    fits = value_fits(parts)
+    latest = {partition: position for partition, position, _ in fits}
+    for partition, position, fit in fits:
+        if latest[partition] == position:
+            value_estimates.apply_fit(connection, fit, partition, position, policy)
+        else:
+            value_estimates.record_fit(connection, fit, partition, position)
 
 
 # The columns of `lifecycle_transitions`, in its order (the parts carry two more).

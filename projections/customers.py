@@ -2,7 +2,8 @@
 
 The rows are written to `customer_rows` from Arrow tables, a batch at a time, never row
 by row; `customers` shows them with each customer's time (`as_of`) brought up to their
-log partition's latest clock. A clock reaches every customer of its partition, but the
+log partition's latest clock, and with their figures from the latest value model fit
+(`value_estimates`). A clock reaches every customer of its partition, but the
 engine visits only those a deadline of theirs makes due (lifecycle/deadlines.py), so a
 row written before the clock would otherwise lag it. The engine's own state is not
 here: it lives in the state store (projections/state_store.py).
@@ -54,6 +55,10 @@ COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], obje
     ("chain_head", "VARCHAR NOT NULL", pa.string(), "chain_head"),
 )
 
+MODEL_COLUMNS = ("p_alive", "expected_purchases", "expected_spend_minor", "model_clv_minor")
+"""The figures of the latest value model fit (projections/value_estimates.py, which
+must be created first): NULL for a customer without a purchase by its cutoff."""
+
 DDL = (
     "CREATE TABLE IF NOT EXISTS customer_rows ("
     + ", ".join(f"{name} {sql}" for name, sql, _, _ in COLUMNS)
@@ -66,7 +71,9 @@ DDL = (
         "greatest(r.as_of, to_timestamp(c.clock_at)) AS as_of" if name == "as_of" else f"r.{name}"
         for name, _, _, _ in COLUMNS
     )
-    + " FROM customer_rows r LEFT JOIN partition_clocks c USING (log_partition)",
+    + ", " + ", ".join(f"e.{name}" for name in MODEL_COLUMNS) + ", e.model_id AS value_model_id"
+    + " FROM customer_rows r LEFT JOIN partition_clocks c USING (log_partition)"
+    " LEFT JOIN value_estimates e USING (customer_id)",
 )
 
 

@@ -32,10 +32,12 @@ from projections import (
     profiles,
     snapshot,
     transitions,
+    value_estimates,
     value_movements,
 )
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
 
 PartitionTimes = tuple[int | None, int | None]
@@ -52,6 +54,7 @@ class BatchEffects:
     partition_times: PartitionTimes | None = None
     profiles: profiles.ProfileChanges = field(default_factory=profiles.ProfileChanges)
     movements: value_movements.ValueMovements = field(default_factory=value_movements.ValueMovements)
+    value_fits: list[tuple[int, ValueModelFitted]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -66,6 +69,7 @@ class PreparedBatch:
     erased: list[str]
     profiles: pa.Table | None
     movements: pa.Table | None
+    value_fits: list[tuple[int, ValueModelFitted]]
     dead_letters: pa.Table | None
 
 
@@ -75,13 +79,14 @@ class DuckDBProjectionStore:
     def __init__(self, database: str | Path = ":memory:") -> None:
         self.database = None if str(database) == ":memory:" else Path(database)
         self.recorder = DuckDBTrackingRecorder(str(database))
+        self.policy: Policy | None = None
         # A batch writes tens of MB of customer states; with DuckDB's default 16 MB
         # the write-ahead log was checkpointed after nearly every batch, and commits
         # ran at 5.8-26 k events/s. At 256 MB: +30% commit rate (paired runs, 600 k
         # events), and a crash leaves at most 256 MB of log to replay on restart.
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
-            ddl = (*customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL,
+            ddl = (*value_estimates.DDL, *customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL,
                    *value_movements.DDL, *history.DDL, *catalog.DDL)
             for statement in ddl:
                 connection.execute(statement)
@@ -90,6 +95,21 @@ class DuckDBProjectionStore:
         """Record the policy about to decide; `PolicyConflict` if its version means other rules."""
         with self.recorder.transaction() as connection:
             policies.adopt(connection, policy)
+        self.policy = policy
+
+    def fit_value_models(self, cutoff: int, source: str) -> ValueModelFitted:
+        """Fit the value models to the purchases these projections hold, as of `cutoff`
+        (epoch seconds): the event to append to the log (projections/value_estimates.py)."""
+        assert self.policy is not None, "adopt_policy first"
+        positions = self.positions()
+        with self.recorder.transaction() as connection:
+            return value_estimates.fit_event(connection, cutoff, positions, self.policy, source)
+
+    def latest_value_model_cutoff(self) -> int | None:
+        """The cutoff of the latest fit, in epoch seconds; None before the first."""
+        with self.recorder.transaction() as connection:
+            row = connection.execute("SELECT epoch(max(cutoff))::BIGINT FROM value_models").fetchone()
+        return None if row is None else row[0]
 
     def position_of(self, application_name: str) -> int | None:
         return self.recorder.max_tracking_id(application_name)
@@ -103,9 +123,11 @@ class DuckDBProjectionStore:
         projections already hold in this partition, if the batch is derived again."""
         partition = effects.tracking.application_name
         events, letters = effects.lifecycle_events, effects.dead_letters
+        fits = effects.value_fits
         if written is not None:
             events = [(position, e) for position, e in events if position > written]
             letters = [letter for letter in letters if letter.position > written]
+            fits = [(position, fit) for position, fit in fits if position > written]
         return PreparedBatch(
             tracking=effects.tracking,
             customers=customers.customers_table(effects.states, [partition] * len(effects.states))
@@ -115,6 +137,7 @@ class DuckDBProjectionStore:
             erased=effects.profiles.erased,
             profiles=profiles.table(effects.profiles.updates),
             movements=value_movements.table(effects.movements.after(written)),
+            value_fits=fits,
             dead_letters=dead_letters.table(letters),
         )
 
@@ -130,6 +153,9 @@ class DuckDBProjectionStore:
                 )
             profiles.apply(connection, batch.erased, batch.profiles)
             value_movements.insert(connection, batch.movements)
+            for position, fit in batch.value_fits:
+                assert self.policy is not None, "adopt_policy first"
+                value_estimates.apply_fit(connection, fit, batch.tracking.application_name, position, self.policy)
             dead_letters.insert(connection, batch.dead_letters)
             tracking = batch.tracking
             connection.execute(history.RECORD_COMMIT, [tracking.application_name, tracking.notification_id])

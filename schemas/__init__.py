@@ -15,6 +15,7 @@ from schemas.events import (
     CustomerErased,
     CustomerEvent,
     Event,
+    LogWideEvent,
     MembershipJoined,
     MembershipLeft,
     ProfileUpdated,
@@ -22,6 +23,7 @@ from schemas.events import (
     ReferralMade,
     Refund,
     SurveyAnswered,
+    ValueModelFitted,
     Visit,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "CustomerEvent",
     "Event",
     "InvalidEvent",
+    "LogWideEvent",
     "MembershipJoined",
     "MembershipLeft",
     "ProfileUpdated",
@@ -46,6 +49,7 @@ __all__ = [
     "Refund",
     "SchemaError",
     "SurveyAnswered",
+    "ValueModelFitted",
     "Visit",
     "customer_events_schema",
     "customer_lifecycle_schema",

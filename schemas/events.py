@@ -234,8 +234,67 @@ class CustomerErased(CustomerEvent, tag="customer_erased", kw_only=True, gc=Fals
     """The customer asked to be forgotten: personal data must go."""
 
 
-class Clock(Event, tag="clock", kw_only=True, gc=False):
-    """Advances event time for every customer; goes to every partition of the log."""
+class LogWideEvent(Event, kw_only=True, gc=False):
+    """An event for every customer, not one: it goes to every partition of the log."""
+
+
+class Clock(LogWideEvent, tag="clock", kw_only=True, gc=False):
+    """Advances event time for every customer."""
+
+
+Positive = Annotated[float, msgspec.Meta(gt=0, le=1e12)]
+
+
+class BetaGeoParameters(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """BG/NBD (Fader, Hardie and Lee 2005): purchase rates are gamma(r, alpha) across
+    customers, in purchases per day; the chance of dropping out after a purchase is
+    beta(a, b) across customers."""
+
+    r: Positive
+    alpha: Positive
+    a: Positive
+    b: Positive
+
+
+class GammaGammaParameters(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Gamma-Gamma (Fader and Hardie 2013): a purchase's spend is gamma(p, nu) with
+    nu gamma(q, gamma) across customers; gamma in the base currency's minor units."""
+
+    p: Positive
+    q: Annotated[float, msgspec.Meta(gt=1, le=1e12)]
+    gamma: Positive
+
+
+class FittedPartition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a fit read of one log partition: its purchases up to `position` (the
+    position after the last record read), the customers with a purchase by the cutoff,
+    and the SHA-256 of their purchase summaries (projections/value_estimates.py)."""
+
+    position: Annotated[int, msgspec.Meta(ge=0)]
+    customers: Annotated[int, msgspec.Meta(ge=0)]
+    fingerprint: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class ValueModelFitted(LogWideEvent, tag="value_model_fitted", kw_only=True, gc=False):
+    """The customer value models, fitted to the purchases as of `occurred_at` (the
+    cutoff): every customer's figures follow from this event and the log before it."""
+
+    time_unit: Literal["day"] = "day"
+    currency: Currency
+    policy_version: Identifier
+    bg_nbd: BetaGeoParameters
+    gamma_gamma: GammaGammaParameters
+    bg_nbd_log_likelihood: float
+    gamma_gamma_log_likelihood: float
+    customers: Annotated[int, msgspec.Meta(ge=1)]
+    repeat_customers: Annotated[int, msgspec.Meta(ge=1)]
+    fingerprint: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    data: dict[Annotated[str, msgspec.Meta(min_length=1, max_length=256)], FittedPartition]
+
+    identifiers: ClassVar[tuple[str, ...]] = ("source", "policy_version")
+
+    def _names(self) -> str:
+        return self.source + self.policy_version
 
 
 AnyCustomerEvent = Union[
@@ -253,7 +312,7 @@ AnyCustomerEvent = Union[
     ConsentChanged,
     CustomerErased,
 ]
-AnyEvent = Union[AnyCustomerEvent, Clock]
+AnyEvent = Union[AnyCustomerEvent, Clock, ValueModelFitted]
 
 EVENT_TYPES: tuple[str, ...] = tuple(
     cls.__struct_config__.tag for cls in AnyEvent.__args__  # type: ignore[attr-defined]

@@ -1,0 +1,206 @@
+"""The customer value models: BG/NBD and Gamma-Gamma, fitted and applied.
+
+BG/NBD (Fader, Hardie and Lee, "Counting your customers the easy way", 2005) says how
+often a customer buys and whether they are still "alive"; Gamma-Gamma (Fader and
+Hardie, "The Gamma-Gamma model of monetary value", 2013) how much they spend a
+purchase. Both read a customer's purchase summary as of a cutoff, in the literature's
+terms (`PurchaseSummaries`), and are fitted by maximum likelihood over all customers.
+
+Every function takes whole columns (numpy arrays) and computes element by element, so
+one customer or twenty million go through the same code; the figures of a customer
+depend only on the parameters and their own summary, never on the order of the rows.
+Figures are rounded (probabilities and counts to 6 decimals, money to whole minor
+units) so that the last bits of a special function on another CPU do not show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, gammaln, hyp2f1
+
+from lifecycle.errors import LifecycleDomainError
+from lifecycle.policy import Policy
+from schemas.events import BetaGeoParameters, GammaGammaParameters
+
+STEP_DAYS = 30
+"""CLV sums the expected spend of 30-day steps, each discounted at its end (as lifetimes does)."""
+_DECIMALS = 6
+
+
+class ModelNotFitted(LifecycleDomainError):
+    """The data cannot support a fit (too few customers, or no repeat purchases)."""
+
+
+@dataclass(frozen=True)
+class PurchaseSummaries:
+    """Per customer, as of a cutoff, in days: `frequency` counts the days with a
+    purchase after the first purchase's day; `recency` is the days from the first
+    purchase's day to the last's; `age` (the literature's T) from the first purchase's
+    day to the cutoff's; `monetary` is the mean spend of the repeat purchase days (a
+    day's purchases count as one, of their sum), 0 without any."""
+
+    frequency: np.ndarray
+    recency: np.ndarray
+    age: np.ndarray
+    monetary: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frequency)
+
+
+@dataclass(frozen=True)
+class ValueFigures:
+    """Each customer's figures, in the order of the summaries."""
+
+    p_alive: np.ndarray
+    expected_purchases: np.ndarray
+    expected_spend_minor: np.ndarray
+    clv_minor: np.ndarray
+
+
+def bg_nbd_log_likelihood(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """Each customer's log-likelihood under BG/NBD (FHL 2005, equation 6)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    common = (gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+              + gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x))
+    stayed = -(r + x) * np.log(alpha + age)
+    repeat = x > 0
+    # Only repeat buyers may have dropped out after their last purchase.
+    dropped = np.full(x.shape, -np.inf)
+    dropped[repeat] = (np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat]))
+    return common + np.logaddexp(stayed, dropped)
+
+
+def gamma_gamma_log_likelihood(params: GammaGammaParameters, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Each repeat buyer's log-likelihood of their mean spend `m` over `x` purchases
+    (Fader and Hardie 2013, equation 5, without the terms free of the parameters)."""
+    p, q, gamma = params.p, params.q, params.gamma
+    px = p * x
+    return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
+            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + gamma))
+
+
+def fit_bg_nbd(summaries: PurchaseSummaries) -> tuple[BetaGeoParameters, float]:
+    """The maximum-likelihood BG/NBD parameters, and the log-likelihood there."""
+    if len(summaries) < _MIN_CUSTOMERS or not np.any(summaries.frequency > 0):
+        raise ModelNotFitted(
+            f"BG/NBD needs at least {_MIN_CUSTOMERS} customers with a purchase, some of them repeat buyers "
+            f"(there are {len(summaries)}): publish more purchases or pick a later cutoff"
+        )
+    rows, weights = _distinct(summaries.frequency, summaries.recency, summaries.age)
+    x, t_x, age = rows
+
+    def negative(log_params: np.ndarray) -> float:
+        params = BetaGeoParameters(*np.exp(log_params).tolist())
+        return -float(weights @ bg_nbd_log_likelihood(params, x, t_x, age))
+
+    start = np.log([1.0, max(float(np.mean(age)), 1.0) / 10, 1.0, 1.0])
+    best = _maximise(negative, start, weights.sum())
+    return BetaGeoParameters(*np.exp(best.x).tolist()), -float(best.fun)
+
+
+def fit_gamma_gamma(summaries: PurchaseSummaries) -> tuple[GammaGammaParameters, float]:
+    """The maximum-likelihood Gamma-Gamma parameters over the repeat buyers with a
+    positive mean spend, and the log-likelihood there."""
+    repeat = (summaries.frequency > 0) & (summaries.monetary > 0)
+    if np.count_nonzero(repeat) < _MIN_CUSTOMERS:
+        raise ModelNotFitted(
+            f"Gamma-Gamma needs at least {_MIN_CUSTOMERS} repeat buyers with a positive spend "
+            f"(there are {np.count_nonzero(repeat)}): publish more purchases or pick a later cutoff"
+        )
+    (x, m), weights = _distinct(summaries.frequency[repeat], summaries.monetary[repeat])
+
+    def negative(log_params: np.ndarray) -> float:
+        p, q, gamma = np.exp(log_params).tolist()
+        return -float(weights @ gamma_gamma_log_likelihood(GammaGammaParameters(p, q, gamma), x, m))
+
+    # Start with q > 1 (a finite mean spend) and gamma on the scale of the spends.
+    start = np.log([1.0, 2.0, float(np.median(m))])
+    best = _maximise(negative, start, weights.sum())
+    p, q, gamma = np.exp(best.x).tolist()
+    if not q > 1:
+        raise ModelNotFitted(f"the Gamma-Gamma fit has q = {q:.3g} <= 1: the mean spend is unbounded; "
+                             "the spends do not suit the model")
+    return GammaGammaParameters(p, q, gamma), -float(best.fun)
+
+
+def _distinct(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The distinct rows of the columns (sorted), and how often each occurs: the
+    likelihood is a weighted sum over them, far fewer than customers."""
+    stacked = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+    rows, counts = np.unique(stacked, axis=0, return_counts=True)
+    return tuple(rows.T), counts.astype(np.float64)
+
+
+def _maximise(negative, start: np.ndarray, total: float):  # type: ignore[no-untyped-def]
+    """Nelder-Mead over the logs of the parameters (so they stay positive), on the
+    mean log-likelihood: deterministic, and needs no gradient."""
+    result = minimize(lambda v: negative(v) / total, start, method="Nelder-Mead",
+                      options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20_000, "maxfev": 40_000})
+    if not result.success or not np.isfinite(result.fun):
+        raise ModelNotFitted(f"the likelihood could not be maximised: {result.message}")
+    result.fun = result.fun * total
+    return result
+
+
+def p_alive(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """The chance each customer is still alive at their `age` (FHL 2005, equation 13)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    odds = np.full(x.shape, -np.inf)
+    repeat = x > 0
+    odds[repeat] = (np.log(a) - np.log(b + x[repeat] - 1)
+                    + (r + x[repeat]) * (np.log(alpha + age[repeat]) - np.log(alpha + t_x[repeat])))
+    return expit(-odds)
+
+
+def expected_purchases(
+    params: BetaGeoParameters, t: float, x: np.ndarray, t_x: np.ndarray, age: np.ndarray
+) -> np.ndarray:
+    """Each customer's expected purchases in the next `t` days (FHL 2005, equation 10)."""
+    if t <= 0:
+        return np.zeros(x.shape)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    big_a, big_b, big_c = r + x, b + x, a + b + x - 1
+    z = t / (alpha + age + t)
+    with np.errstate(divide="ignore", over="ignore"):
+        log_hyp = np.log(hyp2f1(big_a, big_b, big_c, z))
+        # Where the series overflows, Euler's transformation of the same function.
+        euler = np.log(hyp2f1(big_c - big_a, big_c - big_b, big_c, z)) + (big_c - big_a - big_b) * np.log1p(-z)
+    log_hyp = np.where(np.isfinite(log_hyp), log_hyp, euler)
+    unconditional = (a + b + x - 1) / (a - 1) * -np.expm1(log_hyp + (r + x) * np.log((alpha + age) / (alpha + age + t)))
+    return unconditional * p_alive(params, x, t_x, age)
+
+
+def expected_spend(params: GammaGammaParameters, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Each customer's expected spend a purchase (Fader and Hardie 2013, equation 8):
+    the population's mean, moved towards their own mean the more they bought."""
+    p, q, gamma = params.p, params.q, params.gamma
+    own = np.where(x > 0, m, 0.0)
+    return p * (gamma + x * own) / (p * x + q - 1)
+
+
+def figures(
+    bg_nbd: BetaGeoParameters, gamma_gamma: GammaGammaParameters, summaries: PurchaseSummaries, policy: Policy
+) -> ValueFigures:
+    """Each customer's figures over the policy's horizon, CLV discounted at its rate."""
+    x, t_x, age = (np.asarray(c, dtype=np.float64) for c in (summaries.frequency, summaries.recency, summaries.age))
+    horizon = policy.value_model.horizon_days
+    spend = expected_spend(gamma_gamma, x, np.asarray(summaries.monetary, dtype=np.float64))
+    ends = [*range(STEP_DAYS, horizon, STEP_DAYS), horizon]
+    clv, before = np.zeros(x.shape), np.zeros(x.shape)
+    for end in ends:
+        upto = expected_purchases(bg_nbd, end, x, t_x, age)
+        clv += (upto - before) * spend / (1 + policy.value.discount_rate) ** (end / 365)
+        before = upto
+    return ValueFigures(
+        p_alive=np.round(p_alive(bg_nbd, x, t_x, age), _DECIMALS),
+        expected_purchases=np.round(before, _DECIMALS),
+        expected_spend_minor=np.rint(spend).astype(np.int64),
+        clv_minor=np.rint(clv).astype(np.int64),
+    )
+
+
+_MIN_CUSTOMERS = 10

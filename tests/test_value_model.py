@@ -1,0 +1,197 @@
+"""The value models (lifecycle/value_model.py) against their authors' published fits
+and against lifetimes, and a fit on the log replaying to the same figures.
+
+The data is the CDNOW sample the models' papers use (tests/fixtures/cdnow/): 2,357
+customers who first bought CDs in the first quarter of 1997, their 6,919 purchases to
+mid-1998 (`CDNOW_sample.txt`: master id, customer 1-2357, date, CDs, dollars), and the
+authors' summary of the 39-week calibration period to 1997-09-30, in weeks
+(`..._with_transactions.csv`: x, t_x, T, zbar). Published fits of that summary:
+BG/NBD r = 0.243, alpha = 4.414, a = 0.793, b = 2.426 (Fader, Hardie and Lee 2005,
+log-likelihood -9582.4); Gamma-Gamma p = 6.25, q = 3.74, gamma = 15.44 over the 946
+repeat buyers (Fader and Hardie 2013).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lifecycle.policy import parse_policy
+from lifecycle.value_model import (
+    PurchaseSummaries,
+    expected_purchases,
+    expected_spend,
+    fit_bg_nbd,
+    fit_gamma_gamma,
+    p_alive,
+)
+from schemas.events import BetaGeoParameters
+from tests.cli import lifecycle
+
+CDNOW = Path(__file__).parent / "fixtures" / "cdnow"
+PUBLISHED_BG_NBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+CUTOFF = "1997-09-30T23:59:59Z"
+
+
+def _published_summary() -> tuple[np.ndarray, ...]:
+    with (CDNOW / "cdnow_customers_summary_with_transactions.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    return tuple(np.array([float(row[name]) for row in rows]) for name in ("x", "t_x", "T", "zbar"))
+
+
+def _close(fitted: object, published: dict[str, float], scale: dict[str, float] | None = None) -> None:
+    scale = scale or {}
+    for name, value in published.items():
+        got = getattr(fitted, name) / scale.get(name, 1)
+        assert got == pytest.approx(value, rel=0.01), f"{name}: {got} is not within 1% of the published {value}"
+
+
+@pytest.fixture(scope="module")
+def summary() -> PurchaseSummaries:
+    return PurchaseSummaries(*_published_summary())
+
+
+def test_bg_nbd_fit_matches_the_published_cdnow_fit(summary):
+    params, log_likelihood = fit_bg_nbd(summary)
+    _close(params, PUBLISHED_BG_NBD)
+    assert log_likelihood == pytest.approx(-9582.4, abs=0.1)
+
+
+def test_gamma_gamma_fit_matches_the_published_cdnow_fit(summary):
+    params, _ = fit_gamma_gamma(summary)
+    _close(params, PUBLISHED_GAMMA_GAMMA)
+
+
+def test_fits_and_figures_match_lifetimes(summary):
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    x, t_x, age, m = summary.frequency, summary.recency, summary.age, summary.monetary
+    ours, _ = fit_bg_nbd(summary)
+    theirs = BetaGeoFitter().fit(x, t_x, age)
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(ours, name) == pytest.approx(theirs.params_[name], rel=1e-3), name
+    assert p_alive(ours, x, t_x, age) == pytest.approx(theirs.conditional_probability_alive(x, t_x, age), rel=2e-3)
+    assert expected_purchases(ours, 39, x, t_x, age) == pytest.approx(
+        theirs.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, age), rel=2e-3)
+    # With the same parameters, the same formulas: equal to rounding.
+    theirs.params_[["r", "alpha", "a", "b"]] = [ours.r, ours.alpha, ours.a, ours.b]
+    assert p_alive(ours, x, t_x, age) == pytest.approx(theirs.conditional_probability_alive(x, t_x, age), rel=1e-9)
+    assert expected_purchases(ours, 52, x, t_x, age) == pytest.approx(
+        theirs.conditional_expected_number_of_purchases_up_to_time(52, x, t_x, age), rel=1e-9)
+
+    repeat = (x > 0) & (m > 0)
+    spend, _ = fit_gamma_gamma(summary)
+    gamma_gamma = GammaGammaFitter().fit(x[repeat], m[repeat])
+    for ours_name, their_name in (("p", "p"), ("q", "q"), ("gamma", "v")):
+        assert getattr(spend, ours_name) == pytest.approx(gamma_gamma.params_[their_name], rel=1e-3), ours_name
+    gamma_gamma.params_[["p", "q", "v"]] = [spend.p, spend.q, spend.gamma]
+    assert expected_spend(spend, x, m) == pytest.approx(
+        gamma_gamma.conditional_expected_average_profit(x, m), rel=1e-9)
+
+
+@given(st.integers(1, 50), st.floats(0, 300), st.floats(0, 300), st.floats(1, 400))
+def test_p_alive_falls_with_silence_and_expected_purchases_grow_with_time(x, last, extra, horizon):
+    params = BetaGeoParameters(r=0.243, alpha=30.9, a=0.793, b=2.426)
+    frequency, recency = np.array([float(x)]), np.array([last])
+    ages = np.array([last, last + extra])
+    alive = p_alive(params, np.repeat(frequency, 2), np.repeat(recency, 2), ages)
+    assert 0 <= alive[1] <= alive[0] <= 1
+    assert p_alive(params, np.array([0.0]), np.array([0.0]), np.array([last]))[0] == 1
+    sooner, later = (expected_purchases(params, t, frequency, recency, ages[:1])[0] for t in (horizon, horizon * 2))
+    assert 0 <= sooner <= later
+
+
+def _cdnow_events() -> list[dict]:
+    """The raw sample as purchase events: one order per line, at noon UTC of its day."""
+    events = []
+    for number, line in enumerate((CDNOW / "CDNOW_sample.txt").read_text().splitlines(), start=1):
+        _, customer, day, _, dollars = line.split()
+        events.append({
+            "type": "purchase", "event_id": f"00000000-0000-4000-8000-{number:012d}",
+            "occurred_at": f"{day[:4]}-{day[4:6]}-{day[6:]}T12:00:00Z", "source": "cdnow",
+            "customer_id": f"cdnow-{int(customer):04d}", "order_id": f"order-{number}",
+            "amount_minor": int(Decimal(dollars) * 100), "currency": "USD",
+        })
+    return sorted(events, key=lambda e: (e["occurred_at"], e["event_id"]))
+
+
+def _rows(settings, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    connection = duckdb.connect(str(settings.views_path), read_only=True)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+ESTIMATES = "SELECT * FROM value_estimates ORDER BY customer_id"
+MODELS = "SELECT * FROM value_models ORDER BY model_id"
+
+
+def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_figures(settings, tmp_path):
+    policy = tmp_path / "usd.toml"
+    policy.write_text('version = "cdnow-usd"\n[value]\nbase_currency = "USD"\n[value.rates_to_base]\nUSD = 1.0\n'
+                      "[value_model]\nrefit_every_days = 0\n")
+    source = tmp_path / "cdnow.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()))
+    assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    assert lifecycle(settings, "fit-value-model", "--as-of", CUTOFF, "--policy", str(policy)) == 0
+
+    (fit,) = _rows(settings, "SELECT r, alpha, a, b, p, q, gamma, customers, repeat_customers FROM value_models")
+    r, alpha, a, b, p, q, gamma, customers, repeat = fit
+    # Days on the log, weeks in the paper; cents on the log, dollars in the paper.
+    _close(BetaGeoParameters(r, alpha, a, b), PUBLISHED_BG_NBD, {"alpha": 7})
+    _close(type("Spend", (), {"p": p, "q": q, "gamma": gamma}), PUBLISHED_GAMMA_GAMMA, {"gamma": 100})
+    assert (customers, repeat) == (2357, 946)
+
+    # The summaries the engine made of the raw purchases are the authors'.
+    x, t_x, age, zbar = _published_summary()
+    made = _rows(settings, "SELECT frequency, recency_days, age_days, monetary_minor FROM value_estimates "
+                           "ORDER BY customer_id")
+    assert [row[0] for row in made] == x.tolist()
+    assert [round(row[1] / 7, 2) for row in made] == t_x.tolist()
+    assert [round(row[2] / 7, 2) for row in made] == age.tolist()
+    cents = Decimal("0.01")
+    assert [float((Decimal(row[3]) / 100).quantize(cents, ROUND_HALF_UP)) for row in made] == zbar.tolist()
+
+    live = _rows(settings, ESTIMATES), _rows(settings, MODELS)
+    assert len(live[0]) == 2357 and all(0 <= row[7] <= 1 for row in live[0])
+    assert _rows(settings, "SELECT count(*) FROM customers WHERE p_alive IS NOT NULL") == [(2357,)]
+    assert lifecycle(settings, "replay", "--policy", str(policy), "--workers", "2") == 0
+    assert (_rows(settings, ESTIMATES), _rows(settings, MODELS)) == live
+    assert lifecycle(settings, "verify", "--policy", str(policy), "--workers", "1") == 0
+
+
+def test_a_fit_the_data_cannot_support_is_refused_with_what_to_do(settings, tmp_path, capsys):
+    source = tmp_path / "few.jsonl"
+    events = [e for e in _cdnow_events() if e["customer_id"] <= "cdnow-0003"]
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert lifecycle(settings, "publish", str(source)) == 0
+    assert lifecycle(settings, "process", "--once") == 0
+    capsys.readouterr()
+    assert lifecycle(settings, "fit-value-model") == 2
+    error = capsys.readouterr().err
+    assert "needs at least 10 customers" in error and "publish more purchases" in error
+    assert _rows(settings, "SELECT count(*) FROM value_models") == [(0,)]
+
+
+def test_a_cutoff_later_than_the_log_is_refused(settings, tmp_path, capsys):
+    source = tmp_path / "cdnow.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()[:50]))
+    assert lifecycle(settings, "publish", str(source)) == 0
+    assert lifecycle(settings, "fit-value-model", "--as-of", "2030-01-01T00:00:00Z") == 2
+    assert "later than the log's time" in capsys.readouterr().err
+
+
+def test_the_policy_parses_its_value_model_section():
+    policy = parse_policy('version = "v"\n[value_model]\nrefit_every_days = 30\nhorizon_days = 730\n')
+    assert (policy.value_model.refit_every_days, policy.value_model.horizon_days) == (30, 730)
