@@ -213,17 +213,18 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
                 _print_report(report)
             if args.once or stopping():
                 return 0
+            if report.events:
+                _refit_when_due(session)
             snapshot.after(report)
             if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
                 session.tick()
                 last_clock = time.monotonic()
-                _refit_when_due(session)
             stopping.wait(args.poll_interval)
 
 
 def _refit_when_due(session: EngineSession) -> None:
     """Fit the value models when the policy's schedule says so; a fit the data cannot
-    support yet is reported, and tried again at a later clock."""
+    support yet is reported, and tried again once as much log time has passed."""
     if not session.value_fit_due():
         return
     try:
@@ -329,10 +330,13 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.flush()
     customers = len({m.customer_id for m in report.mismatches})
     verdict = f"{customers} customers differ" if report.mismatches else "all match"
+    stores = ", ".join([*_VERIFIED_TABLES, *report.stores])
     print(f"verified {report.customers} customers and {report.lifecycle_events} lifecycle events from "
-          f"{report.records} events against {', '.join(['customers', 'lifecycle_transitions', 'value_movements', *report.stores])}: "
-          f"{verdict} ({report.seconds:.1f} s)", file=sys.stderr)
+          f"{report.records} events against {stores}: {verdict} ({report.seconds:.1f} s)", file=sys.stderr)
     return 1 if report.mismatches else 0
+
+
+_VERIFIED_TABLES = ("customers", "lifecycle_transitions", "value_movements", "value_estimates")
 
 
 def _replay_summary(report: ReplayReport) -> str:
@@ -450,7 +454,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         report = session.run_once()
         print(_process_summary(report))
-        _print_fit(session.fit_value_models())
+        try:
+            _print_fit(session.fit_value_models())
+        except ModelNotFitted as error:
+            print(f"demo: no value model fit: {error}", file=sys.stderr)
     for title, query in _DEMO_QUERIES:
         print(f"\n{title}")
         result = run_query(settings.views_path, query)

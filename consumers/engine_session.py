@@ -47,6 +47,7 @@ class EngineSession:
                 self.relay = LifecycleRelay(self.lifecycle_log, topic)
             engine = LifecycleEngine(load_policy(settings.policy))
             self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size)
+            self._fit_tried_at: int | None = None
             self._resources = opening.pop_all()
 
     def run_once(
@@ -96,6 +97,7 @@ class EngineSession:
             msg = (f"--as-of {as_of} is later than the log's time {as_datetime(known).isoformat()}: "
                    "customers would look older than anything the log knows; pick an earlier cutoff")
             raise ConfigurationError(msg)
+        self._fit_tried_at = cutoff
         fit = self.store.fit_value_models(cutoff, source="lifecycle-fit-value-model")
         self.log.append([(fit, encode_event(fit))])
         self.run_once()
@@ -109,6 +111,8 @@ class EngineSession:
         if not every or known is None:
             return False
         latest = self.store.latest_value_model_cutoff()
+        if self._fit_tried_at is not None and (latest is None or self._fit_tried_at > latest):
+            latest = self._fit_tried_at  # a fit the data could not support waits as long as a fit would
         return latest is None or known - latest >= every * DAY
 
     def close(self) -> None:

@@ -41,7 +41,7 @@ def verify(settings: Settings, policy: Policy, workers: int, progress: Progress 
     """Replay the log into a scratch place and compare it with every live store."""
     started = time.perf_counter()
     with scratch_replay(settings, policy, workers, progress) as replayed:
-        verification = Verification(replayed.compare(), replayed.parts)
+        verification = Verification(replayed.compare(), replayed.parts, policy)
         try:
             report = VerifyReport(records=replayed.report.records, stores=[ENGINE_LOG])
             with SQLiteEventLog(home=replayed.generation, name=CUSTOMER_LIFECYCLE) as log:

@@ -167,9 +167,32 @@ FROM buying b JOIN sizes s USING (cohort)
 ORDER BY cohort_month, months_after
 """
 
-DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION, _COHORTS)
+# Current value against potential (DOMAIN.md section 4): the model's CLV is the
+# potential; each axis splits at its median over the customers with a figure.
+_VALUE_MATRIX = """
+CREATE OR REPLACE VIEW value_matrix AS
+WITH valued AS (
+  SELECT customer_id, current_value_minor, model_clv_minor AS potential_minor, p_alive
+  FROM customers WHERE model_clv_minor IS NOT NULL),
+split AS (
+  SELECT *, median(current_value_minor) OVER () AS current_median, median(potential_minor) OVER () AS potential_median
+  FROM valued),
+levels AS (
+  SELECT customer_id, current_value_minor, potential_minor, p_alive,
+    CASE WHEN current_value_minor > current_median THEN 'high' ELSE 'low' END AS current_level,
+    CASE WHEN potential_minor > potential_median THEN 'high' ELSE 'low' END AS potential_level
+  FROM split)
+SELECT *, CASE current_level || '/' || potential_level
+    WHEN 'high/high' THEN 'most_valuable'
+    WHEN 'low/high' THEN 'growth'
+    WHEN 'high/low' THEN 'maintain'
+    ELSE 'low_value' END AS quadrant
+FROM levels
+"""
+
+DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION, _COHORTS, _VALUE_MATRIX)
 VIEWS = (
     "customer_rfm", "value_pyramid", "loyalty_matrix", "stage_funnel", "daily_lifecycle_counts", "satisfaction",
-    "cohort_retention",
+    "cohort_retention", "value_matrix",
 )
 assert set(_START) <= set(DIMENSIONS)

@@ -1,7 +1,8 @@
 """`lifecycle export --parquet DIR`: the catalog as Parquet files, for warehouse tools.
 
 One file per table or view analysts read: `customers`, `lifecycle_transitions`,
-`policies`, the time-axis table `engine_commits`, and every catalog view
+`policies`, the time-axis table `engine_commits`, the value models' `value_models` and
+`value_estimates`, and every catalog view
 (projections/catalog.py). Personal data stays out: `customer_profiles` is not
 exported, nor `dead_letters`, whose payloads are raw events that may hold it.
 
@@ -20,7 +21,8 @@ import pyarrow.parquet as pq
 from projections import catalog
 from projections.query import reading
 
-TABLES = ("customers", "lifecycle_transitions", "policies", "engine_commits", *catalog.VIEWS)
+TABLES = ("customers", "lifecycle_transitions", "policies", "engine_commits", "value_models", "value_estimates",
+          *catalog.VIEWS)
 _BATCH_ROWS = 100_000
 
 

@@ -2,7 +2,8 @@
 
 Charts are inline SVG drawn here, and the file carries its own styles and its one
 small script, so it opens anywhere with no network: the stage funnel, the stage flows
-between two dates, the value pyramid, the RFM grid, customers per stage each day, the
+between two dates, the value pyramid, the RFM grid, customers per stage each day,
+cohort retention, the value models' P(alive) distribution and value matrix, the
 activity mix and satisfaction, each chart with a short table under it. The data comes
 from the catalog views (projections/catalog.py), read as `lifecycle sql` reads them.
 Every value shown is escaped.
@@ -47,6 +48,8 @@ def build_report(database: Path, since: datetime | None = None, until: datetime 
             _rfm(connection),
             _daily(connection),
             _cohorts(connection),
+            _p_alive(connection),
+            _value_matrix(connection),
             _activity(connection),
             _satisfaction(connection),
         ]
@@ -124,6 +127,52 @@ def _cohorts(connection: duckdb.DuckDBPyConnection) -> Section:
     return Section("Cohort retention", "Share of each first-purchase month's customers (rows) who bought again "
                    "N months later (columns), in percent.", _heatmap(months, offsets, cells, "cohort", "months after"),
                    _table(("cohort", "customers"), sizes))
+
+
+def _latest_fit(connection: duckdb.DuckDBPyConnection) -> str | None:
+    """The latest value model fit in words, or None before the first."""
+    rows = _rows(connection, "SELECT cutoff, customers, r, alpha, a, b, p, q, gamma, currency FROM value_models "
+                             "ORDER BY cutoff DESC, model_id LIMIT 1")
+    if not rows:
+        return None
+    cutoff, customers, r, alpha, a, b, p, q, gamma, currency = rows[0]
+    return (f"From the value model fitted as of {_day(cutoff)} to {customers} customers: BG/NBD r={r:.3g}, "
+            f"alpha={alpha:.3g} days, a={a:.3g}, b={b:.3g}; Gamma-Gamma p={p:.3g}, q={q:.3g}, "
+            f"gamma={gamma:.4g} {currency} minor units.")
+
+
+_NO_FIT = "No value model fit yet: run `lifecycle fit-value-model` (or let `lifecycle process` fit on its schedule)."
+
+
+def _p_alive(connection: duckdb.DuckDBPyConnection) -> Section:
+    title = "Chance still alive (BG/NBD)"
+    fit = _latest_fit(connection)
+    if fit is None:
+        return Section(title, _NO_FIT, "", "")
+    rows = _rows(connection, "SELECT least(floor(p_alive * 10), 9)::INTEGER AS tenth, count(*), "
+                             "sum(expected_purchases), sum(model_clv_minor) FROM value_estimates GROUP BY 1 ORDER BY 1")
+    counts = dict((tenth, n) for tenth, n, _, _ in rows)
+    labels = [f"{tenth / 10:.1f}-{(tenth + 1) / 10:.1f}" for tenth in range(10)]
+    chart = _bars([(label, counts.get(tenth, 0)) for tenth, label in enumerate(labels)])
+    table = _table(("P(alive)", "customers", "expected purchases", "model CLV (minor units)"),
+                   [(labels[tenth], n, _number(purchases), clv) for tenth, n, purchases, clv in rows])
+    return Section(title, f"Customers with a purchase by the cutoff, by their chance of still buying. {fit}",
+                   chart, table)
+
+
+def _value_matrix(connection: duckdb.DuckDBPyConnection) -> Section:
+    title = "Value matrix"
+    if _latest_fit(connection) is None:
+        return Section(title, _NO_FIT, "", "")
+    rows = _rows(connection, "SELECT current_level, potential_level, quadrant, count(*), sum(current_value_minor), "
+                             "sum(potential_minor) FROM value_matrix GROUP BY ALL ORDER BY 3")
+    cells = {(f"current {c}", f"potential {p}"): n for c, p, _, n, _, _ in rows}
+    grid = _heatmap(["current high", "current low"], ["potential low", "potential high"], cells, "current value",
+                    "potential")
+    table = _table(("quadrant", "customers", "current value (minor units)", "potential (minor units)"),
+                   [(quadrant, n, current, potential) for _, _, quadrant, n, current, potential in rows])
+    return Section(title, "Current value (the trailing window) against potential (the model's CLV), split at "
+                   "each one's median.", grid, table)
 
 
 def _activity(connection: duckdb.DuckDBPyConnection) -> Section:

@@ -10,9 +10,9 @@ customer the same figures (lifecycle/value_model.py computes them).
 
 A purchase summary counts the orders bought by the cutoff, less those its refunds (known
 by the cutoff) took to nothing, each on the day it was bought (UTC) with its revenue
-net of those refunds; a day's orders are one purchase of their sum. Its fingerprint is the SHA-256 of the summaries in customer
-order, so that a fit names the data it saw and applying it can tell whether the data
-is still that.
+net of those refunds; a day's orders are one purchase of their sum. Its fingerprint is
+the SHA-256 of the summaries in customer order, so that a fit names the data it saw
+and applying it can tell whether the data is still that.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 `lifecycle verify` replays the log into a scratch place (projections/bulk.py parts)
 and asks here what differs: each customer's `customers` row column by column, their
-`lifecycle_transitions` rows, their `value_movements`, and the lifecycle records of the live lifecycle log (and,
+`lifecycle_transitions` rows, their `value_movements`, their `value_estimates` (the
+figures of the latest value model fit, computed again from the replayed movements),
+and the lifecycle records of the live lifecycle log (and,
 with Kafka, of the topic subscribers read) by the SHA-256 of their bytes, in log
 order against the replay's sequence order. So an edited row, an altered, removed,
 forged or reordered lifecycle event all show, as the customer, the store, and the first
@@ -13,18 +15,25 @@ whatever the population.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from projections import customers
-from projections.bulk import TRANSITION_COLUMNS, parts_glob, parts_relation
+from lifecycle.policy import Policy
+from projections import customers, value_estimates
+from lifecycle.state import epoch_seconds
+from projections.arrow_rows import append
+from projections.bulk import TRANSITION_COLUMNS, parts_glob, parts_relation, value_fits
 
 CUSTOMERS = "customers"
 TRANSITIONS = "lifecycle_transitions"
 MOVEMENTS = "value_movements"
+ESTIMATES = "value_estimates"
+_ESTIMATE_COLUMNS = ("log_partition", "model_id", "frequency", "recency_days", "age_days", "monetary_minor",
+                     "p_alive", "expected_purchases", "expected_spend_minor", "model_clv_minor")
 _MOVEMENT_COLUMNS = ("event_id", "customer_id", "order_id", "kind", "occurred_at", "revenue_minor", "value_minor",
                      "log_partition", "log_position")
 
@@ -45,9 +54,11 @@ _LIVE_RECORDS = pa.schema([
 class Verification:
     """The live stores against a replay's parts, in a scratch database."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
-        """`connection`: a scratch database with the live projections attached as `live`."""
+    def __init__(self, connection: duckdb.DuckDBPyConnection, parts: Path, policy: Policy) -> None:
+        """`connection`: a scratch database with the live projections attached as `live`;
+        `policy`: the one the replay decided under."""
         self.parts = parts
+        self.policy = policy
         self.connection = connection
         self.connection.execute(
             "CREATE TABLE live_records (store VARCHAR, ordinal BIGINT, customer_id VARCHAR, sequence BIGINT,"
@@ -70,7 +81,7 @@ class Verification:
 
     def mismatches(self, stores: list[str]) -> list[Mismatch]:
         """Every customer that differs, in each store, sorted by customer and store."""
-        found = [*self._customers(), *self._transitions(), *self._movements()]
+        found = [*self._customers(), *self._transitions(), *self._movements(), *self._estimates()]
         for store in stores:
             found += self._records(store)
         return sorted(found, key=lambda m: (m.customer_id, m.store))
@@ -104,17 +115,38 @@ class Verification:
         ).fetchall()
         return [Mismatch(c, MOVEMENTS, "its rows differ from the replay's") for (c,) in rows]
 
+    def _estimates(self) -> list[Mismatch]:
+        """Each partition's figures from its latest fit on the log, made again from the
+        replayed movements, against the live ones."""
+        movements = self._replayed("movements", ", ".join(_MOVEMENT_COLUMNS))
+        latest = {partition: (position, fit) for partition, position, fit in value_fits(self.parts)}
+        tables = [
+            value_estimates.estimates_table(fit, partition, value_estimates.summaries(
+                self.connection, partition, fit.data[partition].position, epoch_seconds(fit.occurred_at), movements,
+            ), self.policy)
+            for partition, (_, fit) in latest.items() if partition in fit.data
+        ]
+        self.connection.execute(f"CREATE TEMP TABLE replayed_estimates AS FROM live.{ESTIMATES} LIMIT 0")
+        for table in tables:
+            append(self.connection, "replayed_estimates", table)
+        return self._rows_differing(ESTIMATES, f"live.{ESTIMATES}", "replayed_estimates", _ESTIMATE_COLUMNS)
+
     def _customers(self) -> list[Mismatch]:
         names = [name for name, _, _, _ in customers.COLUMNS if name != "customer_id"] + ["log_partition"]
-        differ = ", ".join(f"CASE WHEN l.{n} IS DISTINCT FROM r.{n} THEN '{n}' END" for n in names)
         replayed = self._replayed("customers", "customer_id, " + ", ".join(names))
+        return self._rows_differing(CUSTOMERS, "live.customer_rows", replayed, names)
+
+    def _rows_differing(self, store: str, live: str, replayed: str, names: Sequence[str]) -> list[Mismatch]:
+        """The customers whose one row differs between `live` and `replayed`, naming the
+        columns that differ (`names`), or that only one of them has."""
+        differ = ", ".join(f"CASE WHEN l.{n} IS DISTINCT FROM r.{n} THEN '{n}' END" for n in names)
+        differing = f"list_filter([{differ}], lambda x: x IS NOT NULL)"
         rows = self.connection.execute(
-            f"SELECT coalesce(l.customer_id, r.customer_id), l.customer_id IS NULL, r.customer_id IS NULL,"
-            f" list_filter([{differ}], lambda x: x IS NOT NULL)"
-            f" FROM live.customer_rows l FULL JOIN {replayed} r ON l.customer_id = r.customer_id"
-            f" WHERE l.customer_id IS NULL OR r.customer_id IS NULL OR len(list_filter([{differ}], lambda x: x IS NOT NULL)) > 0"
+            f"SELECT coalesce(l.customer_id, r.customer_id), l.customer_id IS NULL, r.customer_id IS NULL, {differing}"
+            f" FROM {live} l FULL JOIN {replayed} r ON l.customer_id = r.customer_id"
+            f" WHERE l.customer_id IS NULL OR r.customer_id IS NULL OR len({differing}) > 0"
         ).fetchall()
-        return [Mismatch(c, CUSTOMERS, _row_detail(missing, extra, columns)) for c, missing, extra, columns in rows]
+        return [Mismatch(c, store, _row_detail(missing, extra, columns)) for c, missing, extra, columns in rows]
 
     def _transitions(self) -> list[Mismatch]:
         names = [n for n in TRANSITION_COLUMNS if n not in ("customer_id", "sequence")]

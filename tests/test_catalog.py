@@ -161,3 +161,34 @@ def test_cohort_retention_by_first_purchase_month(settings, tmp_path, capsys):
         ("2025-02-01", 1, 2, 1, 0.5),  # p4 in March (twice: one customer)
         ("2025-02-01", 2, 2, 1, 0.5),  # p3 in April
     ]
+
+
+def test_value_matrix_splits_current_value_and_potential_at_their_medians(tmp_path):
+    """Five customers with a model figure and one without, written to a real DuckDB
+    file: medians 300 (current) and 5000 (potential); a customer at a median is low."""
+    from lifecycle.state import CustomerState
+    from projections import customers
+    from projections.projection_store import DuckDBProjectionStore
+
+    figures = {"a": (500, 9000), "b": (100, 8000), "c": (400, 100), "d": (0, 50), "e": (300, 5000), "f": (700, None)}
+    store = DuckDBProjectionStore(tmp_path / "views.duckdb")
+    try:
+        with store.recorder.transaction() as connection:
+            states = [CustomerState(customer_id=c, current_value_minor=current) for c, (current, _) in figures.items()]
+            customers.upsert(connection, customers.customers_table(states, ["p"] * len(states)))
+            for customer, (_, potential) in figures.items():
+                if potential is not None:
+                    connection.execute(
+                        "INSERT INTO value_estimates VALUES (?, 'p', uuid(), 1, 1, 2, 100, 0.5, 1.0, 100, ?)",
+                        [customer, potential])
+            rows = connection.execute("SELECT customer_id, current_level, potential_level, quadrant "
+                                      "FROM value_matrix ORDER BY customer_id").fetchall()
+    finally:
+        store.close()
+    assert rows == [
+        ("a", "high", "high", "most_valuable"),
+        ("b", "low", "high", "growth"),
+        ("c", "high", "low", "maintain"),
+        ("d", "low", "low", "low_value"),
+        ("e", "low", "low", "low_value"),
+    ]

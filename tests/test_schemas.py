@@ -128,3 +128,11 @@ def test_every_identifier_is_checked_and_named(event):
     for name in event.identifiers:
         with pytest.raises(InvalidEvent, match=re.escape(f"(U+001B) - at `$.{name}`")):
             decode_event(json.dumps({**raw, name: "x\x1b[31m"}))
+
+
+def test_a_value_model_fit_names_a_bad_parameter():
+    fit = next(json.loads(line) for line in _v1() if b"value_model_fitted" in line)
+    fit["gamma_gamma"]["q"] = 0.5  # an unbounded mean spend
+    with pytest.raises(InvalidEvent) as error:
+        decode_event(json.dumps(fit))
+    assert "at `$.gamma_gamma.q`" in str(error.value)

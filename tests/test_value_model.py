@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -34,7 +37,7 @@ from lifecycle.value_model import (
     p_alive,
 )
 from schemas.events import BetaGeoParameters
-from tests.cli import lifecycle
+from tests.cli import ROOT, lifecycle, lifecycle_command
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow"
 PUBLISHED_BG_NBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -132,14 +135,19 @@ def _rows(settings, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
         connection.close()
 
 
+def _usd_policy(tmp_path: Path, refit_every_days: int) -> Path:
+    policy = tmp_path / "usd.toml"
+    policy.write_text(f'version = "cdnow-usd-{refit_every_days}"\n[value]\nbase_currency = "USD"\n'
+                      f"[value.rates_to_base]\nUSD = 1.0\n[value_model]\nrefit_every_days = {refit_every_days}\n")
+    return policy
+
+
 ESTIMATES = "SELECT * FROM value_estimates ORDER BY customer_id"
 MODELS = "SELECT * FROM value_models ORDER BY model_id"
 
 
-def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_figures(settings, tmp_path):
-    policy = tmp_path / "usd.toml"
-    policy.write_text('version = "cdnow-usd"\n[value]\nbase_currency = "USD"\n[value.rates_to_base]\nUSD = 1.0\n'
-                      "[value_model]\nrefit_every_days = 0\n")
+def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_figures(settings, tmp_path, capsys):
+    policy = _usd_policy(tmp_path, refit_every_days=0)
     source = tmp_path / "cdnow.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()))
     assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
@@ -169,6 +177,47 @@ def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_
     assert lifecycle(settings, "replay", "--policy", str(policy), "--workers", "2") == 0
     assert (_rows(settings, ESTIMATES), _rows(settings, MODELS)) == live
     assert lifecycle(settings, "verify", "--policy", str(policy), "--workers", "1") == 0
+
+    connection = duckdb.connect(str(settings.views_path))
+    connection.execute("UPDATE value_estimates SET p_alive = 0.5 WHERE customer_id = 'cdnow-0001'")
+    connection.close()
+    capsys.readouterr()
+    assert lifecycle(settings, "verify", "--policy", str(policy), "--workers", "1") == 1
+    assert "customer cdnow-0001: value_estimates: differs in p_alive" in capsys.readouterr().out
+
+
+def test_live_processing_fits_on_the_policys_schedule(settings, tmp_path, capsys):
+    policy = _usd_policy(tmp_path, refit_every_days=30)
+    source = tmp_path / "cdnow.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()))
+    assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
+    process = subprocess.Popen(
+        lifecycle_command(settings, "process", "--policy", str(policy), "--poll-interval", "0.1",
+                          "--clock-every", "0", "--snapshot-every", "0.1"),
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        # Bounded wait: the test asserts what happened, not how fast.
+        for _ in range(600):
+            if _fits_seen_live(settings, capsys):
+                break
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=60)
+    stderr = process.stderr.read() if process.stderr else ""
+    assert status == 0, stderr
+    assert "fitted the value models as of 1998-06-30T12:00:00+00:00 to 2,357 customers" in stderr
+    assert _rows(settings, "SELECT count(*) FROM value_models") == [(1,)]
+    assert _rows(settings, "SELECT count(*) FROM customers WHERE p_alive IS NOT NULL") == [(2357,)]
+
+
+def _fits_seen_live(settings, capsys) -> int:  # type: ignore[no-untyped-def]
+    """Fits in the running engine's snapshot, as `lifecycle sql` reads it (0 before the first snapshot)."""
+    capsys.readouterr()
+    if lifecycle(settings, "sql", "SELECT count(*) AS n FROM value_models", "--format", "json") != 0:
+        return 0
+    return json.loads(capsys.readouterr().out)[0]["n"]
 
 
 def test_a_fit_the_data_cannot_support_is_refused_with_what_to_do(settings, tmp_path, capsys):
