@@ -11,6 +11,9 @@ one customer or twenty million go through the same code; the figures of a custom
 depend only on the parameters and their own summary, never on the order of the rows.
 Figures are rounded (probabilities and counts to 6 decimals, money to whole minor
 units) so that the last bits of a special function on another CPU do not show.
+
+scipy is imported where it is used: it takes ~0.5 s to import, and every `lifecycle`
+command imports this module, while only fits and applying them need scipy.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, gammaln, hyp2f1
 
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.policy import Policy
@@ -63,6 +64,8 @@ class ValueFigures:
 
 def bg_nbd_log_likelihood(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
     """Each customer's log-likelihood under BG/NBD (FHL 2005, equation 6)."""
+    from scipy.special import gammaln
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     common = (gammaln(r + x) - gammaln(r) + r * np.log(alpha)
               + gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x))
@@ -77,6 +80,8 @@ def bg_nbd_log_likelihood(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndar
 def gamma_gamma_log_likelihood(params: GammaGammaParameters, x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Each repeat buyer's log-likelihood of their mean spend `m` over `x` purchases
     (Fader and Hardie 2013, equation 5, without the terms free of the parameters)."""
+    from scipy.special import gammaln
+
     p, q, gamma = params.p, params.q, params.gamma
     px = p * x
     return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
@@ -141,6 +146,8 @@ def _maximise(negative, start: np.ndarray, total: float):  # type: ignore[no-unt
     evaluations of the likelihood where Nelder-Mead took ~900 to the same optimum
     (within 1e-5, docs/benchmarks.md). Where its line search stalls on the gradients'
     noise right at the optimum, Nelder-Mead, which needs no gradient, finishes from there."""
+    from scipy.optimize import minimize
+
     mean = lambda v: negative(v) / total  # noqa: E731
     result = minimize(mean, start, method="L-BFGS-B", options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 10_000})
     if not result.success:
@@ -154,6 +161,8 @@ def _maximise(negative, start: np.ndarray, total: float):  # type: ignore[no-unt
 
 def p_alive(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
     """The chance each customer is still alive at their `age` (FHL 2005, equation 13)."""
+    from scipy.special import expit
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     odds = np.full(x.shape, -np.inf)
     repeat = x > 0
@@ -166,6 +175,8 @@ def expected_purchases(
     params: BetaGeoParameters, t: float, x: np.ndarray, t_x: np.ndarray, age: np.ndarray
 ) -> np.ndarray:
     """Each customer's expected purchases in the next `t` days (FHL 2005, equation 10)."""
+    from scipy.special import hyp2f1
+
     if t <= 0:
         return np.zeros(x.shape)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
