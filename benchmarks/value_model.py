@@ -3,10 +3,13 @@
 Simulates a population from BG/NBD and Gamma-Gamma with known parameters (in days and
 minor units, close to what CDNOW gives), then times `fit_bg_nbd`, `fit_gamma_gamma`
 and `figures` of lifecycle/value_model.py on it, and prints how close the fit comes to
-the parameters it was simulated from. The summaries' SQL and the writes of a real home
-are timed by `lifecycle fit-value-model` itself (docs/benchmarks.md says how).
+the parameters it was simulated from. With `--home`, times a real fit on a derived home
+instead, in its two steps: reading the summaries and fitting (as `lifecycle
+fit-value-model` does), then appending the fit and processing it (every customer's
+figures computed and written).
 
     .venv/bin/python benchmarks/value_model.py --customers 700000
+    .venv/bin/python benchmarks/value_model.py --home benchmarks/out/home-scale-c700000-s7-d365
 """
 
 from __future__ import annotations
@@ -55,12 +58,38 @@ def simulate(customers: int, days: int, seed: int) -> PurchaseSummaries:
     return PurchaseSummaries(frequency, recency, age, np.round(monetary))
 
 
+def on_home(home: Path) -> list[tuple[str, str]]:
+    """Fit on a derived home and apply the fit, timing each step."""
+    from consumers.engine_session import EngineSession
+    from consumers.settings import Settings
+    from schemas import encode_event
+
+    with EngineSession(Settings(home=home)) as session:
+        session.run_once()
+        started = time.perf_counter()
+        fit = session.store.fit_value_models(session.log_time(), source="benchmark")  # type: ignore[arg-type]
+        fitted = time.perf_counter() - started
+        session.log.append([(fit, encode_event(fit))])
+        started = time.perf_counter()
+        session.run_once()
+        applied = time.perf_counter() - started
+    return [("customers (repeat buyers)", f"{fit.customers:,} ({fit.repeat_customers:,})"),
+            ("summaries and fit, s", f"{fitted:.1f}"),
+            ("processing the fit (figures of every customer, written), s", f"{applied:.1f}"),
+            ("BG/NBD", f"r={fit.bg_nbd.r:.3f} alpha={fit.bg_nbd.alpha:.3f} a={fit.bg_nbd.a:.3f} b={fit.bg_nbd.b:.3f}"),
+            ("peak RSS, MiB", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=700_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--home", type=Path, help="time a real fit on this derived home instead")
     args = parser.parse_args()
+    if args.home is not None:
+        _print(on_home(args.home))
+        return
     started = time.perf_counter()
     summaries = simulate(args.customers, args.days, args.seed)
     print(f"simulated {args.customers:,} customers over {args.days} days in {time.perf_counter() - started:.1f} s "
@@ -82,6 +111,10 @@ def main() -> None:
     rows.append(("fitted Gamma-Gamma (truth)", " ".join(f"{n}={getattr(gamma_gamma, n):.3f} ({getattr(SPEND, n)})"
                                                          for n in ("p", "q", "gamma"))))
     rows.append(("peak RSS, MiB", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"))
+    _print(rows)
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -60,6 +60,8 @@ class ValueFigures:
     expected_purchases: np.ndarray
     expected_spend_minor: np.ndarray
     clv_minor: np.ndarray
+    valid: np.ndarray
+    """Where false, the figures overflowed: the customer has none (see `figures`)."""
 
 
 def bg_nbd_log_likelihood(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
@@ -202,22 +204,31 @@ def expected_spend(params: GammaGammaParameters, x: np.ndarray, m: np.ndarray) -
 def figures(
     bg_nbd: BetaGeoParameters, gamma_gamma: GammaGammaParameters, summaries: PurchaseSummaries, policy: Policy
 ) -> ValueFigures:
-    """Each customer's figures over the policy's horizon, CLV discounted at its rate."""
+    """Each customer's figures over the policy's horizon, CLV discounted at its rate.
+
+    Parameters far from any real fit (a fit event is data on the log like any other)
+    can overflow for some customers: those get no figures (`ValueFigures.valid` false),
+    rather than infinities, and are counted where the fit is applied.
+    """
     x, t_x, age = (np.asarray(c, dtype=np.float64) for c in (summaries.frequency, summaries.recency, summaries.age))
     horizon = policy.value_model.horizon_days
-    spend = expected_spend(gamma_gamma, x, np.asarray(summaries.monetary, dtype=np.float64))
-    ends = [*range(STEP_DAYS, horizon, STEP_DAYS), horizon]
-    clv, before = np.zeros(x.shape), np.zeros(x.shape)
-    for end in ends:
-        upto = expected_purchases(bg_nbd, end, x, t_x, age)
-        clv += (upto - before) * spend / (1 + policy.value.discount_rate) ** (end / 365)
-        before = upto
+    with np.errstate(all="ignore"):
+        spend = expected_spend(gamma_gamma, x, np.asarray(summaries.monetary, dtype=np.float64))
+        clv, before = np.zeros(x.shape), np.zeros(x.shape)
+        for end in [*range(STEP_DAYS, horizon, STEP_DAYS), horizon]:
+            upto = expected_purchases(bg_nbd, end, x, t_x, age)
+            clv += (upto - before) * spend / (1 + policy.value.discount_rate) ** (end / 365)
+            before = upto
+        alive = p_alive(bg_nbd, x, t_x, age)
+    valid = np.isfinite(alive) & np.isfinite(before) & (np.abs(spend) < _MONEY_LIMIT) & (np.abs(clv) < _MONEY_LIMIT)
     return ValueFigures(
-        p_alive=np.round(p_alive(bg_nbd, x, t_x, age), _DECIMALS),
-        expected_purchases=np.round(before, _DECIMALS),
-        expected_spend_minor=np.rint(spend).astype(np.int64),
-        clv_minor=np.rint(clv).astype(np.int64),
+        p_alive=np.round(np.where(valid, alive, 0.0), _DECIMALS),
+        expected_purchases=np.round(np.where(valid, before, 0.0), _DECIMALS),
+        expected_spend_minor=np.rint(np.where(valid, spend, 0.0)).astype(np.int64),
+        clv_minor=np.rint(np.where(valid, clv, 0.0)).astype(np.int64),
+        valid=valid,
     )
 
 
+_MONEY_LIMIT = 2.0**62
 _MIN_CUSTOMERS = 10

@@ -46,12 +46,12 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS value_model_partitions ("
     " model_id UUID NOT NULL, log_partition VARCHAR NOT NULL, log_position BIGINT NOT NULL,"
     " data_position BIGINT NOT NULL, customers BIGINT NOT NULL, fingerprint VARCHAR NOT NULL,"
-    " data_fingerprint VARCHAR)",
+    " data_fingerprint VARCHAR, customers_without_figures BIGINT)",
     "CREATE TABLE IF NOT EXISTS value_estimates ("
     " customer_id VARCHAR NOT NULL, log_partition VARCHAR NOT NULL, model_id UUID NOT NULL,"
     " frequency INTEGER NOT NULL, recency_days INTEGER NOT NULL, age_days INTEGER NOT NULL,"
-    " monetary_minor DOUBLE NOT NULL, p_alive DOUBLE NOT NULL, expected_purchases DOUBLE NOT NULL,"
-    " expected_spend_minor BIGINT NOT NULL, model_clv_minor BIGINT NOT NULL)",
+    " monetary_minor DOUBLE NOT NULL, p_alive DOUBLE, expected_purchases DOUBLE,"
+    " expected_spend_minor BIGINT, model_clv_minor BIGINT)",
 )
 
 _SUMMARIES = """
@@ -149,12 +149,14 @@ def apply_fit(
     if read is None:
         return  # the partition did not exist when the fit was made: its figures stay
     now = summaries(connection, partition, read.position, epoch_seconds(fit.occurred_at), movements)
+    rows = estimates_table(fit, partition, now, policy)
     connection.execute(
-        "UPDATE value_model_partitions SET data_fingerprint = ? WHERE model_id = ? AND log_partition = ?",
-        [now.fingerprint, fit.event_id, partition],
+        "UPDATE value_model_partitions SET data_fingerprint = ?, customers_without_figures = ? "
+        "WHERE model_id = ? AND log_partition = ?",
+        [now.fingerprint, rows.column("p_alive").null_count, fit.event_id, partition],
     )
     connection.execute("DELETE FROM value_estimates WHERE log_partition = ?", [partition])
-    append(connection, "value_estimates", estimates_table(fit, partition, now, policy))
+    append(connection, "value_estimates", rows)
 
 
 def estimates_table(fit: ValueModelFitted, partition: str, read: PartitionSummaries, policy: Policy) -> pa.Table:
@@ -170,10 +172,10 @@ def estimates_table(fit: ValueModelFitted, partition: str, read: PartitionSummar
         "recency_days": pa.array(counted.recency, pa.int32()),
         "age_days": pa.array(counted.age, pa.int32()),
         "monetary_minor": pa.array(counted.monetary, pa.float64()),
-        "p_alive": pa.array(out.p_alive, pa.float64()),
-        "expected_purchases": pa.array(out.expected_purchases, pa.float64()),
-        "expected_spend_minor": pa.array(out.expected_spend_minor, pa.int64()),
-        "model_clv_minor": pa.array(out.clv_minor, pa.int64()),
+        "p_alive": pa.array(out.p_alive, pa.float64(), mask=~out.valid),
+        "expected_purchases": pa.array(out.expected_purchases, pa.float64(), mask=~out.valid),
+        "expected_spend_minor": pa.array(out.expected_spend_minor, pa.int64(), mask=~out.valid),
+        "model_clv_minor": pa.array(out.clv_minor, pa.int64(), mask=~out.valid),
     })
 
 
@@ -189,7 +191,7 @@ def record_fit(connection: duckdb.DuckDBPyConnection, fit: ValueModelFitted, par
     )
     read = fit.data.get(partition)
     connection.execute(
-        "INSERT INTO value_model_partitions VALUES (?, ?, ?, ?, ?, ?, NULL)",
+        "INSERT INTO value_model_partitions VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
         [fit.event_id, partition, log_position, read.position if read else 0, read.customers if read else 0,
          read.fingerprint if read else ""],
     )

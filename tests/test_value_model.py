@@ -244,3 +244,25 @@ def test_a_cutoff_later_than_the_log_is_refused(settings, tmp_path, capsys):
 def test_the_policy_parses_its_value_model_section():
     policy = parse_policy('version = "v"\n[value_model]\nrefit_every_days = 30\nhorizon_days = 730\n')
     assert (policy.value_model.refit_every_days, policy.value_model.horizon_days) == (30, 730)
+
+
+def test_a_fit_whose_figures_overflow_leaves_those_customers_without_figures(settings, tmp_path, capsys):
+    """A fit event is data on the log: with a = 1 the expected purchases divide by zero."""
+    policy = _usd_policy(tmp_path, refit_every_days=0)
+    source = tmp_path / "cdnow.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()[:1500]))
+    assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
+    assert lifecycle(settings, "fit-value-model", "--policy", str(policy)) == 0
+    capsys.readouterr()
+    assert lifecycle(settings, "tail", "customer-events") == 0
+    fitted = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "value_model_fitted" in line)
+    forged = {**fitted, "event_id": "00000000-0000-4000-8000-0000000f0f0f", "bg_nbd": {**fitted["bg_nbd"], "a": 1.0}}
+    source.write_text(json.dumps(forged) + "\n")
+    assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    customers, without = _rows(settings, "SELECT sum(customers), sum(customers_without_figures) FROM "
+                                         "value_model_partitions WHERE model_id = '00000000-0000-4000-8000-0000000f0f0f'")[0]
+    assert 0 < without <= customers
+    assert _rows(settings, "SELECT count(*) FROM value_estimates WHERE p_alive IS NULL") == [(without,)]
+    assert _rows(settings, "SELECT count(*) FROM dead_letters") == [(0,)]
+    assert lifecycle(settings, "verify", "--policy", str(policy), "--workers", "1") == 0
