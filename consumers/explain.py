@@ -3,7 +3,8 @@
 Oldest first, every lifecycle event of the customer with its rule (id and words), the
 policy version and the thresholds it applied, the facts the rule read, and the events
 that caused it, read back from the log of record at their positions (type, time,
-position, payload with personal data masked). `--as-of` and `--known-at` put the
+position, payload with personal data masked). Now (on neither time axis), also their
+value model figures, with the purchase summary and the fit they come from. `--as-of` and `--known-at` put the
 story on one of its two time axes (projections/history.py). The projections are read
 as `lifecycle sql` reads them: read-only, from the snapshot while an engine runs.
 """
@@ -100,6 +101,7 @@ def _document(
         "known_at": known_at,
         "state": state,
         "transitions": [_transition(t, found.policies, causes, unmasked) for t in found.transitions],
+        "value_model": found.value_model,
     }
 
 
@@ -154,6 +156,8 @@ def render_text(document: dict[str, Any]) -> str:
     )
     stands = ", ".join(f"{d.replace('_', ' ')} {state[d]}" for d in POLICY_SECTIONS if d in state)
     lines = [f"customer {document['customer_id']}, {axis}: {stands}"]
+    if document.get("value_model"):
+        lines.append(_value_model_line(document["value_model"]))
     if not document["transitions"]:
         lines.append("no lifecycle event: every dimension has its starting value")
     for t in document["transitions"]:
@@ -171,6 +175,19 @@ def render_text(document: dict[str, Any]) -> str:
         for cause in t["caused_by"]:
             lines.append(f"  caused by {_cause_line(cause)}")
     return "\n".join(lines)
+
+
+def _value_model_line(model: dict[str, Any]) -> str:
+    figures = ("no figures: the fit's parameters overflow for this customer" if model["p_alive"] is None else
+               f"p_alive {model['p_alive']}, expected purchases {model['expected_purchases']}, expected spend "
+               f"{model['expected_spend_minor']}, model CLV {model['model_clv_minor']}")
+    return (
+        f"value model {model['model_id']} as of {_time(model['cutoff'])} (BG/NBD r={model['r']:.4g} "
+        f"alpha={model['alpha']:.4g} a={model['a']:.4g} b={model['b']:.4g}; Gamma-Gamma p={model['p']:.4g} "
+        f"q={model['q']:.4g} gamma={model['gamma']:.4g} {model['currency']} minor units), from "
+        f"{model['frequency']} repeat purchase days, the last {model['recency_days']} days after the first, "
+        f"the first {model['age_days']} days before the cutoff, {model['monetary_minor']:g} a repeat day: {figures}"
+    )
 
 
 def _cause_line(cause: dict[str, Any]) -> str:

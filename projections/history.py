@@ -68,8 +68,16 @@ class Story:
     transitions: list[dict[str, Any]]
     policies: dict[str, dict[str, Any]]
     """The thresholds of every policy version the transitions name."""
+    value_model: dict[str, Any] | None = None
+    """Now (on neither axis): the customer's purchase summary and figures from the
+    latest value model fit, with the fit; None without a figure."""
 
 
+_VALUE_MODEL = (
+    "SELECT m.model_id, m.cutoff, m.r, m.alpha, m.a, m.b, m.p, m.q, m.gamma, m.currency, e.frequency,"
+    " e.recency_days, e.age_days, e.monetary_minor, e.p_alive, e.expected_purchases, e.expected_spend_minor,"
+    " e.model_clv_minor FROM value_estimates e JOIN value_models m USING (model_id) WHERE e.customer_id = ?"
+)
 _TRANSITIONS = (
     "SELECT event_id, sequence, dimension, from_value, to_value, occurred_at, rule, policy_version,"
     " caused_by, log_partition, log_position, facts FROM {source} WHERE customer_id = ? ORDER BY sequence"
@@ -86,6 +94,7 @@ def story(
     if as_of is None and known_at is None:
         state = _row(connection, "SELECT * FROM customers WHERE customer_id = ?", [customer_id])
         transitions = _rows(connection, _TRANSITIONS.format(source="lifecycle_transitions"), [customer_id])
+        value_model = _row(connection, _VALUE_MODEL, [customer_id])
     else:
         axis, moment = ("as_of", as_of) if as_of is not None else ("known_at", known_at)
         state = _row(connection, f"SELECT * FROM customers_{axis}(?) WHERE customer_id = ?", [moment, customer_id])
@@ -94,6 +103,7 @@ def story(
         )
         if state is not None:
             state = {"as_of": moment if as_of is not None else None, **state}
+        value_model = None
     if state is None:
         return None
     for transition in transitions:
@@ -105,7 +115,7 @@ def story(
             "SELECT version, policy FROM policies WHERE version IN (SELECT unnest(?))", [versions]
         ).fetchall()
     }
-    return Story(state, transitions, policies)
+    return Story(state, transitions, policies, value_model)
 
 
 def _rows(connection: duckdb.DuckDBPyConnection, query: str, parameters: list[Any]) -> list[dict[str, Any]]:

@@ -171,6 +171,15 @@ def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_
     cents = Decimal("0.01")
     assert [float((Decimal(row[3]) / 100).quantize(cents, ROUND_HALF_UP)) for row in made] == zbar.tolist()
 
+    # Explained to an auditor: the summary, the fit and the figures.
+    capsys.readouterr()
+    assert lifecycle(settings, "explain", "cdnow-0001", "--format", "json") == 0
+    model = json.loads(capsys.readouterr().out)["value_model"]
+    assert (model["frequency"], model["recency_days"], model["age_days"], model["monetary_minor"]) == (2, 213, 272, 2234.5)
+    assert model["p_alive"] == _rows(settings, "SELECT p_alive FROM customers WHERE customer_id = 'cdnow-0001'")[0][0]
+    assert lifecycle(settings, "explain", "cdnow-0001") == 0
+    assert "from 2 repeat purchase days, the last 213 days after the first" in capsys.readouterr().out
+
     live = _rows(settings, ESTIMATES), _rows(settings, MODELS)
     assert len(live[0]) == 2357 and all(0 <= row[7] <= 1 for row in live[0])
     assert _rows(settings, "SELECT count(*) FROM customers WHERE p_alive IS NOT NULL") == [(2357,)]
