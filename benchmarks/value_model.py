@@ -58,8 +58,13 @@ def simulate(customers: int, days: int, seed: int) -> PurchaseSummaries:
     return PurchaseSummaries(frequency, recency, age, np.round(monetary))
 
 
-def on_home(home: Path) -> list[tuple[str, str]]:
-    """Fit on a derived home and apply the fit, timing each step."""
+def on_home(home: Path, as_of: str | None) -> list[tuple[str, str]]:
+    """Fit on a derived home (as of `as_of`, ISO 8601, or the log's time) and apply the
+    fit, timing each step."""
+    from datetime import datetime
+
+    from lifecycle.state import epoch_seconds
+
     from consumers.engine_session import EngineSession
     from consumers.settings import Settings
     from schemas import encode_event
@@ -67,7 +72,8 @@ def on_home(home: Path) -> list[tuple[str, str]]:
     with EngineSession(Settings(home=home)) as session:
         session.run_once()
         started = time.perf_counter()
-        fit = session.store.fit_value_models(session.log_time(), source="benchmark")  # type: ignore[arg-type]
+        cutoff = session.log_time() if as_of is None else epoch_seconds(datetime.fromisoformat(as_of))
+        fit = session.store.fit_value_models(cutoff, source="benchmark")  # type: ignore[arg-type]
         fitted = time.perf_counter() - started
         session.log.append([(fit, encode_event(fit))])
         started = time.perf_counter()
@@ -86,9 +92,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, help="time a real fit on this derived home instead")
+    parser.add_argument("--as-of", help="with --home: the cutoff (default: the log's time)")
     args = parser.parse_args()
     if args.home is not None:
-        _print(on_home(args.home))
+        _print(on_home(args.home, args.as_of))
         return
     started = time.perf_counter()
     summaries = simulate(args.customers, args.days, args.seed)
