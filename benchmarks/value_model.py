@@ -54,7 +54,8 @@ def simulate(customers: int, days: int, seed: int) -> PurchaseSummaries:
         frequency[index], recency[index] = len(bought), last - first[index]
     age = days - first
     nu = rng.gamma(SPEND.q, 1 / SPEND.gamma, customers)
-    monetary = np.where(frequency > 0, rng.gamma(SPEND.p * np.maximum(frequency, 1), 1 / nu) / np.maximum(frequency, 1), 0)
+    bought = np.maximum(frequency, 1)
+    monetary = np.where(frequency > 0, rng.gamma(SPEND.p * bought, 1 / nu) / bought, 0)
     return PurchaseSummaries(frequency, recency, age, np.round(monetary))
 
 

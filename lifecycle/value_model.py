@@ -47,9 +47,16 @@ class PurchaseSummaries:
     recency: np.ndarray
     age: np.ndarray
     monetary: np.ndarray
+    weights: np.ndarray | None = None
+    """How many customers each row stands for (for fitting on distinct rows); None: one."""
 
     def __len__(self) -> int:
         return len(self.frequency)
+
+    def customers(self, where: np.ndarray | None = None) -> int:
+        """How many customers the rows (those `where` is true) stand for."""
+        weights = np.ones(len(self)) if self.weights is None else self.weights
+        return int(round(float(weights.sum() if where is None else weights[where].sum())))
 
 
 @dataclass(frozen=True)
@@ -92,19 +99,19 @@ def gamma_gamma_log_likelihood(params: GammaGammaParameters, x: np.ndarray, m: n
 
 def fit_bg_nbd(summaries: PurchaseSummaries) -> tuple[BetaGeoParameters, float]:
     """The maximum-likelihood BG/NBD parameters, and the log-likelihood there."""
-    if len(summaries) < _MIN_CUSTOMERS or not np.any(summaries.frequency > 0):
+    if summaries.customers() < _MIN_CUSTOMERS or not np.any(summaries.frequency > 0):
         raise ModelNotFitted(
             f"BG/NBD needs at least {_MIN_CUSTOMERS} customers with a purchase, some of them repeat buyers "
-            f"(there are {len(summaries)}): publish more purchases or pick a later cutoff"
+            f"(there are {summaries.customers()}): publish more purchases or pick a later cutoff"
         )
-    rows, weights = _distinct(summaries.frequency, summaries.recency, summaries.age)
+    rows, weights = _distinct(summaries.weights, summaries.frequency, summaries.recency, summaries.age)
     x, t_x, age = rows
 
     def negative(log_params: np.ndarray) -> float:
         params = BetaGeoParameters(*np.exp(log_params).tolist())
         return -float(weights @ bg_nbd_log_likelihood(params, x, t_x, age))
 
-    start = np.log([1.0, max(float(np.mean(age)), 1.0) / 10, 1.0, 1.0])
+    start = np.log([1.0, max(float(np.average(age, weights=weights)), 1.0) / 10, 1.0, 1.0])
     best = _maximise(negative, start, weights.sum())
     return BetaGeoParameters(*np.exp(best.x).tolist()), -float(best.fun)
 
@@ -113,12 +120,13 @@ def fit_gamma_gamma(summaries: PurchaseSummaries) -> tuple[GammaGammaParameters,
     """The maximum-likelihood Gamma-Gamma parameters over the repeat buyers with a
     positive mean spend, and the log-likelihood there."""
     repeat = (summaries.frequency > 0) & (summaries.monetary > 0)
-    if np.count_nonzero(repeat) < _MIN_CUSTOMERS:
+    if summaries.customers(repeat) < _MIN_CUSTOMERS:
         raise ModelNotFitted(
             f"Gamma-Gamma needs at least {_MIN_CUSTOMERS} repeat buyers with a positive spend "
-            f"(there are {np.count_nonzero(repeat)}): publish more purchases or pick a later cutoff"
+            f"(there are {summaries.customers(repeat)}): publish more purchases or pick a later cutoff"
         )
-    (x, m), weights = _distinct(summaries.frequency[repeat], summaries.monetary[repeat])
+    weighted = None if summaries.weights is None else summaries.weights[repeat]
+    (x, m), weights = _distinct(weighted, summaries.frequency[repeat], summaries.monetary[repeat])
 
     def negative(log_params: np.ndarray) -> float:
         p, q, gamma = np.exp(log_params).tolist()
@@ -134,11 +142,12 @@ def fit_gamma_gamma(summaries: PurchaseSummaries) -> tuple[GammaGammaParameters,
     return GammaGammaParameters(p, q, gamma), -float(best.fun)
 
 
-def _distinct(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """The distinct rows of the columns (sorted), and how often each occurs: the
-    likelihood is a weighted sum over them, far fewer than customers."""
+def _distinct(weights: np.ndarray | None, *columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The distinct rows of the columns (sorted), and how many customers each stands
+    for: the likelihood is a weighted sum over them, far fewer than customers."""
     stacked = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
-    rows, counts = np.unique(stacked, axis=0, return_counts=True)
+    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(rows))
     return tuple(rows.T), counts.astype(np.float64)
 
 

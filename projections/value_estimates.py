@@ -11,15 +11,23 @@ customer the same figures (lifecycle/value_model.py computes them).
 A purchase summary counts the orders bought by the cutoff, less those its refunds (known
 by the cutoff) took to nothing, each on the day it was bought (UTC) with its revenue
 net of those refunds; a day's orders are one purchase of their sum. Its fingerprint is
-the SHA-256 of the summaries in customer order, so that a fit names the data it saw
+a SHA-256 of the summaries in customer order, so that a fit names the data it saw
 and applying it can tell whether the data is still that.
+
+Summaries are made in DuckDB into a temporary table and read from it in chunks of
+`CHUNK_ROWS` customers, so memory stays bounded whatever the population: the fit
+reads only their distinct rows with counts, and applying a fit computes and writes
+figures a chunk at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import duckdb
 import numpy as np
@@ -75,41 +83,69 @@ FROM days GROUP BY customer_id ORDER BY customer_id
 """
 
 
+CHUNK_ROWS = 250_000
+"""Customers' summaries are read, fingerprinted and given figures this many at a time,
+so that memory stays bounded whatever the population."""
+
+
 @dataclass(frozen=True)
-class PartitionSummaries:
-    """The purchase summaries of one partition's customers, in customer order."""
+class SummaryChunk:
+    """The purchase summaries of consecutive customers of one partition, in customer order."""
 
     customer_ids: pa.Array
     summaries: PurchaseSummaries
     repeat_spend: np.ndarray
-    fingerprint: str
 
 
-def summaries(
-    connection: duckdb.DuckDBPyConnection, partition: str, position: int, cutoff: int,
-    movements: str = "value_movements",
-) -> PartitionSummaries:
+class _Fingerprint:
+    """SHA-256 of a partition's summaries in customer order, fed a chunk at a time:
+    every id followed by a newline in one stream, every row's (frequency, recency, age,
+    repeat spend) as little-endian int64 in another, so that how the rows were chunked
+    does not count."""
+
+    def __init__(self) -> None:
+        self.ids, self.numbers = hashlib.sha256(), hashlib.sha256()
+
+    def add(self, chunk: SummaryChunk) -> None:
+        self.ids.update("".join(f"{c}\n" for c in chunk.customer_ids.to_pylist()).encode())
+        counted = chunk.summaries
+        rows = np.column_stack([counted.frequency, counted.recency, counted.age, chunk.repeat_spend])
+        self.numbers.update(rows.astype("<i8").tobytes())
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(b"purchase-summaries-v1\n" + self.ids.digest() + self.numbers.digest()).hexdigest()
+
+
+@contextmanager
+def _summarised(
+    connection: duckdb.DuckDBPyConnection, partition: str, position: int, cutoff: int, movements: str,
+) -> Iterator[int]:
     """The summaries as of `cutoff` (epoch seconds) of the movements of `partition` up
-    to `position`, from `movements` (a table, or SQL for the same columns)."""
-    rows = connection.sql(
-        _SUMMARIES.format(movements=movements),
-        params={"partition": partition, "position": position, "cutoff": cutoff, "cutoff_day": cutoff // DAY},
-    ).to_arrow_table().combine_chunks()
-    frequency, recency, age, repeat_spend = (
-        rows.column(name).to_numpy().astype(np.int64) for name in ("frequency", "recency", "age", "repeat_spend")
+    to `position`, from `movements` (a table, or SQL for the same columns), in the temp
+    table `_summaries`, numbered `n` in customer order, while in the block: how many."""
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE _summaries AS SELECT row_number() OVER (ORDER BY customer_id) - 1 AS n, * "
+        f"FROM ({_SUMMARIES.format(movements=movements)}) ORDER BY n",
+        {"partition": partition, "position": position, "cutoff": cutoff, "cutoff_day": cutoff // DAY},
     )
-    monetary = np.divide(repeat_spend, frequency, out=np.zeros(len(frequency)), where=frequency > 0)
-    ids = rows.column("customer_id").combine_chunks() if rows.num_rows else pa.array([], pa.string())
-    return PartitionSummaries(ids, PurchaseSummaries(frequency, recency, age, monetary), repeat_spend,
-                              _fingerprint(ids, frequency, recency, age, repeat_spend))
+    try:
+        yield connection.execute("SELECT count(*) FROM _summaries").fetchall()[0][0]
+    finally:
+        connection.execute("DROP TABLE IF EXISTS _summaries")
 
 
-def _fingerprint(ids: pa.Array, *columns: np.ndarray) -> str:
-    digest = hashlib.sha256(b"purchase-summaries-v1\n")
-    digest.update("\n".join(ids.to_pylist()).encode())
-    for column in columns:
-        digest.update(column.astype("<i8").tobytes())
-    return digest.hexdigest()
+def _chunks(connection: duckdb.DuckDBPyConnection, count: int) -> Iterator[SummaryChunk]:
+    for start in range(0, count, CHUNK_ROWS):
+        rows = connection.sql(
+            "SELECT customer_id, frequency, recency, age, repeat_spend FROM _summaries "
+            "WHERE n >= $start AND n < $end ORDER BY n", params={"start": start, "end": start + CHUNK_ROWS},
+        ).to_arrow_table()
+        frequency, recency, age, repeat_spend = (
+            rows.column(name).to_numpy().astype(np.int64) for name in ("frequency", "recency", "age", "repeat_spend")
+        )
+        monetary = np.divide(repeat_spend, frequency, out=np.zeros(len(frequency)), where=frequency > 0)
+        yield SummaryChunk(rows.column("customer_id").combine_chunks(),
+                           PurchaseSummaries(frequency, recency, age, monetary), repeat_spend)
 
 
 def fit_event(
@@ -117,25 +153,47 @@ def fit_event(
 ) -> ValueModelFitted:
     """Fit the models to the summaries of every partition up to its position in
     `positions`, as of `cutoff`: the event that records the fit (not yet on the log).
-    `ModelNotFitted` if the data cannot support a fit."""
-    parts = {partition: summaries(connection, partition, position, cutoff) for partition, position in positions.items()}
-    joined = PurchaseSummaries(*(np.concatenate([getattr(p.summaries, name) for p in parts.values()])
-                                 for name in ("frequency", "recency", "age", "monetary")))
-    bg_nbd, bg_nbd_ll = fit_bg_nbd(joined)
-    gamma_gamma, gamma_gamma_ll = fit_gamma_gamma(joined)
-    data = {partition: FittedPartition(positions[partition], len(p.customer_ids), p.fingerprint)
-            for partition, p in sorted(parts.items())}
-    fingerprint = hashlib.sha256("\n".join(f"{k} {v.position} {v.fingerprint}" for k, v in data.items()).encode())
+    `ModelNotFitted` if the data cannot support a fit. The likelihoods read the
+    distinct summaries with their counts, never every customer's at once."""
+    connection.execute("CREATE OR REPLACE TEMP TABLE _fit_rows (frequency BIGINT, recency BIGINT, age BIGINT,"
+                       " repeat_spend BIGINT)")
+    data = {}
+    for partition, position in sorted(positions.items()):
+        with _summarised(connection, partition, position, cutoff, "value_movements") as count:
+            fingerprint = _Fingerprint()
+            for chunk in _chunks(connection, count):
+                fingerprint.add(chunk)
+            connection.execute("INSERT INTO _fit_rows SELECT frequency, recency, age, repeat_spend FROM _summaries")
+        data[partition] = FittedPartition(position, count, fingerprint.hexdigest())
+    try:
+        rates = _weighted(connection, "SELECT frequency AS f, recency AS r, age AS a, 0.0 AS m, count(*) AS w "
+                                      "FROM _fit_rows GROUP BY ALL")
+        spends = _weighted(connection, "SELECT frequency AS f, 0 AS r, 0 AS a, repeat_spend / frequency AS m, "
+                                       "count(*) AS w FROM _fit_rows WHERE frequency > 0 AND repeat_spend > 0 "
+                                       "GROUP BY ALL")
+    finally:
+        connection.execute("DROP TABLE IF EXISTS _fit_rows")
+    bg_nbd, bg_nbd_ll = fit_bg_nbd(rates)
+    gamma_gamma, gamma_gamma_ll = fit_gamma_gamma(spends)
+    fingerprint_all = hashlib.sha256("\n".join(f"{k} {v.position} {v.fingerprint}" for k, v in data.items()).encode())
     at = as_datetime(cutoff)
-    name = f"{at.isoformat()}/{fingerprint.hexdigest()}/{policy.version}"
+    name = f"{at.isoformat()}/{fingerprint_all.hexdigest()}/{policy.version}"
     return ValueModelFitted(
         event_id=uuid.uuid5(FIT_NAMESPACE, name), occurred_at=at, source=source,
         currency=policy.value.base_currency, policy_version=policy.version,
         bg_nbd=bg_nbd, gamma_gamma=gamma_gamma,
         bg_nbd_log_likelihood=bg_nbd_ll, gamma_gamma_log_likelihood=gamma_gamma_ll,
-        customers=len(joined), repeat_customers=int(np.count_nonzero(joined.frequency > 0)),
-        fingerprint=fingerprint.hexdigest(), data=data,
+        customers=rates.customers(), repeat_customers=rates.customers(rates.frequency > 0),
+        fingerprint=fingerprint_all.hexdigest(), data=data,
     )
+
+
+def _weighted(connection: duckdb.DuckDBPyConnection, query: str) -> PurchaseSummaries:
+    """Distinct (frequency, recency, age, monetary) rows (`query` names them f, r, a, m)
+    and how many customers each stands for (w)."""
+    rows = connection.execute(f"SELECT * FROM ({query}) ORDER BY ALL").fetchnumpy()
+    return PurchaseSummaries(*(np.asarray(rows[name], dtype=np.float64) for name in ("f", "r", "a", "m")),
+                             weights=np.asarray(rows["w"], dtype=np.float64))
 
 
 def apply_fit(
@@ -145,21 +203,37 @@ def apply_fit(
     """Record `fit` (at `log_position` of `partition`) and replace the figures of the
     partition's customers with its own, inside the caller's transaction."""
     record_fit(connection, fit, partition, log_position)
-    read = fit.data.get(partition)
-    if read is None:
+    if partition not in fit.data:
         return  # the partition did not exist when the fit was made: its figures stay
-    now = summaries(connection, partition, read.position, epoch_seconds(fit.occurred_at), movements)
-    rows = estimates_table(fit, partition, now, policy)
+    connection.execute("DELETE FROM value_estimates WHERE log_partition = ?", [partition])
+    fingerprint, without = estimates(connection, fit, partition, policy, movements,
+                                     partial(append, connection, "value_estimates"))
     connection.execute(
         "UPDATE value_model_partitions SET data_fingerprint = ?, customers_without_figures = ? "
         "WHERE model_id = ? AND log_partition = ?",
-        [now.fingerprint, rows.column("p_alive").null_count, fit.event_id, partition],
+        [fingerprint, without, fit.event_id, partition],
     )
-    connection.execute("DELETE FROM value_estimates WHERE log_partition = ?", [partition])
-    append(connection, "value_estimates", rows)
 
 
-def estimates_table(fit: ValueModelFitted, partition: str, read: PartitionSummaries, policy: Policy) -> pa.Table:
+def estimates(
+    connection: duckdb.DuckDBPyConnection, fit: ValueModelFitted, partition: str, policy: Policy, movements: str,
+    write: Callable[[pa.Table], None],
+) -> tuple[str, int]:
+    """The `value_estimates` rows of the partition's customers from `fit`, made from the
+    same records the fit read and handed to `write` a chunk at a time: the fingerprint
+    of those records' summaries, and how many customers got no figures."""
+    read = fit.data[partition]
+    fingerprint, without = _Fingerprint(), 0
+    with _summarised(connection, partition, read.position, epoch_seconds(fit.occurred_at), movements) as count:
+        for chunk in _chunks(connection, count):
+            fingerprint.add(chunk)
+            rows = estimates_table(fit, partition, chunk, policy)
+            without += rows.column("p_alive").null_count
+            write(rows)
+    return fingerprint.hexdigest(), without
+
+
+def estimates_table(fit: ValueModelFitted, partition: str, read: SummaryChunk, policy: Policy) -> pa.Table:
     """The `value_estimates` rows of the customers `read` summarises."""
     counted = read.summaries
     out = figures(fit.bg_nbd, fit.gamma_gamma, counted, policy)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -24,7 +25,6 @@ import pyarrow as pa
 
 from lifecycle.policy import Policy
 from projections import customers, value_estimates
-from lifecycle.state import epoch_seconds
 from projections.arrow_rows import append
 from projections.bulk import TRANSITION_COLUMNS, parts_glob, parts_relation, value_fits
 
@@ -119,16 +119,12 @@ class Verification:
         """Each partition's figures from its latest fit on the log, made again from the
         replayed movements, against the live ones."""
         movements = self._replayed("movements", ", ".join(_MOVEMENT_COLUMNS))
-        latest = {partition: (position, fit) for partition, position, fit in value_fits(self.parts)}
-        tables = [
-            value_estimates.estimates_table(fit, partition, value_estimates.summaries(
-                self.connection, partition, fit.data[partition].position, epoch_seconds(fit.occurred_at), movements,
-            ), self.policy)
-            for partition, (_, fit) in latest.items() if partition in fit.data
-        ]
+        latest = {partition: fit for partition, _, fit in value_fits(self.parts)}
         self.connection.execute(f"CREATE TEMP TABLE replayed_estimates AS FROM live.{ESTIMATES} LIMIT 0")
-        for table in tables:
-            append(self.connection, "replayed_estimates", table)
+        write = partial(append, self.connection, "replayed_estimates")
+        for partition, fit in latest.items():
+            if partition in fit.data:
+                value_estimates.estimates(self.connection, fit, partition, self.policy, movements, write)
         return self._rows_differing(ESTIMATES, f"live.{ESTIMATES}", "replayed_estimates", _ESTIMATE_COLUMNS)
 
     def _customers(self) -> list[Mismatch]:

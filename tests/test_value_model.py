@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given
@@ -36,7 +37,9 @@ from lifecycle.value_model import (
     fit_gamma_gamma,
     p_alive,
 )
-from schemas.events import BetaGeoParameters
+from projections import value_estimates
+from schemas import decode_event
+from schemas.events import BetaGeoParameters, ValueModelFitted
 from tests.cli import ROOT, lifecycle, lifecycle_command
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow"
@@ -127,6 +130,14 @@ def _cdnow_events() -> list[dict]:
     return sorted(events, key=lambda e: (e["occurred_at"], e["event_id"]))
 
 
+def _fit_on_the_log(settings, capsys) -> ValueModelFitted:  # type: ignore[no-untyped-def]
+    capsys.readouterr()
+    assert lifecycle(settings, "tail", "customer-events") == 0
+    fits = [decode_event(line) for line in capsys.readouterr().out.splitlines() if "value_model_fitted" in line]
+    assert isinstance(fits[-1], ValueModelFitted)
+    return fits[-1]
+
+
 def _rows(settings, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
     connection = duckdb.connect(str(settings.views_path), read_only=True)
     try:
@@ -146,7 +157,9 @@ ESTIMATES = "SELECT * FROM value_estimates ORDER BY customer_id"
 MODELS = "SELECT * FROM value_models ORDER BY model_id"
 
 
-def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_figures(settings, tmp_path, capsys):
+def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_figures(
+    settings, tmp_path, capsys, monkeypatch
+):
     policy = _usd_policy(tmp_path, refit_every_days=0)
     source = tmp_path / "cdnow.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()))
@@ -175,10 +188,26 @@ def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_
     capsys.readouterr()
     assert lifecycle(settings, "explain", "cdnow-0001", "--format", "json") == 0
     model = json.loads(capsys.readouterr().out)["value_model"]
-    assert (model["frequency"], model["recency_days"], model["age_days"], model["monetary_minor"]) == (2, 213, 272, 2234.5)
+    summary = (model["frequency"], model["recency_days"], model["age_days"], model["monetary_minor"])
+    assert summary == (2, 213, 272, 2234.5)
     assert model["p_alive"] == _rows(settings, "SELECT p_alive FROM customers WHERE customer_id = 'cdnow-0001'")[0][0]
     assert lifecycle(settings, "explain", "cdnow-0001") == 0
     assert "from 2 repeat purchase days, the last 213 days after the first" in capsys.readouterr().out
+
+    # The summaries read in chunks of any size give the fit's fingerprints and all the rows.
+    fit = _fit_on_the_log(settings, capsys)
+    connection = duckdb.connect(str(settings.views_path), read_only=True)
+    try:
+        for rows in (value_estimates.CHUNK_ROWS, 500):
+            monkeypatch.setattr(value_estimates, "CHUNK_ROWS", rows)
+            for partition, read in fit.data.items():
+                written: list = []
+                fingerprint, without = value_estimates.estimates(
+                    connection, fit, partition, parse_policy(policy.read_text()), "value_movements", written.append)
+                assert (fingerprint, without) == (read.fingerprint, 0)
+                assert sum(table.num_rows for table in written) == read.customers
+    finally:
+        connection.close()
 
     live = _rows(settings, ESTIMATES), _rows(settings, MODELS)
     assert len(live[0]) == 2357 and all(0 <= row[7] <= 1 for row in live[0])
@@ -262,15 +291,13 @@ def test_a_fit_whose_figures_overflow_leaves_those_customers_without_figures(set
     source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()[:1500]))
     assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
     assert lifecycle(settings, "fit-value-model", "--policy", str(policy)) == 0
-    capsys.readouterr()
-    assert lifecycle(settings, "tail", "customer-events") == 0
-    fitted = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "value_model_fitted" in line)
+    fitted = msgspec.to_builtins(_fit_on_the_log(settings, capsys))
     forged = {**fitted, "event_id": "00000000-0000-4000-8000-0000000f0f0f", "bg_nbd": {**fitted["bg_nbd"], "a": 1.0}}
     source.write_text(json.dumps(forged) + "\n")
     assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
     assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
-    customers, without = _rows(settings, "SELECT sum(customers), sum(customers_without_figures) FROM "
-                                         "value_model_partitions WHERE model_id = '00000000-0000-4000-8000-0000000f0f0f'")[0]
+    customers, without = _rows(settings, "SELECT sum(customers), sum(customers_without_figures) FROM value_model_"
+                                         "partitions WHERE model_id = '00000000-0000-4000-8000-0000000f0f0f'")[0]
     assert 0 < without <= customers
     assert _rows(settings, "SELECT count(*) FROM value_estimates WHERE p_alive IS NULL") == [(without,)]
     assert _rows(settings, "SELECT count(*) FROM dead_letters") == [(0,)]
