@@ -166,13 +166,12 @@ def _value_matrix(connection: duckdb.DuckDBPyConnection) -> Section:
         return Section(title, _NO_FIT, "", "")
     rows = _rows(connection, "SELECT current_level, potential_level, quadrant, count(*), sum(current_value_minor), "
                              "sum(potential_minor) FROM value_matrix GROUP BY ALL ORDER BY 3")
-    cells = {(f"current {c}", f"potential {p}"): n for c, p, _, n, _, _ in rows}
-    grid = _heatmap(["current high", "current low"], ["potential low", "potential high"], cells, "current value",
-                    "potential")
+    cells = {(f"current {c}", p): n for c, p, _, n, _, _ in rows}
+    grid = _heatmap(["current high", "current low"], ["low", "high"], cells, "current value", "potential")
     table = _table(("quadrant", "customers", "current value (minor units)", "potential (minor units)"),
                    [(quadrant, n, current, potential) for _, _, quadrant, n, current, potential in rows])
-    return Section(title, "Current value (the trailing window) against potential (the model's CLV), split at "
-                   "each one's median.", grid, table)
+    return Section(title, "Current value (the trailing window; rows) against potential (the model's CLV; "
+                   "columns), split at each one's median.", grid, table)
 
 
 def _activity(connection: duckdb.DuckDBPyConnection) -> Section:
@@ -210,7 +209,10 @@ def _bars(items: list[tuple[str, int]]) -> str:
 def _heatmap(rows: list[str], columns: list[str], counts: dict[tuple[str, str], int], across: str, down: str) -> str:
     cell, left, top = 64, 150, 40
     largest = max(counts.values(), default=0) or 1
-    parts = [f'<svg class="chart" viewBox="0 0 {left + cell * len(columns) + 4} {top + cell * len(rows) + 4}" '
+    width = left + cell * len(columns) + 4
+    # Never drawn wider than its own size: a 2 x 2 grid scaled to the page's width has
+    # labels larger than the headings.
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {top + cell * len(rows) + 4}" style="max-width:{width}px" '
              f'role="img" aria-label="{escape(across)} by {escape(down)}">']
     for c, column in enumerate(columns):
         parts.append(f'<text x="{left + c * cell + cell / 2}" y="{top - 8}" text-anchor="middle" '
