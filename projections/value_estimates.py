@@ -77,9 +77,11 @@ WITH taken AS (
     FROM orders WHERE bought_at IS NOT NULL AND (refunded_minor IS NULL OR net_minor > 0)
     GROUP BY customer_id, day
 )
-SELECT customer_id, count(*) - 1 AS frequency, max(day) - min(day) AS recency, $cutoff_day - min(day) AS age,
-       (sum(spend) - arg_min(spend, day))::BIGINT AS repeat_spend
-FROM days GROUP BY customer_id ORDER BY customer_id
+SELECT *, CASE WHEN frequency > 0 THEN repeat_spend / frequency ELSE 0.0 END AS monetary FROM (
+    SELECT customer_id, count(*) - 1 AS frequency, max(day) - min(day) AS recency, $cutoff_day - min(day) AS age,
+           (sum(spend) - arg_min(spend, day))::BIGINT AS repeat_spend
+    FROM days GROUP BY customer_id)
+ORDER BY customer_id
 """
 
 
@@ -137,13 +139,13 @@ def _summarised(
 def _chunks(connection: duckdb.DuckDBPyConnection, count: int) -> Iterator[SummaryChunk]:
     for start in range(0, count, CHUNK_ROWS):
         rows = connection.sql(
-            "SELECT customer_id, frequency, recency, age, repeat_spend FROM _summaries "
+            "SELECT customer_id, frequency, recency, age, repeat_spend, monetary FROM _summaries "
             "WHERE n >= $start AND n < $end ORDER BY n", params={"start": start, "end": start + CHUNK_ROWS},
         ).to_arrow_table()
         frequency, recency, age, repeat_spend = (
             rows.column(name).to_numpy().astype(np.int64) for name in ("frequency", "recency", "age", "repeat_spend")
         )
-        monetary = np.divide(repeat_spend, frequency, out=np.zeros(len(frequency)), where=frequency > 0)
+        monetary = rows.column("monetary").to_numpy().astype(np.float64)
         yield SummaryChunk(rows.column("customer_id").combine_chunks(),
                            PurchaseSummaries(frequency, recency, age, monetary), repeat_spend)
 
@@ -156,21 +158,20 @@ def fit_event(
     `ModelNotFitted` if the data cannot support a fit. The likelihoods read the
     distinct summaries with their counts, never every customer's at once."""
     connection.execute("CREATE OR REPLACE TEMP TABLE _fit_rows (frequency BIGINT, recency BIGINT, age BIGINT,"
-                       " repeat_spend BIGINT)")
+                       " monetary DOUBLE)")
     data = {}
     for partition, position in sorted(positions.items()):
         with _summarised(connection, partition, position, cutoff, "value_movements") as count:
             fingerprint = _Fingerprint()
             for chunk in _chunks(connection, count):
                 fingerprint.add(chunk)
-            connection.execute("INSERT INTO _fit_rows SELECT frequency, recency, age, repeat_spend FROM _summaries")
+            connection.execute("INSERT INTO _fit_rows SELECT frequency, recency, age, monetary FROM _summaries")
         data[partition] = FittedPartition(position, count, fingerprint.hexdigest())
     try:
         rates = _weighted(connection, "SELECT frequency AS f, recency AS r, age AS a, 0.0 AS m, count(*) AS w "
                                       "FROM _fit_rows GROUP BY ALL")
-        spends = _weighted(connection, "SELECT frequency AS f, 0 AS r, 0 AS a, repeat_spend / frequency AS m, "
-                                       "count(*) AS w FROM _fit_rows WHERE frequency > 0 AND repeat_spend > 0 "
-                                       "GROUP BY ALL")
+        spends = _weighted(connection, "SELECT frequency AS f, 0 AS r, 0 AS a, monetary AS m, count(*) AS w "
+                                       "FROM _fit_rows WHERE frequency > 0 AND monetary > 0 GROUP BY ALL")
     finally:
         connection.execute("DROP TABLE IF EXISTS _fit_rows")
     bg_nbd, bg_nbd_ll = fit_bg_nbd(rates)
