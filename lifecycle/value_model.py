@@ -186,6 +186,11 @@ def expected_purchases(
     params: BetaGeoParameters, t: float, x: np.ndarray, t_x: np.ndarray, age: np.ndarray
 ) -> np.ndarray:
     """Each customer's expected purchases in the next `t` days (FHL 2005, equation 10)."""
+    return _purchases_if_alive(params, t, x, age) * p_alive(params, x, t_x, age)
+
+
+def _purchases_if_alive(params: BetaGeoParameters, t: float, x: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """Equation 10 without its last factor, P(alive), which `figures` computes once for all its steps."""
     from scipy.special import hyp2f1
 
     if t <= 0:
@@ -195,11 +200,12 @@ def expected_purchases(
     z = t / (alpha + age + t)
     with np.errstate(divide="ignore", over="ignore"):
         log_hyp = np.log(hyp2f1(big_a, big_b, big_c, z))
-        # Where the series overflows, Euler's transformation of the same function.
-        euler = np.log(hyp2f1(big_c - big_a, big_c - big_b, big_c, z)) + (big_c - big_a - big_b) * np.log1p(-z)
-    log_hyp = np.where(np.isfinite(log_hyp), log_hyp, euler)
-    unconditional = (a + b + x - 1) / (a - 1) * -np.expm1(log_hyp + (r + x) * np.log((alpha + age) / (alpha + age + t)))
-    return unconditional * p_alive(params, x, t_x, age)
+        overflowed = ~np.isfinite(log_hyp)
+        if overflowed.any():
+            # There, Euler's transformation of the same function (hyp2f1 is most of the cost: only where needed).
+            c, a_, b_, z_ = big_c[overflowed], big_a[overflowed], big_b[overflowed], z[overflowed]
+            log_hyp[overflowed] = np.log(hyp2f1(c - a_, c - b_, c, z_)) + (c - a_ - b_) * np.log1p(-z_)
+    return (a + b + x - 1) / (a - 1) * -np.expm1(log_hyp + (r + x) * np.log((alpha + age) / (alpha + age + t)))
 
 
 def expected_spend(params: GammaGammaParameters, x: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -223,12 +229,12 @@ def figures(
     horizon = policy.value_model.horizon_days
     with np.errstate(all="ignore"):
         spend = expected_spend(gamma_gamma, x, np.asarray(summaries.monetary, dtype=np.float64))
+        alive = p_alive(bg_nbd, x, t_x, age)
         clv, before = np.zeros(x.shape), np.zeros(x.shape)
         for end in [*range(STEP_DAYS, horizon, STEP_DAYS), horizon]:
-            upto = expected_purchases(bg_nbd, end, x, t_x, age)
+            upto = _purchases_if_alive(bg_nbd, end, x, age) * alive
             clv += (upto - before) * spend / (1 + policy.value.discount_rate) ** (end / 365)
             before = upto
-        alive = p_alive(bg_nbd, x, t_x, age)
     valid = np.isfinite(alive) & np.isfinite(before) & (np.abs(spend) < _MONEY_LIMIT) & (np.abs(clv) < _MONEY_LIMIT)
     return ValueFigures(
         p_alive=np.round(np.where(valid, alive, 0.0), _DECIMALS),
