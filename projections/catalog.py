@@ -1,6 +1,6 @@
 """The segment catalog for analysts: views over the projections (docs/catalog.md).
 
-The segmentations the domain is built on (DOMAIN.md sections 2-5) depend on the whole
+The segmentations the domain is built on (docs/domain.md sections 2-5) depend on the whole
 population (a quintile, the customers that bring 80% of the value), so they are
 computed over the customer set, in DuckDB, when queried, never per event: views cost
 the engine nothing (cohort retention reads `value_movements`, which the engine appends
@@ -167,7 +167,7 @@ FROM buying b JOIN sizes s USING (cohort)
 ORDER BY cohort_month, months_after
 """
 
-# Current value against potential (DOMAIN.md section 4): the model's CLV is the
+# Current value against potential (docs/domain.md section 4): the model's CLV is the
 # potential; each axis splits at its median over the customers with a figure.
 _VALUE_MATRIX = """
 CREATE OR REPLACE VIEW value_matrix AS

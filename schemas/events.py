@@ -1,6 +1,6 @@
 """The raw customer events: the wire contract of the `customer-events` log.
 
-One flat JSON object per event, tagged by ``type`` (DOMAIN.md section 1). The base
+One flat JSON object per event, tagged by ``type`` (docs/domain.md section 1). The base
 Struct carries the tag and the fields every event has; ``AnyEvent`` lists the events.
 Schema changes are additive: a new field gets a default, so old payloads still decode
 (they are kept under ``tests/fixtures/``). Unknown extra fields are ignored, so newer

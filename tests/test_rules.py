@@ -4,7 +4,7 @@ Each history is a list of events of one customer (and clock events), with times 
 days after 2025-01-01 UTC; it runs through `LifecycleEngine` on a fresh
 `CustomerState`. The expectation is where the customer ends up and/or the exact
 lifecycle events `(dimension, from, to, rule)` the history caused. Thresholds come from
-the shipped `lifecycle/policy.toml` (DOMAIN.md sections 2-5).
+the shipped `lifecycle/policy.toml` (docs/domain.md sections 2-5).
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def test_several_problems_are_reported_together():
         parse_policy(text)
 
 
-# --- the ladder (DOMAIN.md section 2) -------------------------------------------------
+# --- the ladder (docs/domain.md section 2) --------------------------------------------
 
 LOYAL = purchases(0, 30, 60, 90)  # four purchases within a year: a loyal client on day 90
 
@@ -357,7 +357,7 @@ def test_an_advocate_by_referral_steps_down_when_the_referral_is_a_year_old():
     ]
 
 
-# --- decline by time alone (activity, DOMAIN.md section 2) ----------------------------
+# --- decline by time alone (activity, docs/domain.md section 2) -----------------------
 
 FIXED = "fixed_thresholds"
 OWN = "own_rhythm"
@@ -461,7 +461,7 @@ def test_win_back(history, expected, win_backs):
 
 
 def test_a_late_purchase_from_before_the_dormancy_is_no_win_back():
-    """A win-back is a purchase after dormancy (DOMAIN.md section 2). A late purchase dated
+    """A win-back is a purchase after dormancy (docs/domain.md section 2). A late purchase dated
     day 150 shows the customer was never dormant (dormancy would begin on day 180 without
     it): the activity is corrected to active, but nobody was won back."""
     result = run([purchase(0, "o1", 1_000), clock(200), purchase(150, "o2", 1_000)])
@@ -600,7 +600,7 @@ def test_a_refunded_repeat_customer_steps_down():
     assert result.changes("stage")[-1] == stage("repeat", "first_time", "first_purchase")
 
 
-# --- complaints and service recovery (DOMAIN.md section 5) ----------------------------
+# --- complaints and service recovery (docs/domain.md section 5) -----------------------
 
 LOYAL_10 = purchases(0, 10, 20, 30)  # loyal from day 30, a 10-day rhythm (drowsy after day 45)
 
@@ -674,7 +674,7 @@ def test_a_satisfied_recovery_counts_for_a_year():
     ]
 
 
-# --- attitude and the loyalty type (DOMAIN.md section 3) ------------------------------
+# --- attitude and the loyalty type (docs/domain.md section 3) -------------------------
 
 LOYALTY_TYPE_CASES = {
     "none: one purchase, no signal": (purchases(0), "neutral", "none"),
@@ -706,7 +706,7 @@ def test_high_repeat_needs_four_purchases_within_the_window():
     ]
 
 
-# --- value and the relationship level (DOMAIN.md sections 4 and 5) --------------------
+# --- value and the relationship level (docs/domain.md sections 4 and 5) ---------------
 
 
 def expected_clv(yearly: int, activity: str = "active", policy: Policy = POLICY) -> int:
