@@ -239,12 +239,15 @@ def _fit_value_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_fit(fit: ValueModelFitted) -> None:
+def _print_fit(fitted: tuple[ValueModelFitted, bool]) -> None:
+    fit, appended = fitted
     bg, gg = fit.bg_nbd, fit.gamma_gamma
+    where = ("is on the log and applied" if appended else
+             "was already on the log (the same cutoff, data and policy): nothing appended")
     print(f"fitted the value models as of {fit.occurred_at.isoformat()} to {fit.customers:,} customers "
           f"({fit.repeat_customers:,} repeat buyers): BG/NBD r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
           f"b={bg.b:.4g} per day; Gamma-Gamma p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} {fit.currency} "
-          f"minor units; fit {fit.event_id} is on the log and applied (see `value_models`)", file=sys.stderr)
+          f"minor units; fit {fit.event_id} {where} (see `value_models`)", file=sys.stderr)
 
 
 class _Snapshots:

@@ -84,10 +84,14 @@ class EngineSession:
         known = [at for t in self.processor.times.values() for at in (t.event_time, t.clock_at) if at is not None]
         return max(known, default=None)
 
-    def fit_value_models(self, as_of: datetime | None = None) -> ValueModelFitted:
+    def fit_value_models(self, as_of: datetime | None = None) -> tuple[ValueModelFitted, bool]:
         """Catch up with the log, fit the value models to the purchases as of `as_of`
         (the log's time if None), append the fit to the log and process it, so that
-        every customer's figures follow from it (projections/value_estimates.py)."""
+        every customer's figures follow from it (projections/value_estimates.py).
+
+        The fit, and whether it was appended: not when its id is on the log already,
+        that is, a fit of the same cutoff, data and policy; then nothing is appended
+        or processed, and the fit on the log may name earlier positions read."""
         self.run_once()
         known = self.log_time()
         if known is None:
@@ -99,9 +103,12 @@ class EngineSession:
             raise ConfigurationError(msg)
         self._fit_tried_at = cutoff
         fit = self.store.fit_value_models(cutoff, source="lifecycle-fit-value-model")
-        self.log.append([(fit, encode_event(fit))])
-        self.run_once()
-        return fit
+        # The log skips an id it has (a duplicate) and refuses it with other content (a
+        # conflict: the same fit read up to other positions); either way it is there.
+        appended = self.log.append([(fit, encode_event(fit))]).appended > 0
+        if appended:
+            self.run_once()
+        return fit, appended
 
     def value_fit_due(self) -> bool:
         """Whether the policy's schedule calls for a fit: none yet, or the latest one's

@@ -23,11 +23,14 @@ figures a chunk at a time.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
+from typing import Final
 
 import duckdb
 import numpy as np
@@ -40,8 +43,11 @@ from projections.arrow_rows import append
 from schemas.events import FittedPartition, ValueModelFitted
 
 FIT_NAMESPACE = uuid.UUID("a3d9c1e2-6b7f-4e0a-8c5d-9f1e2b3c4d70")
-"""Fixed forever: a fit's id is a uuid5 name of its cutoff, data and policy, so fitting
-the same data twice appends nothing new."""
+"""Fixed forever: a fit's id is a uuid5 name of what decides its figures (`fit_id`), so
+fitting the same data twice gives the same id, which the log takes only once."""
+
+TIME_UNIT: Final = "day"
+"""The unit of the summaries' recency and age, and so of the fitted rates."""
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS value_models ("
@@ -176,17 +182,29 @@ def fit_event(
         connection.execute("DROP TABLE IF EXISTS _fit_rows")
     bg_nbd, bg_nbd_ll = fit_bg_nbd(rates)
     gamma_gamma, gamma_gamma_ll = fit_gamma_gamma(spends)
-    fingerprint_all = hashlib.sha256("\n".join(f"{k} {v.position} {v.fingerprint}" for k, v in data.items()).encode())
-    at = as_datetime(cutoff)
-    name = f"{at.isoformat()}/{fingerprint_all.hexdigest()}/{policy.version}"
+    at, fingerprint = as_datetime(cutoff), data_fingerprint(data)
     return ValueModelFitted(
-        event_id=uuid.uuid5(FIT_NAMESPACE, name), occurred_at=at, source=source,
+        event_id=fit_id(at, fingerprint, policy), occurred_at=at, source=source, time_unit=TIME_UNIT,
         currency=policy.value.base_currency, policy_version=policy.version,
         bg_nbd=bg_nbd, gamma_gamma=gamma_gamma,
         bg_nbd_log_likelihood=bg_nbd_ll, gamma_gamma_log_likelihood=gamma_gamma_ll,
         customers=rates.customers(), repeat_customers=rates.customers(rates.frequency > 0),
-        fingerprint=fingerprint_all.hexdigest(), data=data,
+        fingerprint=fingerprint, data=data,
     )
+
+
+def data_fingerprint(data: dict[str, FittedPartition]) -> str:
+    """SHA-256 of the data a fit read: each partition's name (so that two partitions'
+    summaries stay apart), customers and summaries' fingerprint. Not the positions it
+    read up to: any append moves them, the fit's own included, while the data stays."""
+    lines = "".join(f"{json.dumps(name)} {read.customers} {read.fingerprint}\n" for name, read in sorted(data.items()))
+    return hashlib.sha256(b"fitted-partitions-v2\n" + lines.encode()).hexdigest()
+
+
+def fit_id(cutoff: datetime, fingerprint: str, policy: Policy) -> uuid.UUID:
+    """The id of a fit as of `cutoff` to the data of `fingerprint` (`data_fingerprint`)
+    under `policy`: the same for any fit whose figures would be the same."""
+    return uuid.uuid5(FIT_NAMESPACE, f"{TIME_UNIT}/{cutoff.isoformat()}/{fingerprint}/{policy.version}")
 
 
 def _weighted(connection: duckdb.DuckDBPyConnection, query: str) -> PurchaseSummaries:

@@ -18,6 +18,7 @@ import json
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.engine_session import EngineSession
 from lifecycle.policy import parse_policy
 from lifecycle.value_model import (
     PurchaseSummaries,
@@ -39,7 +41,7 @@ from lifecycle.value_model import (
 )
 from projections import value_estimates
 from schemas import decode_event
-from schemas.events import BetaGeoParameters, ValueModelFitted
+from schemas.events import BetaGeoParameters, FittedPartition, ValueModelFitted
 from tests.cli import ROOT, lifecycle, lifecycle_command
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow"
@@ -256,6 +258,53 @@ def _fits_seen_live(settings, capsys) -> int:  # type: ignore[no-untyped-def]
     if lifecycle(settings, "sql", "SELECT count(*) AS n FROM value_models", "--format", "json") != 0:
         return 0
     return json.loads(capsys.readouterr().out)[0]["n"]
+
+
+def _fit_told(settings, capsys, *args: str) -> str:  # type: ignore[no-untyped-def]
+    """What `lifecycle fit-value-model ARGS` said of the fit, after it succeeded."""
+    capsys.readouterr()
+    assert lifecycle(settings, "fit-value-model", *args) == 0
+    return capsys.readouterr().err
+
+
+def test_fitting_the_same_data_again_appends_nothing_and_new_purchases_make_a_new_fit(settings, tmp_path, capsys):
+    policy = _usd_policy(tmp_path, refit_every_days=30)
+    events = _cdnow_events()[:1500]
+    late = events[:-1:50]  # bought before the first fit's cutoff, published after it
+    source = tmp_path / "cdnow.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events if e not in late))
+    assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
+    assert "is on the log and applied" in _fit_told(settings, capsys, "--policy", str(policy))
+    first = _fit_on_the_log(settings, capsys)
+    told = _fit_told(settings, capsys, "--policy", str(policy))
+    assert f"fit {first.event_id} was already on the log" in told and "nothing appended" in told
+    with EngineSession(replace(settings, policy=policy)) as session:
+        fit, appended = session.fit_value_models()
+        assert (fit.event_id, appended) == (first.event_id, False)
+        assert not session.value_fit_due()  # the live schedule does not fit the same data again
+
+    capsys.readouterr()
+    assert lifecycle(settings, "tail", "customer-events") == 0
+    fits = [line for line in capsys.readouterr().out.splitlines() if "value_model_fitted" in line]
+    assert len(fits) == len(first.data)  # one fit, in every partition
+    assert _rows(settings, "SELECT model_id FROM value_models") == [(first.event_id,)]
+    assert _rows(settings, "SELECT count(*) FROM value_model_partitions") == [(len(fits),)]
+
+    source.write_text("".join(json.dumps(e) + "\n" for e in late))
+    assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
+    cutoff = first.occurred_at.isoformat()
+    assert "is on the log and applied" in _fit_told(settings, capsys, "--as-of", cutoff, "--policy", str(policy))
+    second = _fit_on_the_log(settings, capsys)
+    assert second.event_id != first.event_id and second.occurred_at == first.occurred_at
+    assert _rows(settings, "SELECT count(DISTINCT model_id), count(DISTINCT fingerprint) FROM value_models") == [(2, 2)]
+
+
+def test_a_fits_data_fingerprint_names_each_partitions_data_not_the_positions_read():
+    bought, empty = (FittedPartition(6, 2, "a" * 64), FittedPartition(6, 0, "b" * 64))
+    read = {"p0": bought, "p1": empty}
+    assert value_estimates.data_fingerprint(read) == value_estimates.data_fingerprint(
+        {"p0": FittedPartition(9, 2, "a" * 64), "p1": FittedPartition(7, 0, "b" * 64)})
+    assert value_estimates.data_fingerprint(read) != value_estimates.data_fingerprint({"p0": empty, "p1": bought})
 
 
 def test_a_fit_the_data_cannot_support_is_refused_with_what_to_do(settings, tmp_path, capsys):
