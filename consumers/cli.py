@@ -1,5 +1,5 @@
-"""The `lifecycle` command: publish, process, fit-value-model, replay, verify, explain, sql, export, report, tail,
-schema, demo.
+"""The `lifecycle` command: publish, process, clock, fit-value-model, replay, verify, explain, dead-letters, sql,
+export, report, tail, schema, demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -23,34 +23,35 @@ from typing import BinaryIO
 
 import msgspec
 
+from consumers import engine_commands
+from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
+from consumers.dead_letter_listing import list_dead_letters
+from consumers.dead_letter_listing import render_text as render_dead_letters
 from consumers.dry_run import dry_run
 from consumers.dry_run import render_text as render_dry_run
 from consumers.engine_session import EngineSession
 from consumers.errors import ConfigurationError, LifecycleError
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
+from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.explain import UnknownCustomer, explain, render_text
 from consumers.logs import open_event_log
-from consumers.output import FORMATS, visible, write_rows
+from consumers.output import FORMATS, snapshot_note, visible, write_rows
 from consumers.policy_file import load_policy
-from consumers.processor import ProcessReport
+from consumers.progress import Progress
 from consumers.publisher import PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
-from consumers.stopping import Stopping
 from consumers.verify import verify
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.value_model import ModelNotFitted
+from projections.dead_letters import KINDS
 from projections.errors import ProjectionError
 from projections.export import export_parquet
 from projections.report import build_report
 from projections.query import run_query
-from schemas import SchemaError, ValueModelFitted, customer_events_schema, customer_lifecycle_schema
+from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
 
 _EXPECTED_ERRORS = (LifecycleError, LifecycleDomainError, ProjectionError, SchemaError, OSError)
 _SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema}
-# How far ahead of this machine's clock `publish` takes an event without --allow-future:
-# a day covers clocks set a little wrong and offsets written by hand.
-_FUTURE_MARGIN = timedelta(days=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,8 +124,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
     sub.add_argument("--allow-future", action="store_true",
                      help="take events dated more than a day ahead of this machine's clock")
-    sub = command("process", _process, "derive the customers' lifecycle from the log", derive, cached)
-    sub.add_argument("--once", action="store_true", help="stop when caught up")
+    sub = command("process", engine_commands.process, "derive the customers' lifecycle from the log", derive, cached)
+    sub.add_argument("--once", action="store_true",
+                     help="stop when caught up, after appending a clock dated now so that customers age (a batch run)")
+    sub.add_argument("--no-clock", dest="clock", action="store_false",
+                     help="with --once: append no clock (time moves only with the log's own events and clocks)")
+    sub.add_argument("--clock-at", type=_moment, metavar="TIME",
+                     help="with --once: date the batch run's clock at TIME instead of now")
+    sub.add_argument("--allow-future", action="store_true",
+                     help="take a --clock-at more than a day ahead of this machine's clock")
     sub.add_argument("--poll-interval", type=_at_least(0.01, float), default=1.0, help="seconds between reads when live")
     sub.add_argument("--clock-every", type=_at_least(0, float), default=3600.0,
                      help="when live, append a clock event this often, in seconds (0: never)")
@@ -132,7 +140,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
     sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000, help="most records per transaction")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
-    sub = command("fit-value-model", _fit_value_model, "fit BG/NBD and Gamma-Gamma to the purchases, put the fit "
+    sub = command("clock", engine_commands.clock, "append a clock event (dated now, or --at) so that time moves "
+                  "for every customer, and process it", derive, cached)
+    sub.add_argument("--at", type=_moment, metavar="TIME", help="the clock's time (default: now); after a long "
+                     "stop, clocks step there within the policy's [time] clock_max_lead_days")
+    sub.add_argument("--allow-future", action="store_true",
+                     help="take a time more than a day ahead of this machine's clock")
+    sub = command("fit-value-model", engine_commands.fit_value_model, "fit BG/NBD and Gamma-Gamma to the purchases, put the fit "
                   "on the log and give every customer its figures", derive, cached)
     sub.add_argument("--as-of", type=_moment, metavar="TIME",
                      help="the cutoff: purchases up to this event time (default: the log's time)")
@@ -158,6 +172,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="what the engine had said by this moment (lifecycle events recorded by then)")
     sub.add_argument("--format", choices=("text", "json"), default="text")
     sub.add_argument("--show-personal", action="store_true", help="show personal data in the causes unmasked")
+    sub = command("dead-letters", _dead_letters, "list the records the engine refused, by kind, with what to do")
+    sub.add_argument("--kind", choices=sorted(KINDS),
+                     help="only dead letters of this kind (held records show with all kinds, or with `time`)")
+    sub.add_argument("--limit", type=_at_least(0, int), default=3, help="examples shown of each kind")
+    sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+    sub.add_argument("--show-personal", action="store_true", help="show personal data in the payloads unmasked")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
@@ -183,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     limit = load_policy(settings.policy).input.max_event_bytes
-    not_after = None if args.allow_future else datetime.now(UTC) + _FUTURE_MARGIN
+    not_after = None if args.allow_future else datetime.now(UTC) + engine_commands.FUTURE_MARGIN
     with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log:
         report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
                                max_line_bytes=limit, not_after=not_after)
@@ -202,103 +222,6 @@ def _publish_summary(report: PublishReport) -> str:
     )
 
 
-def _process(args: argparse.Namespace, settings: Settings) -> int:
-    on_commit = _print_commit if args.verbose else None
-    with Stopping() as stopping, EngineSession(settings, batch_size=args.batch_size) as session:
-        last_clock = time.monotonic()
-        snapshot = _Snapshots(session, args.snapshot_every)
-        while True:
-            report = session.run_once(on_commit, should_stop=stopping)
-            if report.events or args.once:
-                _print_report(report)
-            if args.once or stopping():
-                return 0
-            if report.events:
-                _refit_when_due(session)
-            snapshot.after(report)
-            if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
-                session.tick()
-                last_clock = time.monotonic()
-            stopping.wait(args.poll_interval)
-
-
-def _refit_when_due(session: EngineSession) -> None:
-    """Fit the value models when the policy's schedule says so; a fit the data cannot
-    support yet is reported, and tried again once as much log time has passed."""
-    if not session.value_fit_due():
-        return
-    try:
-        _print_fit(session.fit_value_models())
-    except ModelNotFitted as error:
-        print(f"lifecycle process: no value model fit yet: {error}", file=sys.stderr)
-
-
-def _fit_value_model(args: argparse.Namespace, settings: Settings) -> int:
-    with EngineSession(settings) as session:
-        _print_fit(session.fit_value_models(args.as_of))
-    return 0
-
-
-def _print_fit(fitted: tuple[ValueModelFitted, bool]) -> None:
-    fit, appended = fitted
-    bg, gg = fit.bg_nbd, fit.gamma_gamma
-    where = ("is on the log and applied" if appended else
-             "was already on the log (the same cutoff, data and policy): nothing appended")
-    print(f"fitted the value models as of {fit.occurred_at.isoformat()} to {fit.customers:,} customers "
-          f"({fit.repeat_customers:,} repeat buyers): BG/NBD r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
-          f"b={bg.b:.4g} per day; Gamma-Gamma p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} {fit.currency} "
-          f"minor units; fit {fit.event_id} {where} (see `value_models`)", file=sys.stderr)
-
-
-class _Snapshots:
-    """When a live engine publishes a snapshot for `lifecycle sql`: after its first pass,
-    then whenever something was committed since the last one and the interval has
-    passed, also while the log is idle (so a snapshot never stays stale)."""
-
-    def __init__(self, session: EngineSession, every: float) -> None:
-        self.session, self.every = session, every
-        self.published_at: float | None = None
-        self.stale = True
-
-    def after(self, report: ProcessReport) -> None:
-        self.stale = self.stale or report.events > 0
-        if not self.every or not self.stale:
-            return
-        now = time.monotonic()
-        if self.published_at is None or now - self.published_at >= self.every:
-            self.session.store.publish_snapshot()
-            self.published_at, self.stale = now, False
-
-
-def _print_commit(batch: RecordBatch) -> None:
-    tracking = batch.tracking
-    print(
-        f"committed {len(batch.values)} records of {tracking.application_name} "
-        f"up to position {tracking.notification_id}",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _print_report(report: ProcessReport) -> None:
-    print(_process_summary(report), file=sys.stderr)
-    if report.dead_letters:
-        print(f"{report.dead_letters} records were refused: see "
-              "`lifecycle sql \"select partition, position, reason from dead_letters\"`", file=sys.stderr)
-    if report.unpriced:
-        currencies = ", ".join(f"{code} {count}" for code, count in sorted(report.unpriced.items()))
-        print(f"{sum(report.unpriced.values())} purchases in currencies the policy has no rate for "
-              f"({currencies}) count no value: add them under [value.rates_to_base]", file=sys.stderr)
-
-
-def _process_summary(report: ProcessReport) -> str:
-    return (
-        f"processed {report.events} events in {report.batches} batches "
-        f"({report.dead_letters} dead letters, {report.lifecycle_events} lifecycle events), "
-        f"{report.events_per_second:,.0f} events/s"
-    )
-
-
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         changes = _replaying(dry_run, "dry run", args, settings)
@@ -306,12 +229,14 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     report = _replaying(partial(replay, republish=args.republish), "replay", args, settings)
     print(_replay_summary(report), file=sys.stderr)
+    if report.dead_letters:
+        print(DEAD_LETTER_HINT, file=sys.stderr)
     return 0
 
 
 def _replaying(run: Callable, name: str, args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def, type-arg]
     """`run(settings, policy, workers, progress)`, with progress shown on a terminal."""
-    progress = _Progress(name) if sys.stderr.isatty() else None
+    progress = Progress(name) if sys.stderr.isatty() else None
     result = run(settings, load_policy(settings.policy), args.workers, progress)
     if progress is not None:
         progress.done()
@@ -350,27 +275,6 @@ def _replay_summary(report: ReplayReport) -> str:
     )
 
 
-class _Progress:
-    """One line on a terminal, rewritten: what is done, how fast, and how long is left."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-        self.started = time.monotonic()
-        self.phase = ""
-
-    def __call__(self, phase: str, done: int, of: int) -> None:
-        if phase != self.phase:
-            self.phase, self.started = phase, time.monotonic()
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        left = f", {(of - done) / rate:,.0f} s left" if rate and of > done else ""
-        sys.stderr.write(f"\r{self.command}: {phase} {done:,} of {of:,} records, {rate:,.0f}/s{left}\x1b[K")
-        sys.stderr.flush()
-
-    @staticmethod
-    def done() -> None:
-        sys.stderr.write("\n")
-
-
 def _moment(text: str) -> datetime:
     """An ISO 8601 time; without a UTC offset it is taken as UTC."""
     try:
@@ -391,13 +295,18 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    document = list_dead_letters(settings, args.kind, args.limit, unmasked=args.show_personal)
+    _write_document(document, args.format, render_dead_letters)
+    return 0
+
+
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
     result = run_query(settings.views_path, args.query)
-    if result.source != settings.views_path:
-        published = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result.source.stat().st_mtime))
-        print(f"(a running `lifecycle process` holds the projections: answered from its snapshot "
-              f"of {published})", file=sys.stderr)
+    note = snapshot_note(result.source, settings.views_path)
+    if note is not None:
+        print(note, file=sys.stderr)
     write_rows(sys.stdout, result.columns, result.rows, args.format)
     sys.stdout.flush()
     return 0
@@ -456,9 +365,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         published = publish_lines(generate(spec), session.log, _report_invalid, max_line_bytes=limit)
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         report = session.run_once()
-        print(_process_summary(report))
+        print(engine_commands.process_summary(report))
         try:
-            _print_fit(session.fit_value_models())
+            engine_commands.print_fit(session.fit_value_models())
         except ModelNotFitted as error:
             print(f"demo: no value model fit: {error}", file=sys.stderr)
     for title, query in _DEMO_QUERIES:

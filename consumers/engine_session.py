@@ -62,26 +62,35 @@ class EngineSession:
             self.relay.relay()
         return report
 
-    def tick(self) -> None:
-        """Append a clock event at the current time: live mode's way of moving time.
+    def tick(self, at: datetime | None = None, source: str = "lifecycle-process") -> int:
+        """Append a clock event dated `at` (default: the wall clock, now): how time moves
+        for customers nothing happens to. Returns how many clocks were appended.
 
-        The wall clock is read here, at the edge, once; the event goes on the log, so
-        a replay sees the same time and decides the same. After a long stop the clock
-        would be refused as too far ahead of the log's time, so it is preceded by
-        clocks that step there within the policy's lead (lifecycle/partition_time.py).
+        The wall clock is read here, at the edge, once; the event goes on the log, so a
+        replay sees the same time and decides the same. After a long stop the clock
+        would wait for time to confirm it, as far ahead of the log's confirmed time, so
+        it is preceded by clocks that step there within the policy's lead
+        (lifecycle/partition_time.py). Nothing is appended before any customer event
+        (a clock would move no one), nor for a time the clocks have reached already.
         """
-        now = datetime.now(UTC).replace(microsecond=0)
-        known = [t.event_time for t in self.processor.times.values() if t.event_time is not None]
-        steps = clock_steps(self.processor.engine.policy, min(known, default=None), epoch_seconds(now))
+        when = datetime.now(UTC) if at is None else at
+        now = epoch_seconds(when.replace(microsecond=0))
+        times = self.processor.times.values()
+        confirmed = [t.confirmed for t in times if t.confirmed is not None]
+        latest = max((t.clock_at for t in times if t.clock_at is not None), default=None)
+        if not confirmed or (latest is not None and now <= latest):
+            return 0
+        steps = clock_steps(self.processor.engine.policy, min(confirmed), now)
         clocks = [
-            Clock(event_id=uuid.uuid5(CLOCK_NAMESPACE, at.isoformat()), occurred_at=at, source="lifecycle-process")
-            for at in map(as_datetime, steps)
+            Clock(event_id=uuid.uuid5(CLOCK_NAMESPACE, moment.isoformat()), occurred_at=moment, source=source)
+            for moment in map(as_datetime, steps)
         ]
-        self.log.append([(clock, encode_event(clock)) for clock in clocks])
+        return self.log.append([(clock, encode_event(clock)) for clock in clocks]).appended
 
     def log_time(self) -> int | None:
-        """The log's time: the latest event or clock time of any partition (epoch seconds)."""
-        known = [at for t in self.processor.times.values() for at in (t.event_time, t.clock_at) if at is not None]
+        """The log's time: the latest time of the records taken in any partition (epoch
+        seconds); a record still waiting for time does not count."""
+        known = [t.latest for t in self.processor.times.values() if t.latest is not None]
         return max(known, default=None)
 
     def fit_value_models(self, as_of: datetime | None = None) -> tuple[ValueModelFitted, bool]:

@@ -45,6 +45,22 @@ class RecordBatch:
     values: list[bytes]
     positions: list[int]
 
+    def numbered(self) -> Iterator[tuple[int, int, bytes]]:
+        """(seq, position, raw) of each record: `seq` is its place in the partition (see
+        `record_seq`). A batch holds whole positions (an embedded segment is never split)."""
+        last, index = None, 0
+        for raw, position in zip(self.values, self.positions):
+            index = index + 1 if position == last else 0
+            last = position
+            yield record_seq(position, index), position, raw
+
+
+def record_seq(position: int, index: int) -> int:
+    """A record's place in its partition: `position << 10 | index at that position` (an
+    embedded segment holds at most 1 000 records, a Kafka offset one), so that ranges
+    read apart agree on the log's order without counting."""
+    return position << 10 | index
+
 
 PositionOf = Callable[[str], "int | None"]
 """Where a reader stands in a partition: the largest tracked id, or None from the start."""

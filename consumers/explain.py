@@ -24,13 +24,10 @@ from consumers.logs import open_event_log
 from consumers.settings import Settings
 from lifecycle.reasons import POLICY_SECTIONS, rule_in_words
 from projections.history import Story, story
-from projections.profiles import FIELDS as PERSONAL_FIELDS
+from projections.profiles import masked
 from projections.query import reading
 from schemas import InvalidEvent, decode_event
 from schemas.events import AnyEvent
-
-# Free text may hold anything a customer said: masked with the personal fields.
-_MASKED = frozenset({*PERSONAL_FIELDS, "topic", "resolution"})
 
 
 class UnknownCustomer(LifecycleError):
@@ -65,7 +62,7 @@ def _causes(log: EventLog, found: Story) -> dict[uuid.UUID, tuple[AnyEvent, str,
     """The causing events, read from the log at their positions: id -> (event, partition, position)."""
     wanted: dict[tuple[str, int], set[uuid.UUID]] = defaultdict(set)
     for transition in found.transitions:
-        key = (transition["log_partition"], transition["log_position"])
+        key = (transition["log_partition"], transition["cause_position"])
         wanted[key].update(transition["caused_by"])
     out: dict[uuid.UUID, tuple[AnyEvent, str, int]] = {}
     for (partition, position), ids in sorted(wanted.items()):
@@ -128,9 +125,8 @@ def _cause(event_id: uuid.UUID, found: tuple[AnyEvent, str, int] | None, unmaske
         return {"event_id": event_id, "type": None, "occurred_at": None, "found": False}
     event, partition, position = found
     payload = msgspec.to_builtins(event)
-    for name in (() if unmasked else _MASKED.intersection(payload)):
-        if payload[name] is not None:
-            payload[name] = _mask(payload[name])
+    if not unmasked:
+        payload = masked(payload)
     return {
         "event_id": event_id,
         "type": payload.pop("type"),
@@ -139,11 +135,6 @@ def _cause(event_id: uuid.UUID, found: tuple[AnyEvent, str, int] | None, unmaske
         "log_position": position,
         "payload": {k: v for k, v in payload.items() if k not in ("event_id", "occurred_at")},
     }
-
-
-def _mask(value: str) -> str:
-    """The first character and the length: enough to tell two values apart, not to read one."""
-    return f"{value[:1]}*** ({len(value)} characters)" if value else value
 
 
 def render_text(document: dict[str, Any]) -> str:
@@ -174,6 +165,9 @@ def render_text(document: dict[str, Any]) -> str:
             lines.append("  facts: " + ", ".join(f"{k}={v}" for k, v in t["facts"].items()))
         for cause in t["caused_by"]:
             lines.append(f"  caused by {_cause_line(cause)}")
+        if not t["caused_by"]:
+            lines.append(f"  caused by time alone: the threshold was reached at {_time(t['occurred_at'])} "
+                         f"(noticed at {t['log_partition']} @ {t['log_position']})")
     return "\n".join(lines)
 
 

@@ -33,9 +33,11 @@ VIEWS = "views.duckdb"
 LIFECYCLE_LOG = "customer-lifecycle.sqlite"
 STATES = "states"
 FORMAT_FILE = "format"
-FORMAT = 2
-"""The layout of a generation: 2 since lifecycle events are chained (schemas/chain.py);
-a generation without the file is of format 1."""
+FORMAT = 3
+"""The layout of a generation: 2 since lifecycle events are chained (schemas/chain.py),
+3 since records far ahead wait for time and changes time alone brings are dated at
+their thresholds (lifecycle/partition_time.py, lifecycle/engine.py); a generation
+without the file is of format 1."""
 # What homes made before generations held at their top: derived, so a replay replaces it.
 _FLAT_LAYOUT = (VIEWS, "views.snapshot.duckdb", LIFECYCLE_LOG)
 

@@ -3,15 +3,17 @@
 A table is for a terminal: a value's control and other non-printable characters are
 shown escaped (`\\n`, `\\x1b`, `\\u202e`), so no value can break a row or steer the
 terminal. CSV and JSON are for programs and keep values as they are (quoted, escaped
-by their own rules).
+by their own rules). A result a live engine's snapshot answered says so.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 FORMATS = ("table", "csv", "json")
@@ -48,6 +50,14 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def snapshot_note(source: Path, database: Path) -> str | None:
+    """What to tell a reader answered from `source` instead of `database`; None if it was not."""
+    if source == database:
+        return None
+    published = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(source.stat().st_mtime))
+    return f"(a running `lifecycle process` holds the projections: answered from its snapshot of {published})"
 
 
 def _table(out: TextIO, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:

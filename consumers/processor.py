@@ -5,17 +5,20 @@ the input position after the batch:
 1. the lifecycle events the batch caused go to the `customer-lifecycle` log (an
    eventsourcing process recorder), in one transaction;
 2. the batch's rows go to the DuckDB projections, in one transaction;
-3. the engine's states, deadline index and partition times go to the state store
-   (RocksDB), in one write.
+3. the engine's states, deadline index, partitions' time rules and the records waiting
+   for time go to the state store (RocksDB), in one write.
 All three are built before any is written, so a batch whose data cannot be stored
 records nothing. Reading resumes where the state store stands, which is never past the
 others; after a crash the batches in between are derived again (the derivation is
 deterministic, so identically), and each store skips what it already holds.
 
 No record stops the engine. A record that is not a valid event, is larger than the
-policy allows, is dated implausibly far ahead of its partition's time, or that the
-engine cannot fold becomes a dead letter with its reason, in the same DuckDB
-transaction as its batch; every record read is either processed or dead-lettered.
+policy allows, or that the engine cannot fold becomes a dead letter with its reason
+and kind, in the same DuckDB transaction as its batch. A record dated far ahead of its
+partition's confirmed time waits (lifecycle/partition_time.py): its bytes are kept in
+the state store and listed in `held_records` until time confirms it, and it is then
+taken at the place of the record that released it. Every record read is processed,
+waiting, or dead-lettered.
 """
 
 from __future__ import annotations
@@ -32,19 +35,21 @@ from consumers.sqlite_event_log import SQLiteEventLog
 from lifecycle.deadlines import DeadlineQueue, due
 from lifecycle.engine import LifecycleEngine
 from lifecycle.errors import FactOutOfRange
-from lifecycle.partition_time import PartitionTime
+from lifecycle.partition_time import CLOCK, REFUSE, TAKE, WAIT, Held, PartitionTime, customer_key, waiting_reason
 from lifecycle.state import CustomerState, epoch_seconds
-from projections.dead_letters import DeadLetter
+from projections.dead_letters import ENGINE_FAILED, INVALID, OUT_OF_RANGE, TIME, TOO_LARGE, DeadLetter, HeldRecord
 from projections.projection_store import BatchEffects, DuckDBProjectionStore
 from projections.state_store import RocksDBStateStore, StateBatch
-from schemas import Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event, encode_event
+from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event, encode_event
+from schemas.events import AnyCustomerEvent
 
 
 @dataclass(frozen=True)
 class ProcessReport:
     """What one run of the processor did: `events` records were read, of which
-    `dead_letters` were refused; `unpriced` counts purchases by currency the policy
-    has no rate for (they count no value)."""
+    `dead_letters` were refused; `waiting` records (of this run or before) wait for
+    time now; `unpriced` counts purchases by currency the policy has no rate for (they
+    count no value)."""
 
     events: int
     dead_letters: int
@@ -52,38 +57,53 @@ class ProcessReport:
     batches: int
     seconds: float
     unpriced: Counter[str] = field(default_factory=Counter)
+    waiting: int = 0
 
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
+    def __add__(self, later: ProcessReport) -> ProcessReport:
+        """Two runs told as one; what waits is as of the later."""
+        return ProcessReport(
+            self.events + later.events, self.dead_letters + later.dead_letters,
+            self.lifecycle_events + later.lifecycle_events, self.batches + later.batches,
+            self.seconds + later.seconds, self.unpriced + later.unpriced, later.waiting,
+        )
+
 
 class _FoldFailed(Exception):
-    """The engine failed on the record at `index` of a batch: not a rule, a bug or an
-    input nobody foresaw. The batch is done again with that record dead-lettered."""
+    """The engine failed on the record numbered `seq`: not a rule, a bug or an input
+    nobody foresaw. The batch is done again with that record dead-lettered."""
 
-    def __init__(self, index: int, reason: str) -> None:
+    def __init__(self, seq: int, reason: str) -> None:
         super().__init__(reason)
-        self.index = index
+        self.seq = seq
         self.reason = reason
 
 
-def _fold_failed(index: int, error: Exception) -> Exception:
+def _fold_failed(seq: int, error: Exception) -> Exception:
     if isinstance(error, MemoryError):
         return error
-    return _FoldFailed(index, f"the engine could not fold this event ({type(error).__name__}: {error})")
+    return _FoldFailed(seq, f"the engine could not fold this event ({type(error).__name__}: {error})")
 
 
 class _Batch:
-    """The customers one batch has touched, and what it changed."""
+    """The customers one batch has touched, what it changed, and the records it set
+    waiting for time (with their bytes) or took out of waiting."""
 
-    def __init__(self, partition: str) -> None:
+    def __init__(self, partition: str, clock_at: int | None = None) -> None:
         self.partition = partition
+        # The latest clock taken so far, as the customers see it: the time rule's own
+        # runs ahead of it while the clocks it released wait to be taken.
+        self.clock_at = clock_at
         self.touched: dict[str, CustomerState] = {}
         self.deadlines_before: dict[str, int | None] = {}
         self.changed: dict[str, CustomerState] = {}
         self.pending = DeadlineQueue()
         self.unpriced: Counter[str] = Counter()
+        self.held: dict[int, tuple[Held, bytes]] = {}
+        self.released: list[int] = []
 
 
 class LifecycleProcessor:
@@ -109,12 +129,14 @@ class LifecycleProcessor:
         self._load()
 
     def _load(self) -> None:
-        """Where the state store stands: its positions and partition times."""
+        """Where the state store stands: its positions and partitions' time rules."""
         self.positions = self.states.positions()
         policy = self.engine.policy
-        written = self.states.partition_times()
-        self.times = {p: PartitionTime(policy, *times) for p, times in written.items()}
-        self._written_clock = {p: clock_at for p, (_, clock_at) in written.items()}
+        self.times = {
+            partition: PartitionTime(policy, clock_at, witnesses, self.states.held(partition), latest)
+            for partition, (clock_at, latest, witnesses) in self.states.partition_rules().items()
+        }
+        self._written_clock = {p: t.clock_at for p, t in self.times.items()}
         self._check_positions()
 
     def _check_positions(self) -> None:
@@ -172,7 +194,8 @@ class LifecycleProcessor:
                     on_commit(batch)
                 if should_stop is not None and should_stop():
                     break
-        return ProcessReport(events, dead, derived, batches, time.perf_counter() - started, unpriced)
+        waiting = sum(len(times.held) for times in self.times.values())
+        return ProcessReport(events, dead, derived, batches, time.perf_counter() - started, unpriced, waiting)
 
     def _commit(self, effects: BatchEffects) -> None:
         tracking = effects.tracking
@@ -181,16 +204,16 @@ class LifecycleProcessor:
         prepared = self.store.prepare(effects, written=in_views)
         batch = self._batch
         state_batch = StateBatch(tracking, name, list(batch.changed.values()), batch.deadlines_before,
-                                 effects.partition_times or (None, None))
+                                 self.times[name].state(), list(batch.held.values()), batch.released)
         recorded = self.lifecycle_log.recorded_position(name)
         if recorded is None or recorded < position:
-            fresh = [encode_event(e) for at, e in effects.lifecycle_events if recorded is None or at > recorded]
+            fresh = [encode_event(e) for at, e, _ in effects.lifecycle_events if recorded is None or at > recorded]
             self.lifecycle_log.record(fresh, tracking)
         if in_views is None or in_views < position:
             self.store.write(prepared)
         self.states.write(state_batch)
         self.positions[name] = position
-        self._written_clock[name] = state_batch.partition_times[1]
+        self._written_clock[name] = self.times[name].clock_at
 
     def _discard(self) -> None:
         """Forget what the batch in hand changed: states are read again as written."""
@@ -209,7 +232,7 @@ class LifecycleProcessor:
             try:
                 return self._process(batch, refused)
             except _FoldFailed as failed:
-                refused[failed.index] = failed.reason
+                refused[failed.seq] = failed.reason
                 self._discard()
 
     def _process(self, records: RecordBatch, refused: dict[int, str]) -> BatchEffects:
@@ -218,76 +241,115 @@ class LifecycleProcessor:
         times = self.times.get(partition)
         if times is None:
             times = self.times[partition] = PartitionTime(self.engine.policy)
-        self._batch = _Batch(partition)
+        self._batch = _Batch(partition, times.clock_at)
         limit = self.engine.policy.input.max_event_bytes
-        for index, (raw, position) in enumerate(zip(records.values, records.positions)):
+        for seq, position, raw in records.numbered():
             if len(raw) > limit:
                 reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
+                effects.dead_letters.append(DeadLetter(partition, position, reason, bytes(raw)[:limit], len(raw),
+                                                       TOO_LARGE))
             else:
-                reason = self._take(raw, position, index, times, effects, refused.get(index))
-            if reason is not None:
-                effects.dead_letters.append(DeadLetter(partition, position, reason, bytes(raw)[:limit], len(raw)))
+                self._offer(raw, seq, position, times, effects, refused)
         effects.states = list(self._batch.changed.values())
-        effects.partition_times = (times.event_time, times.clock_at)
+        effects.partition_times = (times.latest, times.clock_at)
         return effects
 
-    def _take(
-        self, raw: bytes, position: int, index: int, times: PartitionTime, effects: BatchEffects, failed: str | None
-    ) -> str | None:
-        """Fold one record in; or why it is refused. `failed`: the engine failed on this
-        record before; it still moves its partition's time, and is refused."""
+    def _offer(
+        self, raw: bytes, seq: int, position: int, times: PartitionTime, effects: BatchEffects,
+        refused: dict[int, str],
+    ) -> None:
+        """Offer one record to the time rule and take it, or set it waiting, or refuse
+        it; then take what its arrival released."""
         try:
             event = decode_event(raw)
         except InvalidEvent as error:
-            return str(error)
+            effects.dead_letters.append(DeadLetter(self._batch.partition, position, str(error), bytes(raw), len(raw),
+                                                   INVALID))
+            return
         if type(event) is ValueModelFitted:
             # A fit moves no one's time: its figures go to the projections (projections/value_estimates.py).
             effects.value_fits.append((position, event))
-            return failed
+            return
         at = epoch_seconds(event.occurred_at)
         if type(event) is Clock:
-            reason, moves = times.take_clock(at)
-            if not moves or failed is not None:
-                return reason or failed
-            try:
-                self._clock(event, at, position, effects)
-            except Exception as error:
-                raise _fold_failed(index, error) from error
-            return None
-        reason = times.event_refusal(at)
-        if reason is not None:
-            return reason
-        # The partition's time moves with every event the rule takes, whatever the
-        # fold makes of it: so it follows from the log alone, as a replay computes it.
-        times.saw_event(at)
-        if failed is not None:
-            return failed
-        state = self._touch(event.customer_id, times.clock_at)
-        deadline = state.next_deadline
-        try:
-            derived = self.engine.on_event(state, event, at)
-        except FactOutOfRange as error:
-            return str(error)
-        except Exception as error:
-            raise _fold_failed(index, error) from error
+            verdict = times.offer_clock(seq, at)
+        else:
+            verdict = times.offer_event(seq, at, customer_key(event.customer_id))
+        if verdict == TAKE:
+            self._take(event, at, seq, position, position, effects, refused, raw)
+        elif verdict == WAIT:
+            self._wait(times, times.held[seq], event, raw, effects)
+        elif verdict == REFUSE:
+            assert times.refusal is not None
+            effects.dead_letters.append(DeadLetter(self._batch.partition, position, times.refusal, bytes(raw),
+                                                   len(raw), TIME))
+        for record in times.released():
+            self._release(record, position, effects, refused)
+
+    def _wait(self, times: PartitionTime, record: Held, event: AnyEvent, raw: bytes, effects: BatchEffects) -> None:
         batch = self._batch
-        effects.lifecycle_events.extend((position, e) for e in derived)
+        batch.held[record.seq] = (record, bytes(raw))
+        customer = None if type(event) is Clock else event.customer_id  # type: ignore[union-attr]
+        kind = "clock" if record.kind == CLOCK else "event"
+        reason = waiting_reason(record, times.confirmed, self.engine.policy)
+        effects.held.append(HeldRecord(batch.partition, record.seq, kind, customer, record.at, reason))
+
+    def _release(self, record: Held, position: int, effects: BatchEffects, refused: dict[int, str]) -> None:
+        """Take a record that waited for time, at `position`, where its release came."""
+        batch = self._batch
+        waited = batch.held.pop(record.seq, None)
+        raw = waited[1] if waited is not None else self.states.held_bytes(batch.partition, record.seq)
+        batch.released.append(record.seq)
+        effects.released.append((batch.partition, record.seq))
+        self._take(decode_event(raw), record.at, record.seq, record.seq >> 10, position, effects, refused, raw)
+
+    def _take(
+        self, event: AnyEvent, at: int, seq: int, own: int, position: int, effects: BatchEffects,
+        refused: dict[int, str], raw: bytes,
+    ) -> None:
+        """Take a record (at log position `own`) at `position` of the batch; a record the
+        engine failed on before (in `refused`) is dead-lettered instead."""
+        partition = self._batch.partition
+        if seq in refused:
+            effects.dead_letters.append(DeadLetter(partition, own, refused[seq], bytes(raw), len(raw), ENGINE_FAILED,
+                                                   position))
+            return
+        try:
+            if type(event) is Clock:
+                self._clock(event, at, position, effects)
+            else:
+                self._fold(event, at, own, position, effects)  # type: ignore[arg-type]
+        except FactOutOfRange as error:
+            effects.dead_letters.append(DeadLetter(partition, own, str(error), bytes(raw), len(raw), OUT_OF_RANGE,
+                                                   position))
+        except Exception as error:
+            raise _fold_failed(seq, error) from error
+
+    def _fold(self, event: AnyCustomerEvent, at: int, own: int, position: int, effects: BatchEffects) -> None:
+        batch = self._batch
+        state = self._touch(event.customer_id, batch.clock_at)
+        deadline = state.next_deadline
+        derived = self.engine.on_event(state, event, at)
+        # Where the cause sits, if elsewhere: for the changes the event itself caused.
+        cause = None if own == position else own
+        effects.lifecycle_events.extend((position, e, cause if e.caused_by else None) for e in derived)
         if state.next_deadline != deadline:
             batch.pending.push(state)
         batch.changed[event.customer_id] = state
         if type(event) is Purchase and event.currency not in self.engine.policy.value.rates_to_base:
             batch.unpriced[event.currency] += 1
         effects.profiles.take(event)
-        effects.movements.take(event, batch.partition, position, self.engine.policy)
-        return None
+        effects.movements.take(event, batch.partition, own, self.engine.booked, position)
 
     def _clock(self, clock: Clock, at: int, position: int, effects: BatchEffects) -> None:
         """Decide again the customers of the partition whose deadline the clock has passed."""
         batch = self._batch
+        if batch.clock_at is None or at > batch.clock_at:
+            batch.clock_at = at
         written = self.states.due(batch.partition, self._written_clock.get(batch.partition), at)
         derived = effects.lifecycle_events
         for state in due(written, batch.pending, at, self._due_state):
-            derived.extend((position, e) for e in self.engine.on_clock(state, clock))
+            derived.extend((position, e, None) for e in self.engine.on_clock(state, clock))
             batch.pending.push(state)
             batch.changed[state.customer_id] = state
 

@@ -3,11 +3,13 @@
 As Flink runs a bounded input in batch mode: sort by key, hold one key's state at a time.
 1. scan (workers): ranges of the log are read in parallel, validated, and each customer
    event put in the bucket of its customer (`consumers/replay_scan.py`);
-2. time (here): the partition-time rule, which must see each partition in log order,
-   runs over the scans' compact (seq, time) arrays; it decides which records are
-   refused and which clocks move time (`lifecycle/partition_time.py`);
+2. time (here): the time rule, which must see each partition in log order, runs over
+   the scans' compact (seq, time, kind, customer) arrays; it decides where each record
+   is taken (a record that waited for time, later), which are refused and which still
+   wait (`consumers/replay_time.py`);
 3. fold (workers): bucket by bucket, each customer's events with their partition's
-   clocks, through the same engine as live processing (`consumers/replay_fold.py`);
+   clocks, in the order taken, through the same engine as live processing
+   (`consumers/replay_fold.py`);
 4. write (here): the parts go in bulk into the projections, the lifecycle log and the
    state store of a new generation, with the positions reached, so that `lifecycle
    process` goes on from there; then the generation is switched in (consumers/home.py).
@@ -34,14 +36,13 @@ from consumers import home
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.logs import open_event_log
 from consumers.replay_fold import FoldResult, FoldTask, fold_bucket
-from consumers.replay_scan import ScanResult, ScanUnit, read_times, scan
+from consumers.replay_scan import ScanResult, ScanUnit, scan
+from consumers.replay_time import LogTaking, take_log
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
-from lifecycle.partition_time import PartitionTime
 from lifecycle.policy import Policy
 from projections import bulk
-from projections.dead_letters import DeadLetter
-from projections.state_store import PartitionTimes, RocksDBStateStore
+from projections.state_store import RocksDBStateStore
 
 BUCKETS_PER_WORKER = 32
 # Embedded log ranges are whole segments, at least this many per range.
@@ -75,14 +76,14 @@ def replay(
         generation = home.next_generation(settings.home)
         parts = generation / "replay-parts"
         parts.mkdir()
-        report, times, positions = derive_parts(settings, policy, workers, parts, progress)
+        report, taking = derive_parts(settings, policy, workers, parts, progress)
         report.generation = generation
         previous_views = previous / home.VIEWS if previous is not None else None
-        bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, times, positions)
-        _write_lifecycle_log(generation, parts, positions)
+        bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times, taking.positions)
+        _write_lifecycle_log(generation, parts, taking.positions)
         states = RocksDBStateStore(generation / home.STATES, cache_size=0)
         try:
-            states.load(bulk.encoded_states(parts), times, positions)
+            states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
         finally:
             states.close()
         shutil.rmtree(parts)
@@ -100,24 +101,26 @@ def derive_parts(
     parts: Path,
     progress: Progress | None = None,
     until: Mapping[str, int] | None = None,
-) -> tuple[ReplayReport, dict[str, PartitionTimes], dict[str, int]]:
+) -> tuple[ReplayReport, LogTaking]:
     """Steps 1-3 into `parts` (projections/bulk.py), for the log up to `until` (each
-    partition's position; the whole log if None): the report, and each partition's
-    times and the position reached."""
+    partition's position; the whole log if None): the report, and where the time rule
+    left each partition (its rule, times and the position reached)."""
     report = ReplayReport()
     buckets = workers * BUCKETS_PER_WORKER
     with _workers(workers) as run:
         scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
-        times, positions, refused, clocks, dead = _partition_time(scans, policy)
-        bulk.write_dead_letters(parts, len(scans), dead)
+        taking = take_log(scans, policy)
+        bulk.write_dead_letters(parts, len(scans), taking.dead)
+        bulk.write_waiting(parts, len(scans), taking.waiting_clocks)
         bulk.write_fits(parts, [(s.unit.partition, position, raw) for s in scans for position, raw in s.fits])
-        folds = _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress)
-    report.dead_letters = sum(f.dead_letters for f in folds) + len(dead) + sum(s.dead_letters for s in scans)
+        folds = _fold(run, scans, buckets, parts, policy, taking, report, progress)
+    report.dead_letters = sum(f.dead_letters for f in folds) + len(taking.dead) + sum(s.dead_letters for s in scans)
+    report.waiting = sum(f.waiting for f in folds) + len(taking.waiting_clocks)
     report.lifecycle_events = sum(f.lifecycle_events for f in folds)
     report.customers = sum(f.customers for f in folds)
     for fold in folds:
         report.unpriced.update(fold.unpriced)
-    return report, times, positions
+    return report, taking
 
 
 Run = Callable[[Callable, list[tuple]], Iterator]  # type: ignore[type-arg]
@@ -167,43 +170,9 @@ def _scan(run, workers, settings, parts, buckets, policy, report, progress, unti
     return sorted(results, key=lambda r: (r.unit.partition, r.unit.start))
 
 
-def _partition_time(scans: list[ScanResult], policy: Policy):  # type: ignore[no-untyped-def]
-    """Run the partition-time rule over each partition in log order (see lifecycle/partition_time.py)."""
-    times: dict[str, PartitionTimes] = {}
-    positions: dict[str, int] = {}
-    refused: dict[str, dict[int, str]] = {}
-    clocks: dict[str, list[tuple[int, int, bytes]]] = {}
-    dead: list[DeadLetter] = []
-    for result in scans:
-        partition = result.unit.partition
-        rule = PartitionTime(policy, *times.get(partition, (None, None)))
-        clock_raws = {seq: raw for seq, _, raw in result.clocks}
-        seqs, ats, kinds = read_times(result.directory / "times.bin")
-        refused_here = refused.setdefault(partition, {})
-        taken = clocks.setdefault(partition, [])
-        for seq, at, kind in zip(seqs, ats, kinds):
-            if kind == 0:
-                reason = rule.event_refusal(at)
-                if reason is None:
-                    rule.saw_event(at)
-                else:
-                    refused_here[seq] = reason
-                continue
-            reason, moves = rule.take_clock(at)
-            if reason is not None:
-                raw = clock_raws[seq]
-                dead.append(DeadLetter(partition, seq >> 10, reason, raw, len(raw)))
-            elif moves:
-                taken.append((seq, at, clock_raws[seq]))
-        times[partition] = (rule.event_time, rule.clock_at)
-        if result.last_position is not None:
-            positions[partition] = result.last_position
-    return times, positions, refused, clocks, dead
-
-
-def _fold(run, scans, buckets, parts, policy, clocks, refused, report, progress) -> list[FoldResult]:  # type: ignore[no-untyped-def]
+def _fold(run, scans, buckets, parts, policy, taking, report, progress) -> list[FoldResult]:  # type: ignore[no-untyped-def]
     directories = [(r.unit.partition, r.directory) for r in scans]
-    tasks = [FoldTask(b, directories, clocks, refused) for b in range(buckets)]
+    tasks = [FoldTask(b, directories, taking.partitions) for b in range(buckets)]
     results, done = [], 0
     for result in run(fold_bucket, [(task, parts, policy) for task in tasks]):
         results.append(result)

@@ -3,9 +3,10 @@ customer at a time, and write the results as parts (projections/bulk.py).
 
 A bucket's records come from every scanned range, in log order; they are grouped by
 customer, and the customers are folded in the order of their ids, each with the clocks
-of their partition (`lifecycle/customer_fold.py`). Records the partition-time rule
-refused are dead-lettered here, where their bytes are. Only one bucket's records and
-states are in memory at a time.
+of their partition, every record placed where the time rule takes it
+(`consumers/replay_time.py`, `lifecycle/customer_fold.py`). Records the time rule
+refused are dead-lettered here, and those still waiting written as waiting, where
+their bytes are. Only one bucket's records and states are in memory at a time.
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumers.replay_scan import read_bucket
-from lifecycle.customer_fold import CustomerFoldFailed, FoldedCustomer, PartitionClocks, fold_customer
+from consumers.replay_time import PartitionTaking
+from lifecycle.customer_fold import (
+    CustomerFoldFailed,
+    FoldedCustomer,
+    PartitionClocks,
+    fold_customer,
+    release_of,
+    seq_of,
+    take_order,
+)
 from lifecycle.engine import LifecycleEngine
+from lifecycle.partition_time import EVENT, Held, customer_key
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, epoch_seconds
 from projections import bulk
-from projections.dead_letters import DeadLetter
+from projections.dead_letters import ENGINE_FAILED, OUT_OF_RANGE, TIME, DeadLetter, HeldRecord
 from projections.profiles import ProfileChanges
 from projections.value_movements import ValueMovements
 from schemas import Clock, Purchase, decode_event
@@ -36,10 +47,8 @@ class FoldTask:
     bucket: int
     scans: list[tuple[str, Path]]
     """(partition, scan directory) of every scanned range, in log order per partition."""
-    clocks: dict[str, list[tuple[int, int, bytes]]]
-    """Per partition, the clocks that move time: (seq, epoch seconds, raw record)."""
-    refused: dict[str, dict[int, str]]
-    """Per partition, the customer events the partition-time rule refused, by seq."""
+    taking: dict[str, PartitionTaking]
+    """Per partition, where the time rule takes its records."""
 
 
 @dataclass
@@ -48,43 +57,81 @@ class FoldResult:
     customers: int = 0
     lifecycle_events: int = 0
     dead_letters: int = 0
+    waiting: int = 0
     unpriced: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Parts:
+    """What one bucket's customers derived, to be written as its parts."""
+
+    states: list[tuple[str, CustomerState]] = field(default_factory=list)
+    derived: list[tuple[str, int, LifecycleEvent, int | None]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    waiting: list[tuple[HeldRecord, Held, bytes]] = field(default_factory=list)
+    changes: ProfileChanges = field(default_factory=ProfileChanges)
+    movements: ValueMovements = field(default_factory=ValueMovements)
 
 
 def fold_bucket(task: FoldTask, parts: Path, policy: Policy) -> FoldResult:
     engine = LifecycleEngine(policy)
     clocks = {
-        partition: PartitionClocks([(seq, at, _clock(raw)) for seq, at, raw in listed])
-        for partition, listed in task.clocks.items()
+        partition: PartitionClocks([(order, at, _clock(raw)) for order, at, raw in taking.clocks])
+        for partition, taking in task.taking.items()
     }
-    result = FoldResult()
-    states: list[tuple[str, CustomerState]] = []
-    derived: list[tuple[str, int, LifecycleEvent]] = []
-    dead: list[DeadLetter] = []
-    changes = ProfileChanges()
-    movements = ValueMovements()
+    result, out = FoldResult(), _Parts()
     for customer_id, partition, records in _customers(task):
         result.records += len(records)
-        refused = task.refused.get(partition, {})
-        events = []
-        for seq, raw in records:
-            if seq in refused:
-                dead.append(DeadLetter(partition, seq >> 10, refused[seq], raw, len(raw)))
-            else:
-                event = decode_event(raw)
-                events.append((seq, event, epoch_seconds(event.occurred_at)))
-        folded = _fold(engine, customer_id, events, clocks.get(partition) or PartitionClocks([]))
-        raws = dict(records)
-        dead.extend(DeadLetter(partition, seq >> 10, reason, raws[seq], len(raws[seq])) for seq, reason in folded.refused)
+        taking = task.taking.get(partition) or PartitionTaking()
+        events, raws = _placed(customer_id, partition, records, taking, out)
+        folded, failed = _fold(engine, customer_id, events, clocks.get(partition) or PartitionClocks([]))
+        own = {order: seq for seq, order in raws}
+        for order, reason in folded.refused:
+            seq = own[order]
+            raw = raws[seq, order]
+            kind = ENGINE_FAILED if order in failed else OUT_OF_RANGE
+            out.dead.append(DeadLetter(partition, seq >> 10, reason, raw, len(raw), kind))
         if folded.state is not None:
-            states.append((partition, folded.state))
-        derived.extend((partition, seq, e) for seq, e in folded.derived)
-        _taken(events, folded, partition, changes, movements, engine.policy, result.unpriced)
-    result.customers, result.lifecycle_events, result.dead_letters = len(states), len(derived), len(dead)
-    bulk.write_fold(parts, FOLD_PART_BASE + task.bucket, states, derived, changes, movements)
-    bulk.write_dead_letters(parts, FOLD_PART_BASE + task.bucket, dead)
+            out.states.append((partition, folded.state))
+        out.derived.extend((partition, order, e, _cause(order, e, own)) for order, e in folded.derived)
+        _taken(events, folded, own, partition, out, policy.value.rates_to_base, result.unpriced)
+    result.customers, result.lifecycle_events = len(out.states), len(out.derived)
+    result.dead_letters, result.waiting = len(out.dead), len(out.waiting)
+    number = FOLD_PART_BASE + task.bucket
+    bulk.write_fold(parts, number, out.states, out.derived, out.changes, out.movements)
+    bulk.write_dead_letters(parts, number, out.dead)
+    bulk.write_waiting(parts, number, out.waiting)
     return result
 
+
+def _placed(customer_id: str, partition: str, records: list[tuple[int, bytes]], taking: PartitionTaking,
+            out: _Parts) -> tuple[list[tuple[int, AnyCustomerEvent, int]], dict[tuple[int, int], bytes]]:
+    """The customer's events to fold, (take order, event, epoch seconds) in take order,
+    and each one's bytes by (seq, take order); the refused and waiting ones go to `out`."""
+    events, raws = [], {}
+    for seq, raw in records:
+        if seq in taking.refused:
+            out.dead.append(DeadLetter(partition, seq >> 10, taking.refused[seq], raw, len(raw), TIME))
+            continue
+        event = decode_event(raw)
+        at = epoch_seconds(event.occurred_at)
+        if seq in taking.waiting:
+            row = HeldRecord(partition, seq, "event", customer_id, at, taking.waiting[seq])
+            out.waiting.append((row, Held(seq, at, EVENT, customer_key(customer_id)), raw))
+            continue
+        order = taking.released.get(seq, take_order(seq))
+        events.append((order, event, at))
+        raws[seq, order] = raw
+    events.sort(key=lambda placed: placed[0])
+    return events, raws
+
+
+def _cause(order: int, event: LifecycleEvent, own: dict[int, int]) -> int | None:
+    """The own position of what caused `event`, if it was taken at a later position."""
+    if not event.caused_by or not release_of(order):
+        return None
+    position = own[order] >> 10
+    return None if position == seq_of(order) >> 10 else position
 
 def _customers(task: FoldTask) -> list[tuple[str, str, list[tuple[int, bytes]]]]:
     """(customer id, partition, [(seq, raw)] in log order), by customer id."""
@@ -102,34 +149,28 @@ def _customers(task: FoldTask) -> list[tuple[str, str, list[tuple[int, bytes]]]]
     return [(customer_id, partition_of[customer_id], grouped[customer_id]) for customer_id in sorted(grouped)]
 
 
-def _fold(engine: LifecycleEngine, customer_id: str, events: list, clocks: PartitionClocks) -> FoldedCustomer:  # type: ignore[type-arg]
+def _fold(engine: LifecycleEngine, customer_id: str, events: list, clocks: PartitionClocks  # type: ignore[type-arg]
+          ) -> tuple[FoldedCustomer, dict[int, str]]:
     """Fold one customer; an event the engine fails on is refused, and the customer
-    folded again without it (as the processor does again a batch)."""
+    folded again without it (as the processor does again a batch). Also the take
+    orders of the events the engine failed on."""
     failed: dict[int, str] = {}
     while True:
         try:
-            return fold_customer(engine, customer_id, events, clocks, failed)
+            return fold_customer(engine, customer_id, events, clocks, failed), failed
         except CustomerFoldFailed as error:
             failed[error.seq] = error.reason
 
 
-def _taken(
-    events: list[tuple[int, AnyCustomerEvent, int]],
-    folded: FoldedCustomer,
-    partition: str,
-    changes: ProfileChanges,
-    movements: ValueMovements,
-    policy: Policy,
-    unpriced: Counter[str],
-) -> None:
-    """What the taken events say of personal data, purchases and prices, as the processor notes it."""
-    refused = {seq for seq, _ in folded.refused}
-    rates = policy.value.rates_to_base
-    for seq, event, _ in events:
-        if seq in refused:
-            continue
-        changes.take(event)
-        movements.take(event, partition, seq >> 10, policy)
+def _taken(events: list[tuple[int, AnyCustomerEvent, int]], folded: FoldedCustomer, own: dict[int, int],
+           partition: str, out: _Parts, rates: dict[str, float], unpriced: Counter[str]) -> None:
+    """What the taken events say of personal data, purchases and what they booked, as
+    the processor notes it."""
+    event_of = {order: event for order, event, _ in events}
+    for order, booked in folded.taken:
+        event = event_of[order]
+        out.changes.take(event)
+        out.movements.take(event, partition, own[order] >> 10, booked)
         if type(event) is Purchase and event.currency not in rates:
             unpriced[event.currency] += 1
 

@@ -1,15 +1,15 @@
 """The replay's first step, in worker processes: read a range of the log, validate each
 record, and put each customer event into the bucket of its customer.
 
-A record's place in its partition is `seq = position << 10 | its index at that
-position` (an embedded segment holds at most 1 000 records, a Kafka offset one), so
-ranges read in parallel need no counting to agree on the log's order. Per range, on
+A record's place in its partition is its `seq` (consumers/event_log.py `record_seq`),
+so ranges read in parallel need no counting to agree on the log's order. Per range, on
 disk under the replay's parts directory:
 
 - `scan-<n>/bucket-<b>.bin`: the valid customer events of bucket `b`, as msgpack
   chunks of [customer id, seq, raw record], in log order;
-- `scan-<n>/times.bin`: seq, epoch seconds and kind (0 event, 1 clock) of every valid
-  record, for the partition-time rule, which the coordinator applies in log order;
+- `scan-<n>/times.bin`: seq, epoch seconds, kind (lifecycle/partition_time.py: EVENT or
+  CLOCK) and customer key of every valid record, for the time rule, which the
+  coordinator applies in log order;
 - `dead-<n>.parquet`: the records refused here (too large, not a valid event).
 
 Buckets are `crc32(customer id) % buckets`: stable across processes and runs.
@@ -29,19 +29,16 @@ import msgspec
 from consumers.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.settings import Settings
+from lifecycle.partition_time import CLOCK, EVENT, customer_key
 from lifecycle.policy import Policy
 from lifecycle.state import epoch_seconds
 from projections import bulk
-from projections.dead_letters import DeadLetter
+from projections.dead_letters import INVALID, TOO_LARGE, DeadLetter
 from schemas import Clock, InvalidEvent, ValueModelFitted, decode_event
 
 _CHUNK = 5_000
 _LENGTH = struct.Struct("<I")
 _chunk_decoder = msgspec.msgpack.Decoder(list[tuple[str, int, bytes]])
-
-
-def record_seq(position: int, index: int) -> int:
-    return position << 10 | index
 
 
 @dataclass(frozen=True)
@@ -83,27 +80,27 @@ def scan(unit: ScanUnit, settings: Settings, parts: Path, buckets: int, policy: 
     with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
         until = None if unit.end is None else {unit.partition: unit.end}
         reading = log.read(lambda _: unit.start, 20_000, partitions=[unit.partition], until=until)
-        for seq, position, raw in _numbered(reading):
+        for seq, position, raw in (numbered for batch in reading for numbered in batch.numbered()):
             result.records += 1
             result.last_position = position
             if len(raw) > limit:
                 reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
-                dead.append(DeadLetter(unit.partition, position, reason, bytes(raw)[:limit], len(raw)))
+                dead.append(DeadLetter(unit.partition, position, reason, bytes(raw)[:limit], len(raw), TOO_LARGE))
                 continue
             try:
                 event = decode_event(raw)
             except InvalidEvent as error:
-                dead.append(DeadLetter(unit.partition, position, str(error), bytes(raw), len(raw)))
+                dead.append(DeadLetter(unit.partition, position, str(error), bytes(raw), len(raw), INVALID))
                 continue
             if type(event) is ValueModelFitted:
                 result.fits.append((position, bytes(raw)))
                 continue
             at = epoch_seconds(event.occurred_at)
             if type(event) is Clock:
-                times.add(seq, at, 1)
+                times.add(seq, at, CLOCK, 0)
                 result.clocks.append((seq, at, bytes(raw)))
             else:
-                times.add(seq, at, 0)
+                times.add(seq, at, EVENT, customer_key(event.customer_id))
                 writers[bucket_of(event.customer_id, buckets)].add(event.customer_id, seq, bytes(raw))
     for writer in writers:
         writer.close()
@@ -111,16 +108,6 @@ def scan(unit: ScanUnit, settings: Settings, parts: Path, buckets: int, policy: 
     bulk.write_dead_letters(parts, unit.number, dead)
     result.dead_letters = len(dead)
     return result
-
-
-def _numbered(reading: Iterator) -> Iterator[tuple[int, int, bytes]]:  # type: ignore[type-arg]
-    """(seq, position, raw) of each record read."""
-    last, index = None, 0
-    for batch in reading:
-        for raw, position in zip(batch.values, batch.positions):
-            index = index + 1 if position == last else 0
-            last = position
-            yield record_seq(position, index), position, raw
 
 
 class _BucketWriter:
@@ -158,30 +145,29 @@ def read_bucket(path: Path) -> Iterator[tuple[str, int, bytes]]:
 
 
 class _Times:
-    """seq, epoch seconds and kind of every valid record, as three machine arrays."""
+    """seq, epoch seconds, kind and customer key of every valid record, as machine arrays."""
 
     def __init__(self) -> None:
-        self.seqs, self.ats, self.kinds = array("q"), array("q"), array("b")
+        self.seqs, self.ats, self.kinds, self.customers = array("q"), array("q"), array("b"), array("q")
 
-    def add(self, seq: int, at: int, kind: int) -> None:
+    def add(self, seq: int, at: int, kind: int, customer: int) -> None:
         self.seqs.append(seq)
         self.ats.append(at)
         self.kinds.append(kind)
+        self.customers.append(customer)
 
     def write(self, path: Path) -> None:
         with path.open("wb") as file:
             file.write(_LENGTH.pack(len(self.seqs)))
-            self.seqs.tofile(file)
-            self.ats.tofile(file)
-            self.kinds.tofile(file)
+            for column in (self.seqs, self.ats, self.kinds, self.customers):
+                column.tofile(file)
 
 
-def read_times(path: Path) -> tuple[array, array, array]:  # type: ignore[type-arg]
-    """(seqs, epoch seconds, kinds) a scan wrote."""
-    seqs, ats, kinds = array("q"), array("q"), array("b")
+def read_times(path: Path) -> tuple[array, array, array, array]:  # type: ignore[type-arg]
+    """(seqs, epoch seconds, kinds, customer keys) a scan wrote."""
+    columns = array("q"), array("q"), array("b"), array("q")
     with path.open("rb") as file:
         (count,) = _LENGTH.unpack(file.read(_LENGTH.size))
-        seqs.fromfile(file, count)
-        ats.fromfile(file, count)
-        kinds.fromfile(file, count)
-    return seqs, ats, kinds
+        for column in columns:
+            column.fromfile(file, count)
+    return columns

@@ -53,7 +53,7 @@ def scratch_replay(
         (scratch / "parts").mkdir(parents=True)
         try:
             until = _positions(generation / home.VIEWS)
-            report, _, _ = derive_parts(settings, policy, workers, scratch / "parts", progress, until)
+            report, _ = derive_parts(settings, policy, workers, scratch / "parts", progress, until)
             yield ScratchReplay(generation, scratch / "parts", report)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -7,6 +7,10 @@ a bounded input in batch mode) gets the same answers if each customer sees the c
 of their partition at the same places among their own events, and is decided by the
 same clocks:
 
+- records are placed by the *order they are taken in*, which is their place on the log
+  except for records that waited for time (lifecycle/partition_time.py): those are
+  taken right after the record that released them, in release order. `take_order`
+  encodes both in one integer;
 - a clock decides a customer again when it reaches the customer's deadline. Deadlines
   always lie past the latest clock the customer has seen, so the first clock that
   reaches one is found by a binary search over the partition's running maximum of clock
@@ -34,20 +38,40 @@ from schemas.events import AnyCustomerEvent
 from schemas.lifecycle_events import LifecycleEvent
 
 
+RELEASE_BITS = 24
+"""Room in a take order for the records released at one place (at most
+`[time] max_held_records`, itself at most 10 million)."""
+
+
+def take_order(seq: int, release: int = 0) -> int:
+    """Where a record is taken: at its own `seq` (release 0), or as the `release`-th
+    record released right after the record at `seq`."""
+    return seq << RELEASE_BITS | release
+
+
+def seq_of(order: int) -> int:
+    """The seq of the record a take order is at (the releasing one, for a released record)."""
+    return order >> RELEASE_BITS
+
+
+def release_of(order: int) -> int:
+    return order & ((1 << RELEASE_BITS) - 1)
+
+
 class PartitionClocks:
-    """The clocks a partition's customers take, in log order: those the partition-time
-    rule accepted and that move time (`PartitionTime.take_clock`)."""
+    """The clocks a partition's customers take, in the order taken: those the time rule
+    took (`PartitionTime.offer_clock`) and that move time."""
 
     def __init__(self, clocks: Sequence[tuple[int, int, Clock]]) -> None:
-        """`clocks`: (sequence number in the partition, epoch seconds, the clock event)."""
-        self.sequence = [seq for seq, _, _ in clocks]
+        """`clocks`: (take order, epoch seconds, the clock event), in take order."""
+        self.sequence = [order for order, _, _ in clocks]
         self.times = [at for _, at, _ in clocks]
         self.running_max = list(accumulate(self.times, max))
         self.events = [clock for _, _, clock in clocks]
 
-    def before(self, seq: int) -> int:
-        """How many clocks come before the record numbered `seq`."""
-        return bisect_left(self.sequence, seq)
+    def before(self, order: int) -> int:
+        """How many clocks are taken before the record of take order `order`."""
+        return bisect_left(self.sequence, order)
 
     def latest(self, count: int) -> int | None:
         """The latest clock time among the first `count` clocks."""
@@ -57,18 +81,20 @@ class PartitionClocks:
 @dataclass
 class FoldedCustomer:
     """What a customer's history derived: the final state (None if no event was taken),
-    the lifecycle events with the sequence number of their cause, and the numbers of
-    the events refused, with why."""
+    the lifecycle events with the take order of what derived them, and the take orders
+    of the events refused, with why."""
 
     state: CustomerState | None
     derived: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
+    taken: list[tuple[int, tuple[int, int] | None]] = field(default_factory=list)
+    """The take order of each event taken, with what it booked (`LifecycleEngine.booked`)."""
 
 
 class CustomerFoldFailed(LifecycleDomainError):
-    """The engine failed on the record numbered `seq`: a bug, or an input nobody foresaw.
-    The customer is folded again with that record refused (as the processor redoes a
-    batch without it)."""
+    """The engine failed on the record of take order `seq`: a bug, or an input nobody
+    foresaw. The customer is folded again with that record refused (as the processor
+    redoes a batch without it)."""
 
     def __init__(self, seq: int, reason: str) -> None:
         super().__init__(reason)
@@ -83,9 +109,9 @@ def fold_customer(
     clocks: PartitionClocks,
     failed: Mapping[int, str] = {},  # noqa: B006 - read only
 ) -> FoldedCustomer:
-    """Fold `events` (sequence number in the partition, event, epoch seconds; in log
-    order) of one customer, with their partition's `clocks`. `failed`: records the
-    engine failed on before, refused with the reason given."""
+    """Fold `events` (take order, event, epoch seconds; in take order) of one customer,
+    with their partition's `clocks`. `failed`: records the engine failed on before
+    (by take order), refused with the reason given."""
     state: CustomerState | None = None
     changed = False
     out = FoldedCustomer(None)
@@ -105,6 +131,7 @@ def fold_customer(
             if latest is not None and latest > state.now:
                 state.now = latest
             out.derived.extend((seq, e) for e in engine.on_event(state, event, at))
+            out.taken.append((seq, engine.booked))
         except FactOutOfRange as error:
             out.refused.append((seq, str(error)))
             continue

@@ -1,13 +1,21 @@
 """The lifecycle engine: from a customer's events to the lifecycle events they cause.
 
-For each event of a customer, time first moves to the event's time (changes that time
-alone brings - decline, windows ending, a tier review - are caused by that event),
-then the event's facts are folded in and every dimension is decided again; each
-dimension that changed becomes one lifecycle event. A `clock` event only moves time.
-Time is event time: never the wall clock, so a replay decides exactly the same.
+Two kinds of cause change a customer's dimensions:
 
-Late events (earlier than the customer's latest time) are folded in at their own time
-but never move the customer's time backwards: dimensions are decided as of the latest
+- **time alone**: decline, a window ending, a tier review. Each customer's state names
+  the next moment (a *deadline*) at which time alone could change a dimension; when
+  time passes it, the customer is decided again *at that moment*, whatever record
+  revealed that time had passed (a clock, the customer's own next event), and the
+  change is a lifecycle event dated at the deadline with no causing event. So a
+  customer declines at the same moments whether clocks come hourly, nightly, in steps
+  or not at all, live or replayed, and its id does not depend on which record noticed;
+- **the customer's own event**: its facts are folded in and every dimension decided
+  again, as of the event's time; each dimension that changed is one lifecycle event
+  caused by it, carrying the net change. A `clock` event only moves time.
+
+Time is event time: never the wall clock, so a replay decides exactly the same. Late
+events (earlier than the customer's latest time) are folded in at their own time but
+never move the customer's time backwards: dimensions are decided as of the latest
 time, and the lifecycle event carries the late event's time as `occurred_at`.
 """
 
@@ -19,12 +27,12 @@ from datetime import datetime
 
 from lifecycle.activity import ACTIVE, ASLEEP, Limits, activity_of, next_activity_change, reference_time, thresholds
 from lifecycle.attitude import attitude_of, next_attitude_change
-from lifecycle.facts import NEW_PURCHASE, apply_facts, check_bounds, expire
+from lifecycle.facts import NEW_PURCHASE, apply_facts, check_bounds, drop_unrefundable, expire
 from lifecycle.loyalty import loyalty_type_of, tier_of
 from lifecycle.policy import Policy
 from lifecycle.reasons import Facts, facts_read
 from lifecycle.stage import next_referral_end, next_window_end, stage_of
-from lifecycle.state import DAY, CustomerState, epoch_seconds
+from lifecycle.state import DAY, CustomerState, as_datetime, epoch_seconds
 from lifecycle.value import clv_factors, clv_of, next_value_change, relationship_level_of, value_band_of
 from schemas import Clock, Purchase, encode_event
 from schemas.chain import record_hash
@@ -34,44 +42,59 @@ from schemas.lifecycle_events import EVENT_FOR_DIMENSION, Dimension, LifecycleEv
 LIFECYCLE_NAMESPACE = uuid.UUID("5b0e7d1c-3f3a-4c55-9a57-1c6b0f4e2a10")
 """Fixed forever: lifecycle event ids are uuid5 names under it."""
 
-Cause = tuple[uuid.UUID, datetime]
-"""What caused a decision: an event's id and its event time."""
+Cause = tuple[uuid.UUID | None, datetime]
+"""What caused a decision: an event's id (None: time alone) and the moment."""
+
+TIME_CAUSE = "time"
+"""The cause part of the id of a change time alone brought: no record caused it."""
 
 
 class LifecycleEngine:
-    """Applies the policy's rules to customers' events; holds no state of its own."""
+    """Applies the policy's rules to customers' events; holds no customer's state (only
+    `booked`: what the latest event added to its customer's value)."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._clv_factors = clv_factors(policy)
         self._limits: dict[int | None, Limits] = {}
+        self.booked: tuple[int, int] | None = None
 
     def on_event(self, state: CustomerState, event: AnyCustomerEvent, at: int | None = None) -> list[LifecycleEvent]:
         """Fold one customer event into `state`; return the lifecycle events it causes.
 
         `at` is the event's time in epoch seconds, if the caller has it already. Raises
         `FactOutOfRange`, with `state` unchanged, for an event the customer's totals
-        cannot take.
+        cannot take. Afterwards `booked` holds what the event added to the customer's
+        historical value and revenue, or None if it was not taken (a repeat).
         """
         check_bounds(state, event, self.policy)
+        self.booked = None
         if self._seen(state, event):
             return []
         if at is None:
             at = epoch_seconds(event.occurred_at)
-        cause = (event.event_id, event.occurred_at)
         out: list[LifecycleEvent] = []
-        self._move_time(state, at, cause, out)
+        # Deadlines before the event are time's own changes; one at the event's very
+        # moment is decided with the event, so that one moment gives one change.
+        passed = self._pass_deadlines(state, at - 1, out)
+        due = self._advance(state, at)
+        if passed or due:
+            drop_unrefundable(state, self.policy)
         asleep = type(event) is Purchase and self._asleep_at(state, at)
+        value, revenue = state.historical_value_minor, state.historical_revenue_minor
         folded = apply_facts(state, event, at, self.policy)
-        if folded:
-            self._decide(state, cause, out, win_back=folded == NEW_PURCHASE and asleep)
+        self.booked = (state.historical_value_minor - value, state.historical_revenue_minor - revenue)
+        if folded or due:
+            reviewing = due and self._review(state)
+            self._decide(state, (event.event_id, event.occurred_at), out, reviewing=reviewing,
+                         win_back=folded == NEW_PURCHASE and asleep)
         return out
 
     def on_clock(self, state: CustomerState, clock: Clock) -> list[LifecycleEvent]:
         """Move the customer's time to the clock's; return what time alone changed."""
-        at = epoch_seconds(clock.occurred_at)
         out: list[LifecycleEvent] = []
-        self._move_time(state, at, (clock.event_id, clock.occurred_at), out)
+        if self._pass_deadlines(state, epoch_seconds(clock.occurred_at), out):
+            drop_unrefundable(state, self.policy)
         return out
 
     @staticmethod
@@ -108,20 +131,38 @@ class LifecycleEngine:
             limits = self._limits[usual_gap] = thresholds(usual_gap, self.policy)
         return limits
 
-    def _move_time(self, state: CustomerState, at: int, cause: Cause, out: list[LifecycleEvent]) -> None:
-        """Time moves forward only; before the next deadline nothing can change with it."""
+    def _pass_deadlines(self, state: CustomerState, until: int, out: list[LifecycleEvent]) -> bool:
+        """Move time forward to `until`, deciding the customer again at each deadline on
+        the way, at the deadline's own moment (before a deadline nothing can change);
+        whether one was passed."""
+        passed = False
+        while state.next_deadline is not None and state.now < state.next_deadline <= until:
+            deadline = state.next_deadline
+            state.now = deadline
+            expire(state, self.policy)
+            self._decide(state, (None, as_datetime(deadline)), out, reviewing=self._review(state))
+            passed = True
+        if until > state.now:
+            state.now = until
+        return passed
+
+    def _advance(self, state: CustomerState, at: int) -> bool:
+        """Move time to `at`; whether a deadline falls at that very moment."""
         if at <= state.now:
-            return
-        deadline = state.next_deadline
-        if deadline is None or at < deadline:
-            state.now = at
-            return
+            return False
         state.now = at
+        if state.next_deadline is None or state.next_deadline > at:
+            return False
         expire(state, self.policy)
-        reviewing = state.next_review_at is not None and state.next_review_at <= at
-        while state.next_review_at is not None and state.next_review_at <= at:
+        return True
+
+    def _review(self, state: CustomerState) -> bool:
+        """Whether a tier review is due now; if so, the next one is set."""
+        if state.next_review_at is None or state.next_review_at > state.now:
+            return False
+        while state.next_review_at <= state.now:
             state.next_review_at += self.policy.tier.review_every_days * DAY
-        self._decide(state, cause, out, reviewing=reviewing)
+        return True
 
     def _decide(
         self,
@@ -155,7 +196,7 @@ class LifecycleEngine:
             before = getattr(state, dimension)
             if value != before:
                 if prefix is None:  # the cause's part of the ids, made once per decision
-                    prefix = f"{cause[0]}/{state.customer_id}/"
+                    prefix = f"{cause[0] or TIME_CAUSE}/{state.customer_id}/"
                 facts = facts_read(dimension, state, policy, limits, silent_since, band[0], reviewing)
                 out.append(self._changed(state, dimension, before, value, rule, cause, prefix, facts))
                 setattr(state, dimension, value)
@@ -167,7 +208,8 @@ class LifecycleEngine:
     ) -> LifecycleEvent:
         state.sequence += 1
         cause_id, occurred_at = cause
-        # The name is "<cause id>/<customer>/<sequence>/<dimension>/<new value>", fixed forever.
+        # The name is "<cause id>/<customer>/<sequence>/<dimension>/<new value>", fixed
+        # forever; "time" stands for the cause id of a change time alone brought.
         name = f"{prefix}{state.sequence}/{dimension}/{after}"
         event = EVENT_FOR_DIMENSION[dimension](
             event_id=lifecycle_event_id(name),
@@ -179,7 +221,7 @@ class LifecycleEngine:
             occurred_at=occurred_at,
             rule=rule,
             policy_version=self.policy.version,
-            caused_by=[cause_id],
+            caused_by=[] if cause_id is None else [cause_id],
             facts=facts,
             previous_hash=state.chain_head,
         )
@@ -192,8 +234,8 @@ class LifecycleEngine:
         policy, now = self.policy, state.now
         soonest = activity_change
         for at in (
-            next_window_end(state, now, policy.stage.loyal_window_days),
-            next_window_end(state, now, policy.loyalty.window_days),
+            next_window_end(state, now, policy.stage.loyal_window_days, policy),
+            next_window_end(state, now, policy.loyalty.window_days, policy),
             next_referral_end(state, policy),
             next_attitude_change(state, now, policy),
             next_value_change(state, now, policy),

@@ -12,6 +12,7 @@ from bisect import bisect_right, insort
 from collections.abc import Callable
 from typing import Any
 
+from lifecycle import occasions
 from lifecycle.errors import FactOutOfRange
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, NOT_PAID, CustomerState, Entry, Order
@@ -66,8 +67,8 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) 
     step = max(event.amount_minor, abs(revenue), abs(value))
     order = state.orders.get(event.order_id)
     totals = (
-        state.historical_value_minor, state.current_value_minor, state.points, state.margin_minor,
-        state.revenue_with_margin_minor,
+        state.historical_value_minor, state.historical_revenue_minor, state.current_value_minor, state.points,
+        state.margin_minor, state.revenue_with_margin_minor,
         *((order.paid, order.refunded, order.value, order.revenue) if order is not None else ()),
     )
     largest = max(map(abs, totals))
@@ -163,9 +164,10 @@ def _held(state: CustomerState, order_id: str, policy: Policy) -> Order | None:
 
 
 def _book(state: CustomerState, at: int | None, value: int, revenue: int, policy: Policy) -> None:
-    """Add value to the history, and with the points its revenue earns to the rolling
-    window if `at` lies inside it (None: history only)."""
+    """Add value and revenue to the history, and with the points the revenue earns to
+    the rolling window if `at` lies inside it (None: history only)."""
     state.historical_value_minor += value
+    state.historical_revenue_minor += revenue
     per_point = policy.tier.minor_units_per_point
     points = revenue // per_point if revenue >= 0 else -((-revenue) // per_point)
     if at is not None and at > state.now - policy.value.window_days * DAY:
@@ -176,24 +178,36 @@ def _book(state: CustomerState, at: int | None, value: int, revenue: int, policy
 
 def _count_purchase(state: CustomerState, order_id: str, at: int, policy: Policy) -> None:
     state.purchases += 1
-    index = bisect_right(state.purchase_times, at)
-    state.purchase_times.insert(index, at)
+    times = state.purchase_times
+    index = bisect_right(times, at)
+    if not occasions.shares_occasion(times, index, at, occasions.unit(policy)):
+        state.purchase_occasions += 1
+    times.insert(index, at)
     state.purchase_orders.insert(index, order_id)
-    state.usual_gap = usual_gap(state.purchase_times, policy)
+    state.usual_gap = usual_gap(times, policy)
 
 
 def _uncount_purchase(state: CustomerState, order_id: str, policy: Policy) -> None:
     state.purchases -= 1
+    times = state.purchase_times
     if order_id in state.purchase_orders:
         index = state.purchase_orders.index(order_id)
-        del state.purchase_times[index]
+        at = times.pop(index)
         del state.purchase_orders[index]
-        state.usual_gap = usual_gap(state.purchase_times, policy)
+        if not occasions.shares_occasion(times, index, at, occasions.unit(policy)):
+            state.purchase_occasions -= 1
+        state.usual_gap = usual_gap(times, policy)
+    else:
+        # Its date has left the kept purchases (older than the windows): taken as an
+        # occasion of its own.
+        state.purchase_occasions -= 1
+    # A purchase is an occasion, and there are no more occasions than purchases.
+    state.purchase_occasions = max(min(state.purchase_occasions, state.purchases), min(state.purchases, 1))
 
 
 def usual_gap(times: list[int], policy: Policy) -> int | None:
-    """The customer's own rhythm: the median gap between recent purchases, if enough."""
-    recent = times[-policy.activity.rhythm_purchases_kept :]
+    """The customer's own rhythm: the median gap between recent purchase occasions, if enough."""
+    recent = occasions.recent_starts(times, policy.activity.rhythm_purchases_kept, occasions.unit(policy))
     if len(recent) < policy.activity.rhythm_min_purchases:
         return None
     gaps = [later - earlier for earlier, later in zip(recent, recent[1:])]
@@ -220,14 +234,13 @@ def _complaint_resolved(state: CustomerState, event: ComplaintResolved, at: int,
     complaint = event.complaint_id
     if complaint in state.closed_complaints or complaint in state.early_resolutions:
         return UNCHANGED
-    if state.last_recovery_at is None or at >= state.last_recovery_at:
-        state.last_recovery_at = at
-        state.last_recovery_satisfied = event.satisfied
     filed_at = state.open_complaints.pop(complaint, None)
     if filed_at is None:
+        # A resolution of a complaint not filed (yet: a late event may bring it) counts
+        # for nothing until it is: service recovery needs a failure to recover from.
         state.early_resolutions[complaint] = (at, event.satisfied)
-    else:
-        _close(state, complaint, filed_at, at, event.satisfied)
+        return UNCHANGED
+    _close(state, complaint, filed_at, at, event.satisfied)
     return CHANGED
 
 
@@ -236,6 +249,9 @@ def _close(state: CustomerState, complaint: str, filed_at: int, resolved_at: int
     state.complaints_resolved += 1
     state.resolve_seconds_total += max(resolved_at - filed_at, 0)
     state.recoveries_satisfied += satisfied
+    if state.last_recovery_at is None or resolved_at >= state.last_recovery_at:
+        state.last_recovery_at = resolved_at
+        state.last_recovery_satisfied = satisfied
 
 
 def _survey(state: CustomerState, event: SurveyAnswered, at: int, policy: Policy) -> int:
@@ -314,14 +330,21 @@ def expire(state: CustomerState, policy: Policy) -> None:
     if gone:
         del ledger[:gone]
     keep_since = state.now - _purchase_window_days(policy) * DAY
-    drop = min(bisect_right(state.purchase_times, keep_since),
-               max(len(state.purchase_times) - policy.activity.rhythm_purchases_kept, 0))
+    times, period = state.purchase_times, occasions.unit(policy)
+    drop = min(bisect_right(times, keep_since),
+               occasions.start_of_latest(times, policy.activity.rhythm_purchases_kept, period))
+    drop = occasions.whole(times, drop, period)
     if drop:
         del state.purchase_times[:drop]
         del state.purchase_orders[:drop]
     referrals = bisect_right(state.referral_times, state.now - policy.stage.advocate_window_days * DAY)
     if referrals:
         del state.referral_times[:referrals]
+
+
+def drop_unrefundable(state: CustomerState, policy: Policy) -> None:
+    """Drop the orders no refund can match any more as of `state.now` (memory only: a
+    refund never matches them, whether they are here or not; see `_held`)."""
     refundable_since = state.now - policy.value.refund_window_days * DAY
     stale = [order_id for order_id, order in state.orders.items()
              if (since := order.held_since()) is not None and since <= refundable_since]

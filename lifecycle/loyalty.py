@@ -1,8 +1,8 @@
-"""Loyalty (DOMAIN.md section 3): the loyalty type, and the programme tier.
+"""Loyalty (docs/domain.md section 3): the loyalty type, and the programme tier.
 
 Type: attitude x repeat behaviour - true (positive attitude, high repeat), latent
 (positive, low repeat), spurious (not positive, high repeat: at risk when a competitor
-offers more), none. Tier (tiered programme, 梯度忠诚计划): points earned on purchases net
+offers more), none; repeat behaviour counts purchase occasions. Tier (tiered programme, 梯度忠诚计划): points earned on purchases net
 of refunds over the rolling window. Only members have a tier; it goes up as soon as the
 points allow, and down only at a review, on each anniversary of joining.
 """
@@ -19,7 +19,8 @@ _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 
 
 def loyalty_type_of(state: CustomerState, now: int, attitude: str, policy: Policy) -> tuple[str, str]:
-    high_repeat = purchases_within(state, now, policy.loyalty.window_days) >= policy.loyalty.high_repeat_purchases
+    needed = policy.loyalty.high_repeat_purchases
+    high_repeat = purchases_within(state, now, policy.loyalty.window_days, policy, needed) >= needed
     high_attitude = attitude == POSITIVE
     if high_attitude and high_repeat:
         return "true", "loyalty_type.positive_attitude_high_repeat"

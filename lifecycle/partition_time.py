@@ -1,68 +1,236 @@
-"""A log partition's event time, and the rule that keeps one record from moving it far.
+"""A log partition's confirmed time, and the rule that lets no single record move it far.
 
-A partition's *event time* is the latest event time among the records of the partition
-the engine has taken (customer events and clocks); its *clock* is the latest clock it
-has taken, which moves the time of every customer of the partition. One record must not
-move time for everyone: a clock dated in 2099 would churn every customer at once, and
-time never goes back. So a record dated further ahead of the partition's event time
-than the policy allows (`[time] clock_max_lead_days` for a clock,
-`event_max_lead_days` for a customer event, whose time moves only its customer) is
-refused, and dead-lettered with the reason.
+Time never goes back, and a `clock` moves every customer of its partition: one clock
+dated 2099 would churn everyone for good, and one purchase dated 2099 would leave its
+customer decided as of 2099 for ever. But a log may also truly jump: an old first
+event, then years of history; a quiet year; an engine stopped for months. So a record
+far ahead is neither taken nor refused: it *waits* until time is confirmed near it.
 
-The rule reads only the log and the policy, never the wall clock, so a replay refuses
-exactly the same records. A clock in a partition that has no customer event yet moves
-no one and sets nothing (there is nobody to move, and nothing to judge it against): the
-first customer event sets the partition's event time. A live engine that was stopped
-for longer than the clock lead steps its clocks forward (see `clock_steps`).
+- A partition's **confirmed time** is the latest time that `confirm_customers` distinct
+  customers have reached with their records (the K-th largest of the customers' latest
+  times, counting every valid customer event, waiting or not; with fewer customers, the
+  smallest of theirs), or the latest clock taken, whichever is later.
+- A customer event dated more than `event_max_lead_days` ahead of it, or a clock more
+  than `clock_max_lead_days`, **waits**; everything else is taken at once. A waiting
+  record is taken as soon as the confirmed time comes within its lead: when records of
+  enough other customers agree with it, or a clock (the engine steps its own clocks
+  within the lead: `clock_steps`) moves time there.
+- Released records are taken right after the record that released them, in time order
+  (ties in log order); a released clock confirms time itself, which can release more.
+- At most `max_held_records` wait per partition; a record beyond that is refused
+  (dead-lettered with the reason), as a flood of far-future records would be.
+
+So one customer, or a few, dated far ahead move no one's time but their waiting
+records', and a real jump is taken once the records after it confirm it. The rule
+reads only the log and the policy, never the wall clock, and the live processor and
+the replay run this same code over the same records in log order: they wait for and
+release the same records at the same places. Records are named by `seq` (their place
+in the partition, `position << 10 | index`) and customers by `customer_key`.
+
+A clock in a partition with no customer event yet moves no one and sets nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, as_datetime
 
+EVENT, CLOCK = 0, 1
+"""The kinds of record the rule sees."""
+
+TAKE, WAIT, REFUSE, IGNORE = "take", "wait", "refuse", "ignore"
+"""What to do with a record offered to the rule: take it now; nothing (it waits, and
+comes back from `released`); dead-letter it (`refusal` says why); nothing at all (a
+clock with nobody to move)."""
+
+
+def customer_key(customer_id: str) -> int:
+    """A stable 64-bit key for a customer id: the same in every process and run."""
+    return int.from_bytes(hashlib.blake2b(customer_id.encode(), digest_size=8).digest(), "little") >> 1
+
+
+@dataclass(frozen=True)
+class Held:
+    """A record waiting for time: its place, time, kind and customer (0 for a clock)."""
+
+    seq: int
+    at: int
+    kind: int
+    customer: int
+
 
 class PartitionTime:
-    """One partition's event time and latest clock (epoch seconds, None before any)."""
+    """One partition's confirmed time, its witnesses and its waiting records."""
 
-    __slots__ = ("clock_at", "event_time", "policy")
-
-    def __init__(self, policy: Policy, event_time: int | None = None, clock_at: int | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        clock_at: int | None = None,
+        witnesses: Iterable[tuple[int, int]] = (),
+        held: Iterable[Held] = (),
+        latest: int | None = None,
+    ) -> None:
         self.policy = policy
-        self.event_time = event_time
         self.clock_at = clock_at
+        self.latest = latest
+        """The latest time of the records taken (customer events and clocks)."""
+        self.witnesses = dict(witnesses)
+        """customer key -> latest time, for the `confirm_customers` latest customers."""
+        self._events: list[tuple[int, int]] = []
+        self._clocks: list[tuple[int, int]] = []
+        self.held: dict[int, Held] = {}
+        for record in held:
+            self._hold(record)
+        self.refusal: str | None = None
+        self._released: list[Held] = []
 
-    def event_refusal(self, at: int) -> str | None:
-        """Why a customer event at `at` is refused, or None; changes nothing."""
-        return self._too_far_ahead(at, self.policy.time.event_max_lead_days, "customer event", "event_max_lead_days")
+    # -- reading ----------------------------------------------------------------------
 
-    def saw_event(self, at: int) -> None:
-        """A customer event at `at` was taken."""
-        if self.event_time is None or at > self.event_time:
-            self.event_time = at
+    @property
+    def confirmed(self) -> int | None:
+        """The partition's confirmed time (epoch seconds), None before any customer event."""
+        if not self.witnesses:
+            return None
+        agreed = min(self.witnesses.values())
+        return agreed if self.clock_at is None or agreed > self.clock_at else self.clock_at
 
-    def take_clock(self, at: int) -> tuple[str | None, bool]:
-        """Take a clock at `at`: (why it is refused or None, whether it moves the partition's customers)."""
-        if self.event_time is None:
-            return None, False
-        reason = self._too_far_ahead(at, self.policy.time.clock_max_lead_days, "clock", "clock_max_lead_days")
-        if reason is not None:
-            return reason, False
-        self.event_time = max(self.event_time, at)
+    def state(self) -> tuple[int | None, int | None, list[tuple[int, int]]]:
+        """What to persist beside the waiting records: (latest clock, latest time taken, witnesses)."""
+        return self.clock_at, self.latest, sorted(self.witnesses.items())
+
+    # -- offering records, in log order -----------------------------------------------
+
+    def offer_event(self, seq: int, at: int, customer: int) -> str:
+        """A valid customer event: TAKE, WAIT or REFUSE (see `refusal`)."""
+        before = self.confirmed
+        self._witness(customer, at)
+        confirmed = self.confirmed
+        assert confirmed is not None
+        if at - confirmed > self.policy.time.event_max_lead_days * DAY:
+            verdict = self._wait(Held(seq, at, EVENT, customer), confirmed)
+        else:
+            verdict = TAKE
+            self._took(at)
+        if before is not None and confirmed > before:
+            self._release()
+        return verdict
+
+    def offer_clock(self, seq: int, at: int) -> str:
+        """A valid clock: TAKE (it moves the partition's customers), WAIT, REFUSE or IGNORE."""
+        confirmed = self.confirmed
+        if confirmed is None:
+            return IGNORE
+        if at - confirmed > self.policy.time.clock_max_lead_days * DAY:
+            return self._wait(Held(seq, at, CLOCK, 0), confirmed)
+        self._take_clock(at)
+        self._release()
+        return TAKE
+
+    def released(self) -> list[Held]:
+        """The waiting records the last offer released, in the order to take them; each
+        is returned once."""
+        out, self._released = self._released, []
+        return out
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _witness(self, customer: int, at: int) -> None:
+        witnesses = self.witnesses
+        known = witnesses.get(customer)
+        if known is not None:
+            if at > known:
+                witnesses[customer] = at
+        elif len(witnesses) < self.policy.time.confirm_customers:
+            witnesses[customer] = at
+        else:
+            lowest = min(witnesses, key=witnesses.__getitem__)
+            if at > witnesses[lowest]:
+                del witnesses[lowest]
+                witnesses[customer] = at
+
+    def _take_clock(self, at: int) -> None:
         if self.clock_at is None or at > self.clock_at:
             self.clock_at = at
-        return None, True
+        self._took(at)
 
-    def _too_far_ahead(self, at: int, lead_days: int, what: str, setting: str) -> str | None:
-        if self.event_time is None or at - self.event_time <= lead_days * DAY:
-            return None
-        ahead = (at - self.event_time) / DAY
-        return (
-            f"a {what} dated {as_datetime(at).isoformat()}, {ahead:,.1f} days ahead of its partition's "
-            f"event time {as_datetime(self.event_time).isoformat()}; the policy allows {lead_days} "
-            f"([time] {setting}): time would jump for everyone it reaches. If the date is right, "
-            f"publish clocks at most {self.policy.time.clock_max_lead_days} days apart up to it first"
-        )
+    def _took(self, at: int) -> None:
+        if self.latest is None or at > self.latest:
+            self.latest = at
+
+    def _wait(self, record: Held, confirmed: int) -> str:
+        limit = self.policy.time.max_held_records
+        if len(self.held) >= limit:
+            self.refusal = _refusal(record, confirmed, limit, self.policy)
+            return REFUSE
+        self._hold(record)
+        return WAIT
+
+    def _hold(self, record: Held) -> None:
+        self.held[record.seq] = record
+        lead = self.policy.time.event_max_lead_days if record.kind == EVENT else self.policy.time.clock_max_lead_days
+        # Keyed by the confirmed time that releases it: its time less its lead.
+        heapq.heappush(self._events if record.kind == EVENT else self._clocks, (record.at - lead * DAY, record.seq))
+
+    def _release(self) -> None:
+        """Take every waiting record the confirmed time has come within the lead of."""
+        while True:
+            confirmed = self.confirmed
+            assert confirmed is not None
+            events = list(_due(self._events, confirmed))
+            clocks = list(_due(self._clocks, confirmed))
+            if not events and not clocks:
+                return
+            for _, seq in sorted((self.held[seq].at, seq) for seq in events + clocks):
+                record = self.held.pop(seq)
+                self._released.append(record)
+                if record.kind == CLOCK:
+                    self._take_clock(record.at)
+                else:
+                    self._took(record.at)
+
+    def held_records(self) -> Iterator[Held]:
+        """The records waiting now, in log order."""
+        return iter(sorted(self.held.values(), key=lambda record: record.seq))
+
+
+def _due(heap: list[tuple[int, int]], confirmed: int) -> Iterator[int]:
+    while heap and heap[0][0] <= confirmed:
+        yield heapq.heappop(heap)[1]
+
+
+def waiting_reason(record: Held, confirmed: int | None, policy: Policy) -> str:
+    """Why a record waits, in words, with what would take it."""
+    what, lead, setting = _what(record, policy)
+    ahead = "" if confirmed is None else (
+        f", {(record.at - confirmed) / DAY:,.1f} days ahead of its partition's confirmed time "
+        f"{as_datetime(confirmed).isoformat()}")
+    return (
+        f"a {what} dated {as_datetime(record.at).isoformat()}{ahead}; the policy takes at most {lead} days "
+        f"([time] {setting}). It waits until {policy.time.confirm_customers} customers' records or a clock "
+        f"confirm time within {lead} days of it (`lifecycle clock` steps time to now), and is then taken"
+    )
+
+
+def _refusal(record: Held, confirmed: int, limit: int, policy: Policy) -> str:
+    what, lead, setting = _what(record, policy)
+    return (
+        f"a {what} dated {as_datetime(record.at).isoformat()}, {(record.at - confirmed) / DAY:,.1f} days ahead of "
+        f"its partition's confirmed time {as_datetime(confirmed).isoformat()} (beyond [time] {setting} = {lead}), "
+        f"while {limit:,} records of the partition already wait for time ([time] max_held_records): a flood of "
+        "far-future records. If the dates are right, publish clocks up to them (`lifecycle clock --at TIME`) and "
+        "run `lifecycle replay`"
+    )
+
+
+def _what(record: Held, policy: Policy) -> tuple[str, int, str]:
+    if record.kind == CLOCK:
+        return "clock", policy.time.clock_max_lead_days, "clock_max_lead_days"
+    return "customer event", policy.time.event_max_lead_days, "event_max_lead_days"
 
 
 def clock_steps(policy: Policy, since: int | None, now: int) -> list[int]:

@@ -1,6 +1,6 @@
 """The policy: every threshold the lifecycle rules use, versioned, parsed from TOML.
 
-Thresholds are policy, not code (DOMAIN.md). The defaults below are the ones in the
+Thresholds are policy, not code (docs/domain.md). The defaults below are the ones in the
 shipped `policy.toml` (a test keeps the two equal); a policy file may set any subset,
 but must name its `version`, which is recorded with every decision made under it.
 Parsing is pure: the caller reads the file.
@@ -26,6 +26,9 @@ class StagePolicy(_Section, frozen=True):
     loyal_window_days: int = 365
     advocate_window_days: int = 365
     advocate_min_nps: int = 9
+    # A customer's purchases within one period of this many days (UTC days since the
+    # epoch) are one purchase occasion, for the ladder, the repeat behaviour and the rhythm.
+    occasion_days: int = 1
 
 
 class ActivityPolicy(_Section, frozen=True):
@@ -99,10 +102,16 @@ class RelationshipPolicy(_Section, frozen=True):
 
 
 class TimePolicy(_Section, frozen=True):
-    # A record dated further ahead of its partition's event time than this is refused
-    # (dead-lettered): one wrong clock must not move time for everyone (lifecycle/partition_time.py).
+    # A record dated further ahead of its partition's confirmed time than this waits until
+    # time is confirmed there: one wrong clock must not move time for everyone
+    # (lifecycle/partition_time.py).
     clock_max_lead_days: int = 31
     event_max_lead_days: int = 366
+    # Time is confirmed up to the latest time this many distinct customers have reached
+    # (or a clock): records of fewer customers cannot move it.
+    confirm_customers: int = 3
+    # At most this many records of a partition wait for time; one more is dead-lettered.
+    max_held_records: int = 100_000
 
 
 class InputPolicy(_Section, frozen=True):
@@ -167,8 +176,12 @@ def _check_thresholds(policy: Policy) -> list[str]:
         problems.append("tier: need 0 < silver_points <= gold_points <= platinum_points")
     if tier.minor_units_per_point < 1 or tier.review_every_days < 1:
         problems.append("tier: need minor_units_per_point >= 1 and review_every_days >= 1")
-    if time.clock_max_lead_days < 1 or time.event_max_lead_days < 1:
-        problems.append("time: need clock_max_lead_days >= 1 and event_max_lead_days >= 1")
+    if not 1 <= time.clock_max_lead_days <= time.event_max_lead_days <= 36_500:
+        problems.append("time: need 1 <= clock_max_lead_days <= event_max_lead_days <= 36500")
+    if not 1 <= time.confirm_customers <= 1_000 or not 1 <= time.max_held_records <= 10_000_000:
+        problems.append("time: need 1 <= confirm_customers <= 1000 and 1 <= max_held_records <= 10000000")
+    if not 1 <= policy.stage.occasion_days <= 366:
+        problems.append("stage: need 1 <= occasion_days <= 366")
     if policy.value_model.refit_every_days < 0 or not 1 <= policy.value_model.horizon_days <= 36_500:
         problems.append("value_model: need refit_every_days >= 0 and 1 <= horizon_days <= 36500")
     if not 1_024 <= policy.input.max_event_bytes <= 16 * 1024 * 1024:

@@ -32,7 +32,8 @@ def facts_read(
     if dimension == "stage":
         return {
             "purchases": state.purchases,
-            "purchases_in_window": purchases_within(state, now, policy.stage.loyal_window_days),
+            "purchase_occasions": state.purchase_occasions,
+            "purchases_in_window": purchases_within(state, now, policy.stage.loyal_window_days, policy),
             "window_days": policy.stage.loyal_window_days,
             "open_complaints": len(state.open_complaints),
             "attitude": state.attitude,
@@ -55,7 +56,7 @@ def facts_read(
     if dimension == "loyalty_type":
         return {
             "attitude": state.attitude,
-            "purchases_in_window": purchases_within(state, now, policy.loyalty.window_days),
+            "purchases_in_window": purchases_within(state, now, policy.loyalty.window_days, policy),
             "window_days": policy.loyalty.window_days,
         }
     if dimension == "loyalty_tier":

@@ -1,16 +1,16 @@
-"""The customer ladder (DOMAIN.md section 2): which rung a customer stands on.
+"""The customer ladder (docs/domain.md section 2): which rung a customer stands on.
 
 prospect -> qualified (showed intent: an inbound contact or a visit) -> first_time (one
-purchase not fully refunded) -> repeat (two or more) -> loyal (enough purchases in the
-window, no open complaint, attitude not negative) -> member (loyal and enrolled) ->
-advocate (loyal or member, and a recent referral or a promoter NPS). The upper rungs
-depend on a window, so a customer can step down when time passes.
+purchase occasion, not fully refunded) -> repeat (two or more occasions) -> loyal
+(enough occasions in the window, no open complaint, attitude not negative) -> member
+(loyal and enrolled) -> advocate (loyal or member, and a recent referral or a promoter
+NPS). Purchases are counted as occasions (lifecycle/occasions.py: a day's orders are
+one). The upper rungs depend on a window, so a customer can step down when time passes.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
+from lifecycle import occasions
 from lifecycle.attitude import NEGATIVE
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, CustomerState
@@ -20,17 +20,17 @@ LOYAL, MEMBER, ADVOCATE = "loyal", "member", "advocate"
 LADDER = (PROSPECT, QUALIFIED, FIRST_TIME, REPEAT, LOYAL, MEMBER, ADVOCATE)
 
 
-def purchases_within(state: CustomerState, now: int, days: int) -> int:
-    times = state.purchase_times
-    return len(times) - bisect_right(times, now - days * DAY)
+def purchases_within(state: CustomerState, now: int, days: int, policy: Policy, enough: int | None = None) -> int:
+    """Purchase occasions within the trailing `days` (counting stops at `enough`, if given)."""
+    return occasions.within(state.purchase_times, now - days * DAY, occasions.unit(policy), enough)
 
 
 def stage_of(state: CustomerState, now: int, attitude: str, policy: Policy) -> tuple[str, str]:
     """(stage, rule) as of `now`, given the customer's attitude."""
     p = policy.stage
-    if state.purchases >= 2:
+    if state.purchase_occasions >= 2:
         loyal = (
-            purchases_within(state, now, p.loyal_window_days) >= p.loyal_min_purchases
+            purchases_within(state, now, p.loyal_window_days, policy, p.loyal_min_purchases) >= p.loyal_min_purchases
             and not state.open_complaints
             and attitude != NEGATIVE
         )
@@ -41,7 +41,7 @@ def stage_of(state: CustomerState, now: int, attitude: str, policy: Policy) -> t
         if state.programmes:
             return MEMBER, "stage.member_enrolled_while_loyal"
         return LOYAL, "stage.loyal_regular_purchases"
-    if state.purchases == 1:
+    if state.purchase_occasions == 1:
         return FIRST_TIME, "stage.first_purchase"
     if state.showed_intent:
         return QUALIFIED, "stage.qualified_by_intent"
@@ -54,12 +54,9 @@ def _advocates(state: CustomerState, now: int, policy: Policy) -> bool:
     return recent_referral or (state.latest_nps is not None and state.latest_nps >= p.advocate_min_nps)
 
 
-def next_window_end(state: CustomerState, now: int, days: int) -> int | None:
-    """The next moment a counted purchase leaves a window of `days`."""
-    index = bisect_right(state.purchase_times, now - days * DAY)
-    if index == len(state.purchase_times):
-        return None
-    return state.purchase_times[index] + days * DAY
+def next_window_end(state: CustomerState, now: int, days: int, policy: Policy) -> int | None:
+    """The next moment a purchase occasion leaves a window of `days`."""
+    return occasions.next_window_end(state.purchase_times, now - days * DAY, days, occasions.unit(policy))
 
 
 def next_referral_end(state: CustomerState, policy: Policy) -> int | None:

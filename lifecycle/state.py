@@ -126,6 +126,11 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
     next_deadline: int | None = None
     # The hash of the customer's latest lifecycle event (schemas/chain.py).
     chain_head: str = ""
+    # Net revenue so far, in base-currency minor units (beside the value, which is margin
+    # where given): what each purchase and refund moved is `value_movements`' revenue.
+    historical_revenue_minor: int = 0
+    # Purchase occasions so far: a day's counted purchases (`[stage] occasion_days`) are one.
+    purchase_occasions: int = 0
 
 
 _state_encoder = msgspec.msgpack.Encoder()

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from eventsourcing.persistence import Tracking
 
+from lifecycle.customer_fold import release_of, seq_of
+from lifecycle.partition_time import Held
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, encode_state
 from projections import (
@@ -29,7 +31,7 @@ from projections import (
     value_estimates,
     value_movements,
 )
-from projections.dead_letters import DeadLetter
+from projections.dead_letters import DeadLetter, HeldRecord
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from projections.projection_store import DuckDBProjectionStore, PartitionTimes
 from schemas import decode_event, encode_event
@@ -47,6 +49,33 @@ def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> N
 
 def write_dead_letters(directory: Path, number: int, letters: Sequence[DeadLetter]) -> None:
     _write(directory, "dead", number, dead_letters.table(letters))
+
+
+_WAITING = pa.schema([
+    ("partition", pa.string()), ("position", pa.int64()), ("record_index", pa.int32()), ("kind", pa.string()),
+    ("customer_id", pa.string()), ("occurred_at", pa.timestamp("s", tz="UTC")), ("reason", pa.string()),
+    ("seq", pa.int64()), ("at_seconds", pa.int64()), ("rule_kind", pa.int8()), ("customer_key", pa.int64()),
+    ("payload", pa.binary()),
+])
+"""Records still waiting for time when the replay ended: `held_records`' columns, and
+what the state store keeps of them (lifecycle/partition_time.py `Held`, the bytes)."""
+
+
+def write_waiting(directory: Path, number: int, waiting: Sequence[tuple[HeldRecord, Held, bytes]]) -> None:
+    if not waiting:
+        return
+    rows = [(row.partition, row.seq >> 10, row.seq & 1023, row.kind, row.customer_id, row.occurred_at, row.reason,
+             held.seq, held.at, held.kind, held.customer, raw) for row, held, raw in waiting]
+    _write(directory, "waiting", number,
+           pa.table([pa.array(column, kind) for column, kind in zip(zip(*rows), _WAITING.types)], schema=_WAITING))
+
+
+def waiting_records(parts: Path) -> Iterator[tuple[str, Held, bytes]]:
+    """(partition, record, bytes) of every record still waiting for time."""
+    for partition, seq, at, kind, customer, payload in _streamed(
+        parts, "waiting", "SELECT \"partition\", seq, at_seconds, rule_kind, customer_key, payload FROM {parts}", 10_000
+    ):
+        yield partition, Held(seq, at, kind, customer), payload
 
 
 def write_fits(directory: Path, fits: Sequence[tuple[str, int, bytes]]) -> None:
@@ -76,12 +105,13 @@ def write_fold(
     directory: Path,
     number: int,
     states: Sequence[tuple[str, CustomerState]],
-    derived: Sequence[tuple[str, int, LifecycleEvent]],
+    derived: Sequence[tuple[str, int, LifecycleEvent, int | None]],
     changes: profiles.ProfileChanges,
     movements: value_movements.ValueMovements,
 ) -> None:
     """One bucket's results: final states (with their partitions), lifecycle events
-    (partition, sequence number of the cause, event) and personal data."""
+    (partition, the order their cause was taken in, event, the cause's own position if
+    it was taken later than there: `consumers/replay.py`) and personal data."""
     partitions = [partition for partition, _ in states]
     folded = [state for _, state in states]
     if folded:
@@ -93,10 +123,13 @@ def write_fold(
             "state": pa.array([encode_state(s) for s in folded], pa.binary()),
         }))
     if derived:
-        rows = transitions.table([p for p, _, _ in derived], [(seq >> 10, e) for _, seq, e in derived])
+        seqs = [seq_of(order) for _, order, _, _ in derived]
+        rows = transitions.table([p for p, _, _, _ in derived],
+                                 [(seq >> 10, e, cause) for seq, (_, _, e, cause) in zip(seqs, derived)])
         assert rows is not None
-        rows = rows.append_column("cause_seq", pa.array([seq for _, seq, _ in derived], pa.int64()))
-        rows = rows.append_column("payload", pa.array([encode_event(e) for _, _, e in derived], pa.binary()))
+        rows = rows.append_column("cause_seq", pa.array(seqs, pa.int64()))
+        rows = rows.append_column("cause_sub", pa.array([release_of(order) for _, order, _, _ in derived], pa.int32()))
+        rows = rows.append_column("payload", pa.array([encode_event(e) for _, _, e, _ in derived], pa.binary()))
         _write(directory, "transitions", number, rows)
     _write(directory, "profiles", number, profiles.table(changes.updates))
     _write(directory, "movements", number, value_movements.table(movements.rows))
@@ -140,8 +173,8 @@ def assemble(
             policies.adopt(writing, policy)
             _insert_parts(writing, parts)
             _apply_fits(writing, parts, policy)
-            for partition, (event_time, clock_at) in times.items():
-                writing.execute("INSERT INTO partition_clocks VALUES (?, ?, ?)", [partition, clock_at, event_time])
+            for partition, (latest, clock_at) in times.items():
+                writing.execute("INSERT INTO partition_clocks VALUES (?, ?, ?)", [partition, clock_at, latest])
             for name, position in positions.items():
                 writing.execute(history.RECORD_COMMIT, [name, position])
                 DuckDBTrackingRecorder.record(writing, Tracking(name, position))
@@ -175,7 +208,7 @@ def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
         columns = ", ".join(TRANSITION_COLUMNS)
         connection.execute(
             f"INSERT INTO lifecycle_transitions SELECT {columns} FROM read_parquet('{parts_glob(parts, 'transitions')}') "
-            "ORDER BY log_partition, cause_seq, customer_id, sequence"
+            "ORDER BY log_partition, cause_seq, cause_sub, customer_id, sequence"
         )
     if _any(parts, "profiles"):
         connection.execute(
@@ -185,6 +218,11 @@ def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
         connection.execute(
             f"INSERT INTO value_movements SELECT * FROM read_parquet('{parts_glob(parts, 'movements')}') "
             "ORDER BY log_partition, log_position, customer_id"
+        )
+    if _any(parts, "waiting"):
+        connection.execute(
+            "INSERT INTO held_records SELECT \"partition\", position, record_index, kind, customer_id, occurred_at, "
+            f"reason FROM read_parquet('{parts_glob(parts, 'waiting')}')"
         )
     if _any(parts, "dead"):
         connection.execute(
@@ -208,7 +246,7 @@ def _apply_fits(connection: duckdb.DuckDBPyConnection, parts: Path, policy: Poli
 # The columns of `lifecycle_transitions`, in its order (the parts carry two more).
 TRANSITION_COLUMNS = (
     "event_id", "customer_id", "sequence", "dimension", "from_value", "to_value", "occurred_at", "rule",
-    "policy_version", "caused_by", "log_partition", "log_position", "facts",
+    "policy_version", "caused_by", "log_partition", "log_position", "facts", "cause_position",
 )
 
 
@@ -219,7 +257,7 @@ def lifecycle_payloads(parts: Path, batch_rows: int = 50_000) -> Iterator[tuple[
     position ends, so that each can be recorded with a position of its own."""
     rows = _streamed(
         parts, "transitions", "SELECT log_partition, log_position, payload FROM {parts} "
-        "ORDER BY log_partition, cause_seq, customer_id, sequence", batch_rows,
+        "ORDER BY log_partition, cause_seq, cause_sub, customer_id, sequence", batch_rows,
     )
     pending: list[bytes] = []
     current: tuple[str, int] | None = None

@@ -80,7 +80,8 @@ _VALUE_MODEL = (
 )
 _TRANSITIONS = (
     "SELECT event_id, sequence, dimension, from_value, to_value, occurred_at, rule, policy_version,"
-    " caused_by, log_partition, log_position, facts FROM {source} WHERE customer_id = ? ORDER BY sequence"
+    " caused_by, log_partition, log_position, coalesce(cause_position, log_position) AS cause_position, facts"
+    " FROM {source} WHERE customer_id = ? ORDER BY sequence"
 )
 
 

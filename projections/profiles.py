@@ -2,13 +2,15 @@
 
 `customer_profiles` is the only table holding personal data, so that erasure is one
 delete and the other views can be shared freely. A profile update changes only the
-fields it carries; an erasure removes the row.
+fields it carries; an erasure removes the row. Where raw events are shown (`lifecycle
+explain`, `lifecycle dead-letters`), their personal data is masked with `masked`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +19,8 @@ from schemas import CustomerErased, ProfileUpdated
 from schemas.events import AnyCustomerEvent
 
 FIELDS = ("name", "email", "phone", "city", "birth_date")
+# Free text may hold anything a customer said: masked with the personal fields.
+MASKED = frozenset({*FIELDS, "topic", "resolution"})
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS customer_profiles ("
@@ -83,3 +87,14 @@ def apply(connection: duckdb.DuckDBPyConnection, erased: Iterable[str], rows: pa
     connection.register("_profiles", rows)
     connection.execute(_MERGE)
     connection.unregister("_profiles")
+
+
+def masked(payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an event's fields with each personal or free-text value masked."""
+    return {name: _mask(str(value)) if name in MASKED and value is not None else value
+            for name, value in payload.items()}
+
+
+def _mask(value: str) -> str:
+    """The first character and the length: enough to tell two values apart, not to read one."""
+    return f"{value[:1]}*** ({len(value)} characters)" if value else value

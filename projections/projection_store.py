@@ -38,10 +38,9 @@ from projections import (
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from schemas.events import ValueModelFitted
-from schemas.lifecycle_events import LifecycleEvent
 
 PartitionTimes = tuple[int | None, int | None]
-"""A partition's (event time, latest clock), in epoch seconds."""
+"""A partition's (latest time taken, latest clock), in epoch seconds (lifecycle/partition_time.py)."""
 
 
 @dataclass
@@ -50,8 +49,11 @@ class BatchEffects:
 
     tracking: Tracking
     states: list[CustomerState] = field(default_factory=list)
-    lifecycle_events: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
+    lifecycle_events: list[transitions.Derived] = field(default_factory=list)
     partition_times: PartitionTimes | None = None
+    held: list[dead_letters.HeldRecord] = field(default_factory=list)
+    released: list[tuple[str, int]] = field(default_factory=list)
+    """(partition, seq) of the records taken out of waiting for time."""
     profiles: profiles.ProfileChanges = field(default_factory=profiles.ProfileChanges)
     movements: value_movements.ValueMovements = field(default_factory=value_movements.ValueMovements)
     value_fits: list[tuple[int, ValueModelFitted]] = field(default_factory=list)
@@ -71,6 +73,8 @@ class PreparedBatch:
     movements: pa.Table | None
     value_fits: list[tuple[int, ValueModelFitted]]
     dead_letters: pa.Table | None
+    held: list[dead_letters.HeldRecord]
+    released: list[tuple[str, int]]
 
 
 class DuckDBProjectionStore:
@@ -125,8 +129,8 @@ class DuckDBProjectionStore:
         events, letters = effects.lifecycle_events, effects.dead_letters
         fits = effects.value_fits
         if written is not None:
-            events = [(position, e) for position, e in events if position > written]
-            letters = [letter for letter in letters if letter.position > written]
+            events = [derived for derived in events if derived[0] > written]
+            letters = [letter for letter in letters if (letter.taken_at or letter.position) > written]
             fits = [(position, fit) for position, fit in fits if position > written]
         return PreparedBatch(
             tracking=effects.tracking,
@@ -139,6 +143,8 @@ class DuckDBProjectionStore:
             movements=value_movements.table(effects.movements.after(written)),
             value_fits=fits,
             dead_letters=dead_letters.table(letters),
+            held=effects.held,
+            released=effects.released,
         )
 
     def write(self, batch: PreparedBatch) -> None:
@@ -157,6 +163,7 @@ class DuckDBProjectionStore:
                 assert self.policy is not None, "adopt_policy first"
                 value_estimates.apply_fit(connection, fit, batch.tracking.application_name, position, self.policy)
             dead_letters.insert(connection, batch.dead_letters)
+            dead_letters.apply_held(connection, batch.held, batch.released)
             tracking = batch.tracking
             connection.execute(history.RECORD_COMMIT, [tracking.application_name, tracking.notification_id])
             self.recorder.record(connection, tracking)

@@ -16,7 +16,10 @@ never behind (see the processor). Keys, in one keyspace:
 - `s` + customer id -> the customer's `CustomerState`, msgpack;
 - `d` + partition + NUL + deadline (8 bytes, big-endian, offset) + customer id -> empty:
   customers by next deadline per partition, for the clocks (`lifecycle/deadlines.py`);
-- `p` + partition -> the partition's (event time, latest clock), msgpack;
+- `p` + partition -> the partition's time rule (lifecycle/partition_time.py): its latest
+  clock, latest time taken and witnesses, msgpack;
+- `h` + partition + NUL + seq (8 bytes, big-endian) -> a record waiting for time: its
+  time, kind, customer key and bytes, msgpack;
 - `t` + application name -> the position after the last batch written.
 
 A partition's states can later move to another processor with its keys and position.
@@ -33,14 +36,21 @@ import msgspec
 from eventsourcing.persistence import Tracking
 from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
 
+from lifecycle.partition_time import Held
 from lifecycle.state import CustomerState, decode_state, encode_state
 
-PartitionTimes = tuple[int | None, int | None]
-"""A partition's (event time, latest clock), in epoch seconds."""
+PartitionRule = tuple[int | None, int | None, list[tuple[int, int]]]
+"""A partition's time rule as persisted: (latest clock, latest time taken, [(customer
+key, latest time)])."""
+
+HeldRecord = tuple[Held, bytes]
+"""A record waiting for time, with its bytes."""
 
 _DEADLINE = struct.Struct(">Q")
+_SEQ = struct.Struct(">Q")
 _OFFSET = 1 << 63  # so that times before the epoch still sort below those after it
-_times = msgspec.msgpack.Decoder(tuple[int | None, int | None])
+_rule = msgspec.msgpack.Decoder(tuple[int | None, int | None, list[tuple[int, int]]])
+_held = msgspec.msgpack.Decoder(tuple[int, int, int, bytes])
 _encode = msgspec.msgpack.encode
 
 
@@ -56,6 +66,14 @@ def _deadline_key(partition: str, deadline: int, customer_id: str) -> bytes:
     return _deadline_prefix(partition) + _DEADLINE.pack(deadline + _OFFSET) + customer_id.encode()
 
 
+def _held_prefix(partition: str) -> bytes:
+    return b"h" + partition.encode() + b"\x00"
+
+
+def _held_key(partition: str, seq: int) -> bytes:
+    return _held_prefix(partition) + _SEQ.pack(seq)
+
+
 @dataclass
 class StateBatch:
     """What one batch changed in the engine's state, to be written with its position."""
@@ -65,7 +83,11 @@ class StateBatch:
     states: list[CustomerState] = field(default_factory=list)
     deadlines_before: dict[str, int | None] = field(default_factory=dict)
     """Each changed customer's deadline as last written, to move its index key."""
-    partition_times: PartitionTimes = (None, None)
+    rule: PartitionRule = (None, None, [])
+    held: list[HeldRecord] = field(default_factory=list)
+    """Records that began waiting for time in the batch."""
+    released: list[int] = field(default_factory=list)
+    """The seqs of records the batch took out of waiting."""
 
 
 class RocksDBStateStore:
@@ -123,13 +145,25 @@ class RocksDBStateStore:
     def positions(self) -> dict[str, int]:
         return {key[1:].decode(): int(value) for key, value in self._prefixed(b"t")}
 
-    def partition_times(self) -> dict[str, PartitionTimes]:
-        return {key[1:].decode(): _times.decode(value) for key, value in self._prefixed(b"p")}
+    def partition_rules(self) -> dict[str, PartitionRule]:
+        return {key[1:].decode(): _rule.decode(value) for key, value in self._prefixed(b"p")}
 
-    def _prefixed(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    def held(self, partition: str) -> list[Held]:
+        """The records of `partition` waiting for time, in log order."""
+        cut = len(_held_prefix(partition))
+        return [Held(_SEQ.unpack_from(key, cut)[0], *_held.decode(value)[:3])
+                for key, value in self._prefixed(_held_prefix(partition))]
+
+    def held_bytes(self, partition: str, seq: int) -> bytes:
+        """The bytes of a record waiting for time."""
+        value = self._db.get(_held_key(partition, seq))
+        assert value is not None, f"no waiting record {seq} in {partition}"
+        return _held.decode(value)[3]
+
+    def _prefixed(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         bound = ReadOptions()
         bound.set_iterate_upper_bound(prefix[:-1] + bytes([prefix[-1] + 1]))
-        return list(self._db.items(from_key=prefix, read_opt=bound))
+        yield from self._db.items(from_key=prefix, read_opt=bound)
 
     # -- writing ----------------------------------------------------------------------
 
@@ -158,13 +192,18 @@ class RocksDBStateStore:
                     writes.delete(_deadline_key(partition, old, customer_id))
                 if new is not None:
                     writes.put(_deadline_key(partition, new, customer_id), b"")
-        writes.put(b"p" + partition.encode(), _encode(batch.partition_times))
+        for record, raw in batch.held:
+            writes.put(_held_key(partition, record.seq), _encode((record.at, record.kind, record.customer, raw)))
+        for seq in batch.released:
+            writes.delete(_held_key(partition, seq))
+        writes.put(b"p" + partition.encode(), _encode(batch.rule))
         writes.put(b"t" + batch.tracking.application_name.encode(), str(batch.tracking.notification_id).encode())
 
-    def load(self, states: Iterable[tuple[str, str, int | None, bytes]], times: Mapping[str, PartitionTimes],
-             positions: Mapping[str, int]) -> None:
+    def load(self, states: Iterable[tuple[str, str, int | None, bytes]], rules: Mapping[str, PartitionRule],
+             held: Iterable[tuple[str, Held, bytes]], positions: Mapping[str, int]) -> None:
         """Fill a fresh store in bulk (a replay): (partition, customer id, next deadline,
-        encoded state) rows, then the partitions' times and the positions, last."""
+        encoded state) rows, the partitions' time rules and waiting records, then the
+        positions, last."""
         writes, staged = WriteBatch(raw_mode=True), 0
         for partition, customer_id, deadline, state in states:
             writes.put(_state_key(customer_id), state)
@@ -174,8 +213,10 @@ class RocksDBStateStore:
             if staged == 50_000:
                 self._db.write(writes)
                 writes, staged = WriteBatch(raw_mode=True), 0
-        for partition, partition_times in times.items():
-            writes.put(b"p" + partition.encode(), _encode(partition_times))
+        for partition, record, raw in held:
+            writes.put(_held_key(partition, record.seq), _encode((record.at, record.kind, record.customer, raw)))
+        for partition, rule in rules.items():
+            writes.put(b"p" + partition.encode(), _encode(rule))
         for name, position in positions.items():
             writes.put(b"t" + name.encode(), str(position).encode())
         self._db.write(writes)

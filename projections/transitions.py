@@ -33,6 +33,9 @@ DDL = (
     " log_position BIGINT NOT NULL,"
     # What the rule read (lifecycle/reasons.py), as a JSON object.
     " facts VARCHAR)",
+    # Where the causing event sits, when the engine took it later than that (a record
+    # that waited for time: lifecycle/partition_time.py); NULL: at `log_position`.
+    "ALTER TABLE lifecycle_transitions ADD COLUMN IF NOT EXISTS cause_position BIGINT",
 )
 
 
@@ -54,25 +57,30 @@ _SCHEMA = pa.schema(
 _encode = msgspec.json.Encoder().encode
 
 
-def table(partitions: Sequence[str], events: Sequence[tuple[int, LifecycleEvent]]) -> pa.Table | None:
-    """The rows of `(position of the cause, lifecycle event)` pairs, with the log
-    partition of each cause, or None if there are none."""
+Derived = tuple[int, LifecycleEvent, "int | None"]
+"""A lifecycle event with the log position it was derived at, and its cause's own
+position if that is another (a record that waited for time)."""
+
+
+def table(partitions: Sequence[str], events: Sequence[Derived]) -> pa.Table | None:
+    """The rows of derived lifecycle events, with the log partition of each cause, or
+    None if there are none."""
     if not events:
         return None
     rows = [
         (e.customer_id, e.sequence, e.dimension, e.from_value, e.to_value,
          epoch_seconds(e.occurred_at), e.rule, e.policy_version, position)
-        for position, e in events
+        for position, e, _ in events
     ]
     columns = dict(zip(_SCHEMA.names, (pa.array(c, t) for c, t in zip(zip(*rows), _SCHEMA.types))))
-    causes = [e.caused_by for _, e in events]
+    causes = [e.caused_by for _, e, _ in events]
     offsets = [0]
     for caused_by in causes:
         offsets.append(offsets[-1] + len(caused_by))
     return pa.table(
         {
             # UUIDs as 16 bytes through Arrow's uuid type: no text round trip.
-            "event_id": pa.array([e.event_id.bytes for _, e in events], pa.uuid()),
+            "event_id": pa.array([e.event_id.bytes for _, e, _ in events], pa.uuid()),
             **{name: columns[name] for name in _SCHEMA.names[:-1]},
             "caused_by": pa.ListArray.from_arrays(
                 pa.array(offsets, pa.int32()),
@@ -80,7 +88,8 @@ def table(partitions: Sequence[str], events: Sequence[tuple[int, LifecycleEvent]
             ),
             "log_partition": pa.array(partitions, pa.string()),
             "log_position": columns["log_position"],
-            "facts": pa.array([None if e.facts is None else _encode(e.facts) for _, e in events], pa.string()),
+            "facts": pa.array([None if e.facts is None else _encode(e.facts) for _, e, _ in events], pa.string()),
+            "cause_position": pa.array([cause for _, _, cause in events], pa.int64()),
         }
     )
 

@@ -1,13 +1,17 @@
-"""`value_movements`: every purchase and refund the engine took, priced, one row each.
+"""`value_movements`: every purchase and refund the engine took, with what it moved, one row each.
 
 Append-only, written with each batch (and in bulk by a replay, the same rows): what
 a customer's purchase history looks like without the engine's state, which keeps only
 what its rules need (orders for the refund window, purchase dates for the windows).
-Cohort retention reads it (projections/catalog.py). The prices come from the rules
-(`lifecycle.facts.priced`: base-currency minor units, revenue and value - margin where
-given); a currency the policy has no rate for is priced 0, as the rules price it. A
-repeat of an event (the same id published twice) is a second row with the same
-`event_id`: readers count distinct ids.
+Cohort retention and the value models read it (projections/catalog.py,
+projections/value_estimates.py). Each row holds what the event moved in the customer's
+historical value and net revenue as the engine booked it (`LifecycleEngine.booked`,
+base-currency minor units): a refund takes back its share of what its order brought
+(of the margin, where the order gave one), a refund before its purchase moves nothing
+until the purchase nets it out, one outside the refund window nothing, and a currency
+the policy has no rate for nothing. So per customer the rows sum to
+`customers.historical_value_minor` exactly. A repeat of an event the engine ignored
+(counted in `customers.duplicates_ignored`) has no row.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from lifecycle.facts import priced
-from lifecycle.policy import Policy
 from lifecycle.state import epoch_seconds
 from projections.arrow_rows import append
 from schemas import Purchase, Refund
@@ -50,21 +52,30 @@ Row = tuple[bytes, str, str, str, int, int, int, str, int]
 
 @dataclass
 class ValueMovements:
-    """The rows of a run of taken events, fed in log order."""
+    """The rows of a run of taken events, fed in the order they were taken."""
 
     rows: list[Row] = field(default_factory=list)
+    taken_at: list[int] = field(default_factory=list)
+    """The position each row's event was taken at: its own, or later for a record that
+    waited for time (lifecycle/partition_time.py)."""
 
-    def take(self, event: AnyCustomerEvent, partition: str, position: int, policy: Policy) -> None:
+    def take(self, event: AnyCustomerEvent, partition: str, position: int, booked: tuple[int, int] | None,
+             taken_at: int | None = None) -> None:
+        """Note `event` (at `position`) if it is a purchase or refund the engine took,
+        with what it `booked`: (value, revenue), or None for an ignored repeat."""
         kind = _KINDS.get(type(event))
-        if kind is None:
+        if kind is None or booked is None:
             return
-        revenue, value = priced(event, policy)  # type: ignore[arg-type]
+        value, revenue = booked
         self.rows.append((event.event_id.bytes, event.customer_id, event.order_id, kind,  # type: ignore[union-attr]
                           epoch_seconds(event.occurred_at), revenue, value, partition, position))
+        self.taken_at.append(position if taken_at is None else taken_at)
 
     def after(self, written: int | None) -> list[Row]:
-        """The rows of records past `written`, the position the projections hold."""
-        return self.rows if written is None else [row for row in self.rows if row[-1] > written]
+        """The rows of records taken past `written`, the position the projections hold."""
+        if written is None:
+            return self.rows
+        return [row for row, at in zip(self.rows, self.taken_at) if at > written]
 
 
 def table(rows: Sequence[Row]) -> pa.Table | None:

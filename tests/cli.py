@@ -33,7 +33,7 @@ def lifecycle_command(settings: Settings, *args: str) -> list[str]:
 def kill_processor_after_commits(settings: Settings, batch_size: int, commits: int = 3) -> None:
     """Start `lifecycle process --once` with small batches; SIGKILL it after `commits` commits."""
     process = subprocess.Popen(
-        lifecycle_command(settings, "process", "--once", "--verbose", "--batch-size", str(batch_size)),
+        lifecycle_command(settings, "process", "--once", "--no-clock", "--verbose", "--batch-size", str(batch_size)),
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,

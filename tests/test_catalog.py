@@ -49,7 +49,7 @@ def catalog(settings, tmp_path: Path, capsys):  # type: ignore[no-untyped-def]
     source = tmp_path / "population.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in events))
     assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
 
     def query(sql: str) -> list[tuple]:
         capsys.readouterr()
@@ -151,7 +151,7 @@ def test_cohort_retention_by_first_purchase_month(settings, tmp_path, capsys):
     source = tmp_path / "cohorts.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in events))
     assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT * FROM cohort_retention", "--format", "json") == 0
     assert [tuple(row.values()) for row in json.loads(capsys.readouterr().out)] == [

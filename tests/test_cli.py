@@ -52,13 +52,13 @@ def test_schema_command_prints_the_lifecycle_contract(tmp_path, capsys):
 def test_a_bad_policy_file_is_refused_with_where_and_what(tmp_path, capsys, content, message):
     policy = tmp_path / "policy.toml"
     policy.write_text(content)
-    assert lifecycle(Settings(home=tmp_path / "home"), "process", "--once", "--policy", str(policy)) == 2
+    assert lifecycle(Settings(home=tmp_path / "home"), "process", "--once", "--no-clock", "--policy", str(policy)) == 2
     error = capsys.readouterr().err
     assert str(policy) in error and message in error
 
 
 def test_a_missing_policy_file_is_refused(tmp_path, capsys):
-    assert lifecycle(Settings(home=tmp_path), "process", "--once", "--policy", str(tmp_path / "nope.toml")) == 2
+    assert lifecycle(Settings(home=tmp_path), "process", "--once", "--no-clock", "--policy", str(tmp_path / "nope.toml")) == 2
     assert "cannot read the policy file" in capsys.readouterr().err
 
 
@@ -66,7 +66,7 @@ def test_the_policy_version_is_recorded_with_every_decision(settings, tmp_path, 
     policy = tmp_path / "policy.toml"
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 2\n')
     assert lifecycle(settings, "publish", str(MIXED)) == 1
-    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--policy", str(policy)) == 0
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT DISTINCT policy_version FROM lifecycle_transitions", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out) == [{"policy_version": "strict-1"}]
@@ -76,13 +76,13 @@ def test_a_policy_version_cannot_come_back_with_other_thresholds(settings, tmp_p
     policy = tmp_path / "policy.toml"
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 2\n')
     lifecycle(settings, "publish", str(MIXED))
-    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--policy", str(policy)) == 0
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 3\n')
     capsys.readouterr()
-    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 2
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--policy", str(policy)) == 2
     assert "policy version 'strict-1' was used before with other thresholds" in capsys.readouterr().err
     policy.write_text('version = "strict-2"\n[stage]\nloyal_min_purchases = 3\n')
-    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--policy", str(policy)) == 0
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT version, policy->>'$.stage.loyal_min_purchases' AS n FROM policies"
                      " ORDER BY 1", "--format", "json") == 0
@@ -91,7 +91,7 @@ def test_a_policy_version_cannot_come_back_with_other_thresholds(settings, tmp_p
 
 def test_lists_of_uuids_print_as_json(settings, capsys):
     lifecycle(settings, "publish", str(MIXED))
-    lifecycle(settings, "process", "--once")
+    lifecycle(settings, "process", "--once", "--no-clock")
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT event_id, caused_by FROM lifecycle_transitions LIMIT 1", "--format", "json") == 0
     row = json.loads(capsys.readouterr().out)[0]
@@ -120,7 +120,7 @@ def test_tail_into_a_reader_that_stops_early_ends_quietly(tmp_path):
 def test_tables_show_control_characters_escaped(tmp_path, capsys):
     settings = Settings(home=tmp_path)
     lifecycle(settings, "publish", str(MIXED))
-    lifecycle(settings, "process", "--once")
+    lifecycle(settings, "process", "--once", "--no-clock")
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT 'a' || chr(10) || 'b' || chr(27) || '[31m' || chr(8238) AS v") == 0
     out = capsys.readouterr().out

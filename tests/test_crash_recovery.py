@@ -30,7 +30,7 @@ def test_killed_processor_resumes_to_the_same_customers(settings, tmp_path, caps
     assert report.invalid == 0 and report.appended > 10 * 500
 
     kill_processor_after_commits(settings, batch_size=500, commits=COMMITS_BEFORE_KILL)
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     recovered = _customers(settings, capsys)
 
     # An uninterrupted run over the same log, into projections of its own.
@@ -38,7 +38,7 @@ def test_killed_processor_resumes_to_the_same_customers(settings, tmp_path, caps
     if settings.kafka is None:
         with open_event_log(reference, CUSTOMER_EVENTS) as log:
             publish_lines(generate(SPEC), log, lambda n, reason: None)
-    assert lifecycle(reference, "process", "--once") == 0
+    assert lifecycle(reference, "process", "--once", "--no-clock") == 0
     assert recovered == _customers(reference, capsys)
     assert len(recovered) == SPEC.customers
 
@@ -48,14 +48,14 @@ def test_states_behind_the_other_stores_are_derived_again_and_nothing_is_written
     log and the projections. Here it is as far behind as it can be: gone."""
     with open_event_log(settings, CUSTOMER_EVENTS) as log:
         publish_lines(generate(SPEC), log, lambda n, reason: None)
-    assert lifecycle(settings, "process", "--once", "--batch-size", "2000") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--batch-size", "2000") == 0
     before = _customers(settings, capsys)
     transitions = _rows(settings, capsys, "SELECT * FROM lifecycle_transitions ORDER BY event_id")
     movements = _rows(settings, capsys, "SELECT * FROM value_movements ORDER BY ALL")
     lifecycle_log = _tail(settings, capsys)
 
     shutil.rmtree(current(settings.home) / STATES)
-    assert lifecycle(settings, "process", "--once", "--batch-size", "3000") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--batch-size", "3000") == 0
     assert _customers(settings, capsys) == before
     assert _rows(settings, capsys, "SELECT * FROM lifecycle_transitions ORDER BY event_id") == transitions
     assert _rows(settings, capsys, "SELECT * FROM value_movements ORDER BY ALL") == movements != []

@@ -20,7 +20,7 @@ import random
 import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from consumers.processor import LifecycleProcessor
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SQLiteEventLog
-from lifecycle.engine import LifecycleEngine
+from lifecycle.engine import LifecycleEngine, lifecycle_event_id
 from lifecycle.policy import Policy
 from lifecycle.population import PopulationSpec, generate, generate_events
 from lifecycle.state import CustomerState, decode_state, encode_state, epoch_seconds
@@ -62,10 +62,11 @@ from schemas import (
 from schemas.lifecycle_events import LifecycleEvent
 from tests.cli import kill_processor_after_commits, lifecycle
 
-POLICY = Policy(version="default-2026.11.24")  # the shipped policy (tests/test_rules.py checks they are equal)
+POLICY = Policy(version="default-2026.12.01")  # the shipped policy (tests/test_rules.py checks they are equal)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 HOUR = 3600
 CLOCK_STEP = 30 * 24 * HOUR
+FAR_LIMIT = int((datetime(2099, 1, 1, tzinfo=UTC) - START).total_seconds())
 IDS = uuid.UUID("a4f0c6f2-9b1e-4d3a-8f5c-6e7d8c9b0a11")
 INITIAL = {
     "stage": "prospect",
@@ -90,14 +91,20 @@ CURRENCIES = ("EUR", "EUR", "USD", "GBP", "JPY")  # JPY: no rate in the policy, 
 PROGRAMMES = ("club", "plus")
 
 
-def build_stream(pick: Pick, tag: str, *, customers: int, events: int, late: bool) -> list[AnyEvent]:
+def build_stream(pick: Pick, tag: str, *, customers: int, events: int, late: bool,
+                 gaps: bool = False) -> list[AnyEvent]:
     """A valid stream: mostly in time order, clocks moving time for everyone, and (if
     `late`) some customer events earlier than events before them on the log. A
     customer's first event is never earlier than the last clock before it. Clocks are
     at most 30 days apart, as a producer must keep them: the policy refuses a clock
     further ahead of its partition's time (lifecycle/partition_time.py; that rule is
     tested in tests/test_hostile_input.py), and on Kafka a partition's own time moves
-    only with the customers it holds."""
+    only with the customers it holds.
+
+    With `gaps`, the log also goes quiet for one to three years now and then, with no
+    clock (the records after a gap wait until enough customers confirm it:
+    lifecycle/partition_time.py), and a customer `<tag>-far` writes records dated
+    decades ahead (they wait for good)."""
     names = [f"{tag}-c{n}" for n in range(customers)]
     cursor = last_clock = 0
     orders: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
@@ -108,6 +115,13 @@ def build_stream(pick: Pick, tag: str, *, customers: int, events: int, late: boo
         kind = KINDS[pick(0, len(KINDS) - 1)]
         event_id = uuid.uuid5(IDS, f"{tag}/{n}")
         cursor += pick(0, (30 if kind == "clock" else 15) * 24) * HOUR
+        if gaps and pick(0, 14) == 0:
+            cursor += pick(400, 1_100) * 24 * HOUR
+            last_clock = cursor
+        if gaps and pick(0, 19) == 0:
+            ahead = min(cursor + pick(30, 60) * 365 * 24 * HOUR, FAR_LIMIT)
+            stream.append(Purchase(event_id=uuid.uuid5(IDS, f"{tag}/{n}/far"), occurred_at=_at(ahead), source="test",
+                                   customer_id=f"{tag}-far", order_id=f"far{n}", amount_minor=100, currency="EUR"))
         while cursor - last_clock > CLOCK_STEP:
             last_clock += CLOCK_STEP
             stream.append(Clock(event_id=uuid.uuid5(IDS, f"{tag}/{n}/step/{last_clock}"),
@@ -244,18 +258,28 @@ def per_customer(events: Iterable[LifecycleEvent]) -> dict[str, list[bytes]]:
 
 def check_consistent(stream: list[AnyEvent], events: list[LifecycleEvent], states: dict[str, CustomerState],
                      policy_version: str = POLICY.version) -> None:
-    """Sequences 1..n, causes on the stream, each change starting where the last ended."""
+    """Sequences 1..n, causes on the stream (a customer event; none for a change time
+    alone brought), one change per dimension per cause and moment, each change starting
+    where the last ended."""
     causes = {event.event_id: event for event in stream}
     assert len({event.event_id for event in events}) == len(events), "duplicate lifecycle event ids"
     sequences: dict[str, list[int]] = defaultdict(list)
     where: dict[str, dict[str, str]] = defaultdict(lambda: dict(INITIAL))
+    moments: set[tuple[str, str, tuple[uuid.UUID, ...], datetime]] = set()
     for event in events:
         sequences[event.customer_id].append(event.sequence)
-        assert event.caused_by, event
         for cause_id in event.caused_by:
             cause = causes[cause_id]
-            assert type(cause) is Clock or cause.customer_id == event.customer_id
-        assert event.occurred_at == causes[event.caused_by[0]].occurred_at
+            assert type(cause) is not Clock and cause.customer_id == event.customer_id
+        if event.caused_by:
+            assert event.occurred_at == causes[event.caused_by[0]].occurred_at
+        else:  # time alone: named by no record
+            name = f"time/{event.customer_id}/{event.sequence}/{event.dimension}/{event.to_value}"
+            assert event.event_id == lifecycle_event_id(name), event
+        # One change per dimension per cause and moment: the net change.
+        moment = (event.customer_id, event.dimension, tuple(event.caused_by), event.occurred_at)
+        assert moment not in moments, event
+        moments.add(moment)
         assert event.policy_version == policy_version
         assert event.from_value == where[event.customer_id][event.dimension], event
         assert event.from_value != event.to_value
@@ -405,13 +429,13 @@ def test_the_pipeline_derives_what_the_engine_derives(settings, spec, tmp_path, 
     source = tmp_path / "stream.jsonl"
     source.write_bytes(_lines(stream))
     assert lifecycle(settings, "publish", "--allow-future", str(source)) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     recorded = _tail(settings, capsys)
     transitions = _query(settings, capsys, TRANSITIONS)
     customers = _query(settings, capsys, DIMENSIONS)
 
     # Processing again adds nothing, to the log or the projections.
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert "processed 0 events" in capsys.readouterr().err
     assert _tail(settings, capsys) == recorded
     assert _query(settings, capsys, TRANSITIONS) == transitions
@@ -440,7 +464,7 @@ def test_a_late_event_after_a_clock_is_decided_as_of_the_clock(settings, tmp_pat
     source = tmp_path / "stream.jsonl"
     source.write_bytes(_lines(LATE_AFTER_CLOCK))
     assert lifecycle(settings, "publish", "--allow-future", str(source)) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     recorded = [decode_lifecycle_event(line) for line in _tail(settings, capsys)]
     activity = [(e.from_value, e.to_value, e.caused_by) for e in recorded if e.dimension == "activity"]
     assert activity == [("active", "dormant", [LATE_AFTER_CLOCK[3].event_id])]
@@ -476,7 +500,7 @@ def test_a_killed_processor_resumes_to_the_same_lifecycle_events(settings, batch
     assert report.invalid == 0 and report.appended > (COMMITS_BEFORE_KILL + 1) * killed_batch
 
     kill_processor_after_commits(settings, batch_size=killed_batch, commits=COMMITS_BEFORE_KILL)
-    assert lifecycle(settings, "process", "--once", "--batch-size", str(resumed_batch)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--batch-size", str(resumed_batch)) == 0
     resumed = _embedded_lifecycle_log(settings.home)
     resumed_transitions = _query(settings, capsys, TRANSITIONS)
     check_log(resumed)
@@ -492,7 +516,7 @@ def test_a_killed_processor_resumes_to_the_same_lifecycle_events(settings, batch
     if settings.kafka is None:
         with open_event_log(reference, CUSTOMER_EVENTS) as log:
             publish_lines(generate(CRASH_SPEC), log, lambda n, reason: None)
-    assert lifecycle(reference, "process", "--once") == 0
+    assert lifecycle(reference, "process", "--once", "--no-clock") == 0
     uninterrupted = _embedded_lifecycle_log(reference.home)
 
     assert len(resumed) == len(uninterrupted) > 1_000

@@ -24,7 +24,7 @@ def _stores(settings, capsys) -> tuple[dict[str, dict], set[str]]:  # type: igno
 
 def test_a_dry_run_reports_the_counts_a_real_replay_then_gives(settings, capsys, tmp_path):
     _publish(settings, generate(SPEC))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     policy = tmp_path / "policy.toml"
     policy.write_text(MOVED)
     before, before_events = _stores(settings, capsys)
@@ -58,9 +58,9 @@ def test_a_dry_run_reports_the_counts_a_real_replay_then_gives(settings, capsys,
 
 def test_a_dry_run_refuses_a_known_version_with_other_thresholds(settings, capsys, tmp_path):
     _publish(settings, generate(PopulationSpec(customers=20, seed=1, days=30)))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     policy = tmp_path / "policy.toml"
-    policy.write_text(MOVED.replace("test-loyal-at-3", "default-2026.11.24"))
+    policy.write_text(MOVED.replace("test-loyal-at-3", "default-2026.12.01"))
     capsys.readouterr()
     assert lifecycle(settings, "replay", "--dry-run", "--policy", str(policy)) == 2
     assert "was used before with other thresholds" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def processed(settings, tmp_path: Path):
     source = tmp_path / "history.jsonl"
     source.write_text(_lines(HISTORY))
     assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     return settings
 
 
@@ -85,8 +85,9 @@ def _moves(document: dict, dimension: str | None = None) -> list[tuple]:
     ]
 
 
-def _clock(day: int) -> list[tuple]:
-    return [(_id(CLOCKS[day]), "clock", _at(day + 0.125))]
+TIME: list[tuple] = []
+"""The causes of a change time alone brought: none (it is dated at the threshold itself,
+whichever clock revealed it)."""
 
 
 def _bought(number: int, day: float) -> list[tuple]:
@@ -97,20 +98,20 @@ def test_a_win_back_is_explained_with_its_rules_causes_and_facts(processed, caps
     document = _explain(processed, capsys, "w")
     assert _moves(document) == [
         (1, "stage", "prospect", "first_time", "stage.first_purchase", _bought(1, 0)),
-        (2, "activity", "active", "drowsy", "activity.drowsy_by_fixed_thresholds", _clock(60)),
-        (3, "activity", "drowsy", "half_asleep", "activity.half_asleep_by_fixed_thresholds", _clock(120)),
-        (4, "activity", "half_asleep", "dormant", "activity.dormant_by_fixed_thresholds", _clock(180)),
+        (2, "activity", "active", "drowsy", "activity.drowsy_by_fixed_thresholds", TIME),
+        (3, "activity", "drowsy", "half_asleep", "activity.half_asleep_by_fixed_thresholds", TIME),
+        (4, "activity", "half_asleep", "dormant", "activity.dormant_by_fixed_thresholds", TIME),
         (5, "stage", "first_time", "repeat", "stage.repeat_purchases", _bought(5, 210)),
         (6, "activity", "dormant", "active", "activity.win_back", _bought(5, 210)),
         # Silent again since day 210, with two purchases: still no rhythm of their own.
-        (7, "activity", "active", "drowsy", "activity.drowsy_by_fixed_thresholds", _clock(270)),
-        (8, "activity", "drowsy", "half_asleep", "activity.half_asleep_by_fixed_thresholds", _clock(330)),
+        (7, "activity", "active", "drowsy", "activity.drowsy_by_fixed_thresholds", TIME),
+        (8, "activity", "drowsy", "half_asleep", "activity.half_asleep_by_fixed_thresholds", TIME),
     ]
     dormant = document["transitions"][3]
     assert dormant["facts"]["days_silent"] == 180 and dormant["facts"]["dormant_after_days"] == 180
     assert dormant["facts"]["basis"] == "fixed_thresholds"
     assert dormant["thresholds"]["activity"]["dormant_days"] == 180
-    assert "dormant" in dormant["rule_text"] and dormant["policy_version"] == "default-2026.11.24"
+    assert "dormant" in dormant["rule_text"] and dormant["policy_version"] == "default-2026.12.01"
     assert document["transitions"][5]["caused_by"][0]["payload"]["amount_minor"] == 5_000
     assert document["state"]["activity"] == "half_asleep" and document["state"]["win_backs"] == 1
 
@@ -121,7 +122,7 @@ def test_a_tier_goes_down_only_at_the_review_on_the_anniversary(processed, capsy
         ("loyalty_tier", "none", "gold", "loyalty_tier.points_earned",
          [(_id(3), "membership_joined", _at(1))]),
         # The first purchase left the points window on day 365; the tier waits for the review.
-        ("loyalty_tier", "gold", "silver", "loyalty_tier.anniversary_review", _clock(367)),
+        ("loyalty_tier", "gold", "silver", "loyalty_tier.anniversary_review", TIME),
     ]
     review = [t for t in document["transitions"] if t["rule"] == "loyalty_tier.anniversary_review"][0]
     assert review["facts"] == {"points": 400, "earned_tier": "silver", "member": True, "review": True}
@@ -131,7 +132,7 @@ def test_a_late_complaint_is_explained_at_its_own_date(processed, capsys, tmp_pa
     late = tmp_path / "late.jsonl"
     late.write_text(json.dumps(LATE_COMPLAINT) + "\n")
     assert lifecycle(processed, "publish", str(late), "--allow-future") == 0
-    assert lifecycle(processed, "process", "--once") == 0
+    assert lifecycle(processed, "process", "--once", "--no-clock") == 0
     assert [m[2:] for m in _moves(_explain(processed, capsys, "l"), "stage")] == [
         ("prospect", "first_time", "stage.first_purchase", _bought(10, 100)),
         ("first_time", "repeat", "stage.repeat_purchases", _bought(11, 110)),
@@ -146,7 +147,7 @@ def test_as_of_counts_a_late_event_and_known_at_does_not(processed, capsys, tmp_
     late = tmp_path / "late.jsonl"
     late.write_text(json.dumps(LATE_COMPLAINT) + "\n")
     assert lifecycle(processed, "publish", str(late), "--allow-future") == 0
-    assert lifecycle(processed, "process", "--once") == 0
+    assert lifecycle(processed, "process", "--once", "--no-clock") == 0
     day131 = _at(131)
     # As of day 131, as the log is known now: the complaint of day 125 ended the loyalty.
     assert _explain(processed, capsys, "l", "--as-of", day131)["state"]["stage"] == "repeat"
@@ -175,6 +176,7 @@ def test_the_text_story_masks_personal_data_unless_asked(processed, capsys):
     text = capsys.readouterr().out
     assert text.startswith("customer w, as of 2026-02-05T09:00:00Z: stage repeat, activity half_asleep,")
     assert "rule activity.win_back: " in text and "caused by purchase " + _id(5) in text
+    assert "caused by time alone: the threshold was reached at 2025-03-02T09:00:00Z" in text
     assert lifecycle(processed, "explain", "q") == 0
     text = capsys.readouterr().out
     assert "topic=m*** (23 characters)" in text and "Main St" not in text

@@ -118,7 +118,7 @@ def _reference(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture
         reference = Settings(home=tmp_path / "reference", kafka=broker.bootstrap, partitions=settings.partitions)
     try:
         assert lifecycle(reference, "publish", str(_write(tmp_path / "valid.jsonl", valid))) == 0
-        assert lifecycle(reference, "process", "--once") == 0
+        assert lifecycle(reference, "process", "--once", "--no-clock") == 0
         return _query(reference, capsys, CUSTOMERS)
     finally:
         if settings.kafka is not None:
@@ -136,7 +136,7 @@ def test_publish_refuses_each_bad_line_and_takes_every_valid_one(settings, tmp_p
     assert f"published {len(VALID) + 1} events (0 already on the log, 1 conflicts, {len(expected) - 1} invalid" in err
     assert "Traceback" not in err
 
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     err = capsys.readouterr().err
     assert f"processed {_records_on_the_log(settings, capsys)} events" in err
     assert "(0 dead letters" in err
@@ -155,10 +155,13 @@ def _records_on_the_log(settings: Settings, capsys: pytest.CaptureFixture[str]) 
 
 
 # What a producer that validates nothing can put on the log, beyond the poison above:
-# a record too large to read, a purchase and a clock dated 2099 (valid by the contract,
-# implausibly far ahead of the log's time), and on Kafka an empty record (a tombstone).
+# a record too large to read, and on Kafka an empty record (a tombstone); and a purchase
+# and a clock dated 2099 (valid by the contract, implausibly far ahead of the log's
+# time), which wait for time to confirm them (lifecycle/partition_time.py).
 RAW_ONLY = [
     (_purchase(13)[:-1] + b', "pad": "' + b"x" * 100_000 + b'"}', "over the policy's limit of 65,536 ([input] max_event_bytes)"),
+]
+FAR_AHEAD = [
     (FUTURE[0], "a customer event dated 2099-06-01"),
     (_event("clock", 14, "2099-01-01T00:00:00Z"), "a clock dated 2099-01-01"),
 ]
@@ -184,16 +187,17 @@ def _write_raw(settings: Settings, records: list[bytes]) -> None:
 
 def test_the_engine_dead_letters_what_a_raw_producer_wrote(settings, tmp_path, capsys):
     """The corpus straight onto the log: every bad record is a dead letter with its
-    reason, the valid ones are derived as if alone, and in = processed + dead-lettered."""
+    reason, the far-ahead ones wait, the valid ones are derived as if alone, and every
+    record read is processed, dead-lettered or waiting."""
     bad = [*POISON, *RAW_ONLY, *([TOMBSTONE] if settings.kafka else [])]
     records = list(VALID)
-    for n, (record, _) in enumerate(bad):
-        records.insert(len(VALID) * (n + 1) // (len(bad) + 1) + n, record)
+    for n, (record, _) in enumerate([*bad, *FAR_AHEAD]):
+        records.insert(len(VALID) * (n + 1) // (len(bad) + len(FAR_AHEAD) + 1) + n, record)
     records.insert(len(records) // 2, UNPRICED)
     records.append(CONFLICT[0])  # a repeat of an id the engine has seen: ignored, and counted
     _write_raw(settings, records)
 
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"processed {len(records)} events" in err and f"({len(bad)} dead letters" in err
@@ -202,9 +206,13 @@ def test_the_engine_dead_letters_what_a_raw_producer_wrote(settings, tmp_path, c
     for (record, message), letter in zip(bad, sorted(dead, key=lambda d: _order(records, bad, d)), strict=True):
         assert message.split(" - ")[0].split("(U+")[0] in letter["reason"], (message, letter["reason"])
         assert letter["payload_bytes"] == len(record)
+    waiting = _query(settings, capsys, "SELECT kind, reason FROM held_records ORDER BY kind DESC")
+    assert [(row["kind"], message in row["reason"]) for row, (_, message) in zip(waiting, FAR_AHEAD)] == [
+        ("event", True), ("clock", True)] and len(waiting) == len(FAR_AHEAD)
+    assert f"{len(waiting)} records wait for time" in err
     repeats = _query(settings, capsys, "SELECT sum(duplicates_ignored) AS n FROM customers")
     assert repeats == [{"n": 1}]
-    valid = [record for record in records[:-1] if all(record is not poison for poison, _ in bad)]
+    valid = [record for record in records[:-1] if all(record is not other for other, _ in [*bad, *FAR_AHEAD])]
     assert _query(settings, capsys, CUSTOMERS) == _reference(settings, tmp_path, capsys, valid)
 
 
@@ -223,7 +231,7 @@ def test_a_customer_whose_totals_would_overflow_keeps_them_and_the_rest_goes_on(
                      occurred_at=f"2025-01-20T10:{n // 60:02d}:{n % 60:02d}Z") for n in range(901)]
     after = _purchase(2000, customer_id="p-small", occurred_at="2025-01-21T10:00:00Z")
     assert lifecycle(settings, "publish", str(_write(tmp_path / "big.jsonl", [*big, after]))) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert "(1 dead letters" in capsys.readouterr().err
     rows = _query(settings, capsys, "SELECT customer_id, purchases, historical_value_minor AS value, events "
                                     "FROM customers ORDER BY 1")
@@ -236,10 +244,11 @@ def test_a_customer_whose_totals_would_overflow_keeps_them_and_the_rest_goes_on(
 
 
 def test_a_clock_far_ahead_changes_no_customer(settings, tmp_path, capsys):
-    """One clock dated 2099 would churn everyone, for good. It is dead-lettered by the
-    policy's rule (from the log, not the wall clock), and later real events still count."""
+    """One clock dated 2099 would churn everyone, for good. By the policy's rule (from
+    the log, not the wall clock) it waits for time to confirm it, moving no one, and
+    later real events still count."""
     assert lifecycle(settings, "publish", str(_write(tmp_path / "valid.jsonl", VALID))) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     before = _query(settings, capsys, "SELECT * FROM customers ORDER BY customer_id")
     transitions = _query(settings, capsys, "SELECT count(*) AS n FROM lifecycle_transitions")
 
@@ -247,17 +256,18 @@ def test_a_clock_far_ahead_changes_no_customer(settings, tmp_path, capsys):
     assert lifecycle(settings, "publish", str(_write(tmp_path / "far.jsonl", [far]))) == 1
     assert "ahead of this machine's clock" in capsys.readouterr().err
     assert lifecycle(settings, "publish", "--allow-future", str(_write(tmp_path / "far.jsonl", [far]))) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert _query(settings, capsys, "SELECT * FROM customers ORDER BY customer_id") == before
     assert _query(settings, capsys, "SELECT count(*) AS n FROM lifecycle_transitions") == transitions
-    reasons = _query(settings, capsys, "SELECT DISTINCT reason FROM dead_letters")
+    assert _query(settings, capsys, "SELECT count(*) AS n FROM dead_letters") == [{"n": 0}]
+    reasons = _query(settings, capsys, "SELECT DISTINCT kind, reason FROM held_records")
     assert len(reasons) == 1 and "a clock dated 2099-12-31" in reasons[0]["reason"]
-    assert "([time] clock_max_lead_days)" in reasons[0]["reason"]
+    assert "([time] clock_max_lead_days)" in reasons[0]["reason"] and reasons[0]["kind"] == "clock"
 
     customer = before[0]["customer_id"]
     later = _purchase(21, customer_id=customer, occurred_at="2025-03-05T10:00:00Z")
     assert lifecycle(settings, "publish", str(_write(tmp_path / "later.jsonl", [later]))) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     (row,) = _query(settings, capsys, f"SELECT purchases, as_of FROM customers WHERE customer_id = '{customer}'")
     assert row["purchases"] == before[0]["purchases"] + 1
     assert row["as_of"].startswith("2025-03-05")

@@ -42,7 +42,7 @@ def _refused(home: Path, where: Path) -> dict[str, str]:
 def analysed(tmp_path: Path) -> tuple[Settings, Path]:
     settings = Settings(home=tmp_path / "home")
     assert lifecycle(settings, "publish", str(MIXED)) == 1
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     where = tmp_path / "elsewhere"
     where.mkdir()
     (where / "secret.csv").write_text("user,password\nada,s3cret\n")

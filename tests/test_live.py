@@ -60,7 +60,7 @@ def test_live_processing_appends_clocks_and_stops_on_sigterm(settings, capsys):
         status = process.wait(timeout=60)
     assert status == 0, process.stderr.read() if process.stderr else ""
     # After it stopped, every record on the log (the clocks included) was processed.
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     capsys.readouterr()
     assert lifecycle(settings, "sql", "SELECT count(*) AS n FROM partition_clocks", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] >= 1
@@ -99,7 +99,7 @@ def test_a_signal_mid_catch_up_stops_at_a_batch_boundary_and_a_rerun_completes(s
         publish_lines(generate(CATCH_UP), log, lambda n, reason: None)
     on_the_log = len(list(_records(settings)))
     process = subprocess.Popen(
-        lifecycle_command(settings, "process", "--once", "--verbose", "--batch-size", "500"),
+        lifecycle_command(settings, "process", "--once", "--no-clock", "--verbose", "--batch-size", "500"),
         stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
     assert process.stderr is not None
@@ -113,13 +113,13 @@ def test_a_signal_mid_catch_up_stops_at_a_batch_boundary_and_a_rerun_completes(s
     done = int(rest.split("processed ")[1].split(" events")[0])
     assert 0 < done < on_the_log, "it stopped at a batch boundary, long before the end"
 
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     resumed = _customers(settings, capsys)
     reference = Settings(home=tmp_path / "reference", kafka=settings.kafka)
     if settings.kafka is None:
         with open_event_log(reference, CUSTOMER_EVENTS) as log:
             publish_lines(generate(CATCH_UP), log, lambda n, reason: None)
-    assert lifecycle(reference, "process", "--once") == 0
+    assert lifecycle(reference, "process", "--once", "--no-clock") == 0
     assert resumed == _customers(reference, capsys)
 
 

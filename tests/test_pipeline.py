@@ -47,7 +47,7 @@ def test_invalid_lines_are_reported_and_valid_lines_reach_customers(settings, ca
     for expected, line in zip(EXPECTED_ERRORS, errors, strict=False):
         assert line.startswith(expected), (expected, line)
     assert len([e for e in errors if e.startswith("line ")]) == len(EXPECTED_ERRORS)
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     rows = query(settings, capsys, "SELECT customer_id, stage, purchases, events FROM customers ORDER BY 1")
     assert rows == EXPECTED_CUSTOMERS
 
@@ -56,7 +56,7 @@ def test_publishing_again_appends_nothing(settings, capsys):
     assert lifecycle(settings, "publish", str(MIXED)) == 1
     assert lifecycle(settings, "publish", str(MIXED)) == 1
     assert "published 0 events (6 already on the log" in capsys.readouterr().err
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert "processed 6 events" in capsys.readouterr().err
 
 
@@ -70,10 +70,10 @@ def test_a_valid_file_exits_zero(settings, tmp_path, capsys):
 
 def test_processing_again_changes_nothing(settings, capsys):
     lifecycle(settings, "publish", str(MIXED))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     before = query(settings, capsys, "SELECT * FROM customers ORDER BY 1")
     positions = query(settings, capsys, "SELECT * FROM tracking ORDER BY 1")
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert "processed 0 events" in capsys.readouterr().err
     assert query(settings, capsys, "SELECT * FROM customers ORDER BY 1") == before
     assert query(settings, capsys, "SELECT * FROM tracking ORDER BY 1") == positions
@@ -86,7 +86,7 @@ def test_invalid_records_on_the_log_become_counted_dead_letters(settings, capsys
     smuggled = (decode_event(valid[0]), b'{"type":"purchase","customer_id":"c-eve"}')
     with open_event_log(settings, CUSTOMER_EVENTS) as log:
         log.append([smuggled, *((decode_event(line), line) for line in valid[1:])])
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert "(1 dead letters" in capsys.readouterr().err
     dead = query(settings, capsys, "SELECT reason, payload FROM dead_letters")
     assert len(dead) == 1
@@ -98,7 +98,7 @@ def test_invalid_records_on_the_log_become_counted_dead_letters(settings, capsys
 
 def test_sql_prints_table_csv_and_json(settings, capsys):
     lifecycle(settings, "publish", str(MIXED))
-    lifecycle(settings, "process", "--once")
+    lifecycle(settings, "process", "--once", "--no-clock")
     capsys.readouterr()
     sql = "SELECT stage, count(*) AS n FROM customers GROUP BY 1 ORDER BY 1"
     assert lifecycle(settings, "sql", sql) == 0
@@ -110,7 +110,7 @@ def test_sql_prints_table_csv_and_json(settings, capsys):
 
 def test_sql_is_read_only(settings, capsys):
     lifecycle(settings, "publish", str(MIXED))
-    lifecycle(settings, "process", "--once")
+    lifecycle(settings, "process", "--once", "--no-clock")
     capsys.readouterr()
     assert lifecycle(settings, "sql", "DELETE FROM customer_rows") == 2
     assert "read-only" in capsys.readouterr().err
@@ -133,7 +133,7 @@ def test_personal_data_is_kept_apart_and_erased(settings, tmp_path, capsys):
         )
     )
     assert lifecycle(settings, "publish", str(events)) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     profiles = query(settings, capsys, "SELECT customer_id, name, city FROM customer_profiles ORDER BY 1")
     assert profiles == [
         {"customer_id": "c-1", "name": "Ada", "city": "Paris"},
@@ -145,7 +145,7 @@ def test_personal_data_is_kept_apart_and_erased(settings, tmp_path, capsys):
         f'{base},"occurred_at":"2025-01-03T00:00:00Z"}}\n'
     )
     assert lifecycle(settings, "publish", str(erase)) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert query(settings, capsys, "SELECT customer_id FROM customer_profiles") == [{"customer_id": "c-2"}]
     assert query(settings, capsys, "SELECT erased FROM customers WHERE customer_id = 'c-1'") == [{"erased": True}]
 
@@ -163,7 +163,7 @@ def test_a_duplicate_that_got_past_publishing_is_ignored_and_counted(settings, c
     purchase = next(line for line in lines if b'"o-5"' in line)
     lifecycle(settings, "publish", str(MIXED))
     _smuggle(settings, purchase)
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     rows = query(settings, capsys, "SELECT purchases, duplicates_ignored FROM customers WHERE customer_id = 'c-ada'")
     assert rows == [{"purchases": 2, "duplicates_ignored": 1}]
 
@@ -200,7 +200,7 @@ def test_as_of_is_the_latest_time_that_reached_each_customer(settings, tmp_path,
     clock.write_text('{"type":"clock","event_id":"00000000-0000-4000-8000-00000000c10c",'
                      '"occurred_at":"2025-02-01T00:00:00Z","source":"clock"}\n')
     assert lifecycle(settings, "publish", str(clock)) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     rows = query(settings, capsys, "SELECT customer_id, as_of, last_event_at FROM customers ORDER BY 1")
     assert [row["as_of"] for row in rows] == [
         max(row["last_event_at"], "2025-02-01T00:00:00+00:00") for row in rows]

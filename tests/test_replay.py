@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -36,6 +35,7 @@ TABLES = {
     "profiles": "SELECT * FROM customer_profiles ORDER BY customer_id",
     "value movements": "SELECT * FROM value_movements ORDER BY ALL",
     "dead letters": "SELECT * FROM dead_letters ORDER BY partition, position, reason",
+    "waiting": "SELECT * FROM held_records ORDER BY ALL",
     "positions": "SELECT * FROM tracking ORDER BY 1",
     "clocks": "SELECT * FROM partition_clocks ORDER BY 1",
     "policies": "SELECT * FROM policies ORDER BY 1",
@@ -66,13 +66,13 @@ def _publish(settings: Settings, lines) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_replay_derives_what_live_processing_derived(settings, capsys):
     _publish(settings, generate(SPEC))
-    assert lifecycle(settings, "process", "--once", "--batch-size", "3000") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--batch-size", "3000") == 0
     live = _everything(settings, capsys)
     assert all(live[table] for table in ("customers", "transitions", "value movements"))
     assert lifecycle(settings, "replay", "--workers", "2") == 0
     assert "replayed" in capsys.readouterr().err
     assert _everything(settings, capsys) == live
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert "processed 0 events" in capsys.readouterr().err
 
 
@@ -82,14 +82,14 @@ def test_a_replay_then_more_events_and_process_equals_process_all_along(settings
     _publish(settings, lines[:cut])
     assert lifecycle(settings, "replay", "--workers", "2") == 0
     _publish(settings, lines[cut:])
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     replayed_first = _everything(settings, capsys)
 
     all_along = Settings(home=tmp_path / "all-along", kafka=settings.kafka, partitions=settings.partitions)
     if settings.kafka is None:  # published in the same two appends, so in the same segments
         _publish(all_along, lines[:cut])
         _publish(all_along, lines[cut:])
-    assert lifecycle(all_along, "process", "--once") == 0
+    assert lifecycle(all_along, "process", "--once", "--no-clock") == 0
     assert _everything(all_along, capsys) == replayed_first
 
 
@@ -102,11 +102,13 @@ INVALID = b'{"type":"purchase","customer_id":"h-c0"}'
 
 
 @REPLAYS
-@given(st.data(), st.integers(1, 25))
-def test_on_random_streams_a_replay_derives_what_the_processor_derived(tmp_path_factory, data, batch_size):
-    """Late events, clocks, a clock far ahead and an invalid record among them."""
-    stream = build_stream(lambda lo, hi: data.draw(st.integers(lo, hi)), "h", customers=data.draw(st.integers(1, 4)),
-                          events=data.draw(st.integers(1, 60)), late=True)
+@given(st.data(), st.integers(1, 25), st.booleans())
+def test_on_random_streams_a_replay_derives_what_the_processor_derived(tmp_path_factory, data, batch_size, gaps):
+    """Late events, clocks, a clock far ahead and an invalid record among them; with
+    `gaps`, quiet years without clocks and a customer whose records are dated decades
+    ahead, so that records wait for time and are taken later, across batches."""
+    stream = build_stream(lambda lo, hi: data.draw(st.integers(lo, hi)), "h", customers=data.draw(st.integers(1, 6)),
+                          events=data.draw(st.integers(1, 60)), late=True, gaps=gaps)
     raws = [encode_event(event) for event in stream]
     for poison in (FAR_CLOCK, INVALID):
         raws.insert(data.draw(st.integers(0, len(raws))), poison)
@@ -114,7 +116,7 @@ def test_on_random_streams_a_replay_derives_what_the_processor_derived(tmp_path_
     with open_event_log(settings, CUSTOMER_EVENTS) as log:
         for number, start in enumerate(range(0, len(raws), batch_size), start=1):
             log.recorder.record(raws[start : start + batch_size], Tracking("a-test-producer", number))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     live = _tables(settings)
     assert lifecycle(settings, "replay", "--workers", "1") == 0
     assert _tables(settings) == live
@@ -128,7 +130,7 @@ def _tables(settings: Settings) -> dict[str, object]:
 
 def test_a_killed_replay_leaves_the_projections_in_use_whole_and_a_rerun_completes(settings, capsys):
     _publish(settings, generate(SPEC))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     before = _everything(settings, capsys)
     in_use = current(settings.home)
     replaying = subprocess.Popen(lifecycle_command(settings, "replay", "--workers", "2"), cwd=ROOT,
@@ -142,7 +144,7 @@ def test_a_killed_replay_leaves_the_projections_in_use_whole_and_a_rerun_complet
     replaying.wait(timeout=60)
     assert current(settings.home) == in_use
     assert _everything(settings, capsys) == before
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
 
     assert lifecycle(settings, "replay", "--workers", "2") == 0
     assert current(settings.home) != in_use and not in_use.exists()
@@ -162,25 +164,25 @@ def test_a_home_of_the_older_layout_is_refused_until_replayed(tmp_path, capsys):
     settings = Settings(home=tmp_path / "home")
     _publish(settings, generate(PopulationSpec(customers=20, seed=1, days=10)))
     (settings.home / "views.duckdb").write_bytes(b"")  # what an older engine left at the top
-    assert lifecycle(settings, "process", "--once") == 2
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 2
     assert "run `lifecycle replay` once" in capsys.readouterr().err
     assert lifecycle(settings, "replay", "--workers", "1") == 0
     assert not (settings.home / "views.duckdb").exists()
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert _query(settings, capsys, "SELECT count(*) AS n FROM customers") == [{"n": 20}]
 
 
 def test_a_replay_under_another_policy_keeps_the_versions_used_before(tmp_path, capsys):
     settings = Settings(home=tmp_path / "home")
     _publish(settings, generate(PopulationSpec(customers=200, seed=3, days=120)))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     policy = tmp_path / "strict.toml"
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 2\n')
     assert lifecycle(settings, "replay", "--workers", "1", "--policy", str(policy)) == 0
     versions = _query(settings, capsys, "SELECT DISTINCT policy_version AS v FROM lifecycle_transitions")
     assert versions == [{"v": "strict-1"}]
     assert [row["version"] for row in _query(settings, capsys, TABLES["policies"])] == [
-        "default-2026.11.24", "strict-1"]
+        "default-2026.12.01", "strict-1"]
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 3\n')
     assert lifecycle(settings, "replay", "--workers", "1", "--policy", str(policy)) == 2
     assert "was used before with other thresholds" in capsys.readouterr().err

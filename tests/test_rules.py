@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 import lifecycle
-from lifecycle.engine import LifecycleEngine
+from lifecycle.engine import LifecycleEngine, lifecycle_event_id
 from lifecycle.errors import PolicyError
 from lifecycle.policy import Policy, parse_policy, policy_fingerprint
 from lifecycle.state import DAY, CustomerState, decode_state, encode_state, epoch_seconds
@@ -42,7 +42,7 @@ from schemas.lifecycle_events import EVENT_FOR_DIMENSION, LifecycleEvent
 
 POLICY_FILE = Path(lifecycle.__file__).parent / "policy.toml"
 POLICY = parse_policy(POLICY_FILE.read_text(encoding="utf-8"), "policy.toml")
-VERSION = "default-2026.11.24"
+VERSION = "default-2026.12.01"
 
 CUSTOMER = "c-ada"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -277,6 +277,12 @@ LADDER_CASES = {
     "a second purchase: repeat": (
         purchases(0, 5), "repeat",
         [stage("prospect", "first_time", "first_purchase"), stage("first_time", "repeat", "repeat_purchases")]),
+    "three orders in one hour are one purchase occasion: first-time": (
+        [purchase(0, "o1"), purchase(0.01, "o2"), purchase(0.04, "o3")], "first_time",
+        [stage("prospect", "first_time", "first_purchase")]),
+    "orders on two days are two occasions: repeat": (
+        [purchase(0.9, "o1"), purchase(1.1, "o2")], "repeat",
+        [stage("prospect", "first_time", "first_purchase"), stage("first_time", "repeat", "repeat_purchases")]),
     "two purchases of one order are one purchase": (
         [purchase(0, "o1", 500), purchase(1, "o1", 700)], "first_time",
         [stage("prospect", "first_time", "first_purchase")]),
@@ -382,11 +388,11 @@ DECLINE_CASES = {
     "a 200-day rhythm: churned after a year, whatever the rhythm": (
         purchases(0, 200, 400), clocks(699.99, 700, 764.99, 765),
         [("drowsy", OWN, 700), (*CHURNED, 765)]),
-    "one late clock jumps straight to where time has got to": (
-        purchases(0), clocks(200), [("dormant", FIXED, 200)]),
+    "one late clock: each decline at its own moment, as with a clock at each": (
+        purchases(0), clocks(200), [("drowsy", FIXED, 60), ("half_asleep", FIXED, 120), ("dormant", FIXED, 180)]),
     "a prospect declines from their last own activity": (
         [contact(0, "inbound"), visit(10)], clocks(69.99, 70, 375),
-        [("drowsy", FIXED, 70), (*CHURNED, 375)]),
+        [("drowsy", FIXED, 70), ("half_asleep", FIXED, 130), ("dormant", FIXED, 190), (*CHURNED, 375)]),
     "an outbound contact is not the customer's activity": (
         [visit(0), contact(50, "outbound")], clocks(60),
         [("drowsy", FIXED, 60)]),
@@ -403,11 +409,29 @@ def test_decline_by_clock_events_alone(history, ticks, expected):
     assert [(to, rule) for to, rule, _ in moves] == [
         (to, rule if rule.startswith("activity.") else f"activity.{to}_by_{rule}") for to, rule, _ in expected]
     assert [day for *_, day in moves] == pytest.approx([day for *_, day in expected], abs=1e-5)
-    # Every decline is caused by the clock event at that time.
-    tick_at = {tick.occurred_at: tick.event_id for tick in ticks}
+    # Time alone caused every decline: no event caused it, and its id names no clock.
     for event in by_ticks:
-        assert event.caused_by == [tick_at[event.occurred_at]]
+        assert event.caused_by == []
+        name = f"time/{CUSTOMER}/{event.sequence}/{event.dimension}/{event.to_value}"
+        assert event.event_id == lifecycle_event_id(name)
     assert result.state.now == epoch_seconds(ticks[-1].occurred_at)
+
+
+def test_declines_do_not_depend_on_which_clocks_reveal_them():
+    """Hourly clocks, a nightly one, one a year later or none until the next purchase:
+    the same lifecycle events, ids included, at the same moments."""
+    history = [purchase(0, "o1"), purchase(20, "o2"), purchase(31, "o3")]
+    comeback = purchase(420, "o4")
+    hourly = clocks(*(h / 24 for h in range(24 * 32, 24 * 419, 7)))
+    ways = {
+        "hourly": [*history, *hourly, comeback],
+        "nightly": [*history, *clocks(*range(32, 420)), comeback],
+        "a year later": [*history, clock(400), comeback],
+        "none": [*history, comeback],
+    }
+    derived = {name: [encode_event(e) for e in run(stream).events] for name, stream in ways.items()}
+    assert derived["hourly"] == derived["nightly"] == derived["a year later"] == derived["none"]
+    assert len(run(ways["none"]).moves("activity")) == 5
 
 
 def test_a_clock_before_any_deadline_changes_nothing():
@@ -416,10 +440,21 @@ def test_a_clock_before_any_deadline_changes_nothing():
 
 
 def test_no_clock_needed_the_next_event_brings_the_decline_first():
-    """Time first moves to the event's time: the decline is caused by the event itself."""
+    """Time first moves to the event's time: the decline it passes is decided first, at
+    its own moment (day 60), caused by time alone; then the event."""
     result = run([purchase(0, "o1"), survey(100, csat=3)])
     assert result.changes("activity") == [("activity", "active", "drowsy", "activity.drowsy_by_fixed_thresholds")]
-    assert result.events[-1].caused_by == [survey(100, csat=3).event_id]
+    assert result.moves("activity")[0][2] == 60
+    (decline,) = (e for e in result.events if e.dimension == "activity")
+    assert decline.caused_by == []
+
+
+def test_one_moment_gives_one_change_per_dimension():
+    """An event at the very moment of a deadline is decided with it: the customer turns
+    drowsy on day 60 and buys on day 60, so stays active (one decision, no pair of
+    changes with the same time)."""
+    result = run([purchase(0, "o1"), purchase(60, "o2")])
+    assert result.changes("activity") == []
 
 
 # --- win-back -------------------------------------------------------------------------
@@ -429,7 +464,7 @@ WIN_BACK = ("active", "activity.win_back")
 WIN_BACK_CASES = {
     "after dormancy": (
         [purchase(0, "o1"), clock(180), purchase(200, "o2")],
-        [("dormant", FIXED), WIN_BACK], 1),
+        [("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED), WIN_BACK], 1),
     "after churn": (
         [purchase(0, "o1"), *clocks(60, 120, 180, 365), purchase(400, "o2")],
         [("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED), CHURNED, WIN_BACK], 1),
@@ -438,17 +473,20 @@ WIN_BACK_CASES = {
         [("drowsy", FIXED), ("active", "activity.active")], 0),
     "a half-asleep buyer coming back is no win-back": (
         [purchase(0, "o1"), clock(120), purchase(130, "o2")],
-        [("half_asleep", FIXED), ("active", "activity.active")], 0),
-    "without clocks the purchase first brings the churn, then wins back": (
-        [purchase(0, "o1"), purchase(400, "o2")], [CHURNED, WIN_BACK], 1),
+        [("drowsy", FIXED), ("half_asleep", FIXED), ("active", "activity.active")], 0),
+    "without clocks the purchase first brings each decline at its moment, then wins back": (
+        [purchase(0, "o1"), purchase(400, "o2")],
+        [("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED), CHURNED, WIN_BACK], 1),
     "two win-backs are counted": (
         [purchase(0, "o1"), clock(200), purchase(200, "o2"), clock(400), purchase(401, "o3")],
-        [("dormant", FIXED), WIN_BACK, ("dormant", FIXED), WIN_BACK], 2),
+        [("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED), WIN_BACK,
+         ("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED), WIN_BACK], 2),
     "a visit does not wake a sleeper": (
-        [purchase(0, "o1"), clock(200), visit(210), contact(211)], [("dormant", FIXED)], 0),
+        [purchase(0, "o1"), clock(200), visit(210), contact(211)],
+        [("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED)], 0),
     "a purchase fully refunded at once wins nobody back": (
         [purchase(0, "o1"), clock(200), refund(199, "o2", 500), purchase(201, "o2", 500)],
-        [("dormant", FIXED)], 0),
+        [("drowsy", FIXED), ("half_asleep", FIXED), ("dormant", FIXED)], 0),
 }
 
 
@@ -466,7 +504,9 @@ def test_a_late_purchase_from_before_the_dormancy_is_no_win_back():
     it): the activity is corrected to active, but nobody was won back."""
     result = run([purchase(0, "o1", 1_000), clock(200), purchase(150, "o2", 1_000)])
     assert result.moves("activity") == [
-        ("dormant", "activity.dormant_by_fixed_thresholds", 200),
+        ("drowsy", "activity.drowsy_by_fixed_thresholds", 60),
+        ("half_asleep", "activity.half_asleep_by_fixed_thresholds", 120),
+        ("dormant", "activity.dormant_by_fixed_thresholds", 180),
         ("active", "activity.active", 150),
     ]
     assert result.state.win_backs == 0
@@ -658,6 +698,40 @@ def test_a_resolution_seen_before_its_complaint_closes_it():
     assert (state.stage, state.attitude) == ("loyal", "positive")
     # ... and nothing reopens it later.
     assert run([*history, clock(800)]).state.open_complaints == {}
+
+
+def test_a_day_of_orders_is_one_occasion_for_the_rhythm_and_the_windows():
+    """Three orders within an hour, three times ten days apart: a 10-day rhythm (not
+    the 7-day floor of gaps of minutes), and three occasions in the window, not nine:
+    not loyal (four are needed)."""
+    days = [0, 10, 20]
+    result = run([purchase(day + hour / 24, f"o{day}-{hour}") for day in days for hour in range(3)])
+    state = result.state
+    assert (state.purchases, state.purchase_occasions, state.stage) == (9, 3, "repeat")
+    assert state.usual_gap == 10 * DAY
+    assert result.moves("activity") == []
+    later = run([*(purchase(day + hour / 24, f"o{day}-{hour}") for day in days for hour in range(3)), clock(36)])
+    # Silence runs from the last purchase (day 20, 02:00), 1.5 rhythms of 10 days.
+    assert later.moves("activity") == [("drowsy", "activity.drowsy_by_own_rhythm", pytest.approx(35 + 2 / 24))]
+
+
+def test_a_fully_refunded_order_leaves_its_day_an_occasion_only_if_another_order_of_it_counts():
+    two = run([purchase(0, "o1"), purchase(0.5, "o2"), purchase(5, "o3"), refund(6, "o2", 10_000)]).state
+    assert (two.purchases, two.purchase_occasions, two.stage) == (2, 2, "repeat")
+    one = run([purchase(0, "o1"), purchase(5, "o3"), refund(6, "o1", 10_000)]).state
+    assert (one.purchases, one.purchase_occasions, one.stage) == (1, 1, "first_time")
+
+
+def test_a_resolution_of_a_complaint_never_filed_counts_for_nothing():
+    """Service recovery needs a failure to recover from: a resolution whose complaint
+    id was never filed moves no attitude and counts no resolution; if the complaint
+    comes later (a late event), both count then."""
+    orphan = run([*LOYAL_10, resolved(40, "k-none", satisfied=True)])
+    assert (orphan.state.attitude, orphan.state.loyalty_type) == ("neutral", "spurious")
+    assert (orphan.state.complaints_resolved, orphan.state.recoveries_satisfied) == (0, 0)
+    assert orphan.changes() == run(LOYAL_10).changes()
+    later = run([*LOYAL_10, resolved(40, "k-none", satisfied=True), complaint(41, "k-none")])
+    assert (later.state.complaints_resolved, later.state.attitude) == (1, "positive")
 
 
 def test_one_of_two_complaints_still_open_keeps_the_customer_off_loyal():
@@ -857,8 +931,11 @@ def test_lifecycle_event_fields():
         for event in caused:
             assert event.customer_id == CUSTOMER
             assert event.policy_version == VERSION
-            assert event.caused_by == [cause.event_id]
-            assert event.occurred_at == cause.occurred_at
+            if event.caused_by:
+                assert event.caused_by == [cause.event_id]
+                assert event.occurred_at == cause.occurred_at
+            else:  # time alone, at its own moment, up to where the record revealing it took time
+                assert event.occurred_at <= cause.occurred_at
             assert type(event) is EVENT_FOR_DIMENSION[event.dimension]
             assert event.from_value != event.to_value
             assert event.rule.startswith(f"{event.dimension}.")

@@ -166,7 +166,7 @@ def test_cdnow_on_the_log_fits_the_published_parameters_and_replays_to_the_same_
     source = tmp_path / "cdnow.jsonl"
     source.write_text("".join(json.dumps(e) + "\n" for e in _cdnow_events()))
     assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
-    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--policy", str(policy)) == 0
     assert lifecycle(settings, "fit-value-model", "--as-of", CUTOFF, "--policy", str(policy)) == 0
 
     (fit,) = _rows(settings, "SELECT r, alpha, a, b, p, q, gamma, customers, repeat_customers FROM value_models")
@@ -312,7 +312,7 @@ def test_a_fit_the_data_cannot_support_is_refused_with_what_to_do(settings, tmp_
     events = [e for e in _cdnow_events() if e["customer_id"] <= "cdnow-0003"]
     source.write_text("".join(json.dumps(e) + "\n" for e in events))
     assert lifecycle(settings, "publish", str(source)) == 0
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     capsys.readouterr()
     assert lifecycle(settings, "fit-value-model") == 2
     error = capsys.readouterr().err
@@ -344,7 +344,7 @@ def test_a_fit_whose_figures_overflow_leaves_those_customers_without_figures(set
     forged = {**fitted, "event_id": "00000000-0000-4000-8000-0000000f0f0f", "bg_nbd": {**fitted["bg_nbd"], "a": 1.0}}
     source.write_text(json.dumps(forged) + "\n")
     assert lifecycle(settings, "publish", str(source), "--policy", str(policy)) == 0
-    assert lifecycle(settings, "process", "--once", "--policy", str(policy)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--policy", str(policy)) == 0
     customers, without = _rows(settings, "SELECT sum(customers), sum(customers_without_figures) FROM value_model_"
                                          "partitions WHERE model_id = '00000000-0000-4000-8000-0000000f0f0f'")[0]
     assert 0 < without <= customers

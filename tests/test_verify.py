@@ -23,7 +23,7 @@ SPEC = PopulationSpec(customers=150, seed=11, days=150)
 
 def _derived(settings) -> Path:  # type: ignore[no-untyped-def]
     _publish(settings, generate(SPEC))
-    assert lifecycle(settings, "process", "--once") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     generation = home.current(settings.home)
     assert generation is not None
     return generation

@@ -1,0 +1,171 @@
+"""The commands that run the engine over the log: `process`, `clock` and `fit-value-model`,
+and how what they did is told on stderr.
+
+Time moves for customers nothing happens to only with clocks on the log. A live
+`process` appends one every `--clock-every` seconds; a batch run (`process --once`, the
+way a nightly job runs the engine) appends one dated now after catching up, so a
+customer whose last purchase was 300 days ago is aged when the job runs, and a replay
+of the log ages them the same way. `lifecycle clock` appends one by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
+from consumers.engine_session import EngineSession
+from consumers.errors import ConfigurationError
+from consumers.event_log import RecordBatch
+from consumers.processor import ProcessReport
+from consumers.settings import Settings
+from consumers.stopping import Stopping
+from lifecycle.value_model import ModelNotFitted
+from schemas import ValueModelFitted
+
+FUTURE_MARGIN = timedelta(days=1)
+"""How far ahead of this machine's clock a record or clock is taken without being asked:
+a day covers clocks set a little wrong and offsets written by hand."""
+
+
+def process(args: argparse.Namespace, settings: Settings) -> int:
+    at = _clock_time(args.clock_at, args.allow_future)
+    on_commit = _print_commit if args.verbose else None
+    with Stopping() as stopping, EngineSession(settings, batch_size=args.batch_size) as session:
+        last_clock = time.monotonic()
+        snapshot = _Snapshots(session, args.snapshot_every)
+        while True:
+            report = session.run_once(on_commit, should_stop=stopping)
+            if args.once:
+                if args.clock and not stopping():
+                    report = report + _batch_clock(session, at, on_commit, stopping)
+                print_report(report)
+                return 0
+            if report.events:
+                print_report(report)
+            if stopping():
+                return 0
+            if report.events:
+                _refit_when_due(session)
+            snapshot.after(report)
+            if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
+                session.tick()
+                last_clock = time.monotonic()
+            stopping.wait(args.poll_interval)
+
+
+def _batch_clock(session: EngineSession, at: datetime | None, on_commit, stopping) -> ProcessReport:  # type: ignore[no-untyped-def]
+    """A batch run's clock, once caught up: dated `at` (now if None), processed at once."""
+    appended = session.tick(at)
+    if not appended:
+        return ProcessReport(0, 0, 0, 0, 0.0)
+    moment = (at or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    print(f"appended {appended} clock event{'s' if appended > 1 else ''} up to {moment}: customers age to then "
+          "(--no-clock: none)", file=sys.stderr)
+    return session.run_once(on_commit, should_stop=stopping)
+
+
+def clock(args: argparse.Namespace, settings: Settings) -> int:
+    at = _clock_time(args.at, args.allow_future) or datetime.now(UTC)
+    with EngineSession(settings) as session:
+        caught_up = session.run_once()
+        appended = session.tick(at, source="lifecycle-clock")
+        report = caught_up + session.run_once() if appended else caught_up
+    moment = at.replace(microsecond=0).isoformat()
+    if appended:
+        print(f"appended {appended} clock event{'s' if appended > 1 else ''} up to {moment}", file=sys.stderr)
+    else:
+        print(f"no clock appended: the log's clocks have reached {moment} already, or no customer event has "
+              "been processed yet (a clock would move no one)", file=sys.stderr)
+    print_report(report)
+    return 0
+
+
+def _clock_time(at: datetime | None, allow_future: bool) -> datetime | None:
+    if at is not None and not allow_future and at > datetime.now(UTC) + FUTURE_MARGIN:
+        msg = (f"{at.isoformat()} is more than a day ahead of this machine's clock: every customer would age "
+               "ahead of time; pass --allow-future if that is what you want")
+        raise ConfigurationError(msg)
+    return at
+
+
+def fit_value_model(args: argparse.Namespace, settings: Settings) -> int:
+    with EngineSession(settings) as session:
+        print_fit(session.fit_value_models(args.as_of))
+    return 0
+
+
+def _refit_when_due(session: EngineSession) -> None:
+    """Fit the value models when the policy's schedule says so; a fit the data cannot
+    support yet is reported, and tried again once as much log time has passed."""
+    if not session.value_fit_due():
+        return
+    try:
+        print_fit(session.fit_value_models())
+    except ModelNotFitted as error:
+        print(f"lifecycle process: no value model fit yet: {error}", file=sys.stderr)
+
+
+def print_fit(fitted: tuple[ValueModelFitted, bool]) -> None:
+    fit, appended = fitted
+    bg, gg = fit.bg_nbd, fit.gamma_gamma
+    where = ("is on the log and applied" if appended else
+             "was already on the log (the same cutoff, data and policy): nothing appended")
+    print(f"fitted the value models as of {fit.occurred_at.isoformat()} to {fit.customers:,} customers "
+          f"({fit.repeat_customers:,} repeat buyers): BG/NBD r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
+          f"b={bg.b:.4g} per day; Gamma-Gamma p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} {fit.currency} "
+          f"minor units; fit {fit.event_id} {where} (see `value_models`)", file=sys.stderr)
+
+
+class _Snapshots:
+    """When a live engine publishes a snapshot for `lifecycle sql`: after its first pass,
+    then whenever something was committed since the last one and the interval has
+    passed, also while the log is idle (so a snapshot never stays stale)."""
+
+    def __init__(self, session: EngineSession, every: float) -> None:
+        self.session, self.every = session, every
+        self.published_at: float | None = None
+        self.stale = True
+
+    def after(self, report: ProcessReport) -> None:
+        self.stale = self.stale or report.events > 0
+        if not self.every or not self.stale:
+            return
+        now = time.monotonic()
+        if self.published_at is None or now - self.published_at >= self.every:
+            self.session.store.publish_snapshot()
+            self.published_at, self.stale = now, False
+
+
+def _print_commit(batch: RecordBatch) -> None:
+    tracking = batch.tracking
+    print(
+        f"committed {len(batch.values)} records of {tracking.application_name} "
+        f"up to position {tracking.notification_id}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def print_report(report: ProcessReport) -> None:
+    print(process_summary(report), file=sys.stderr)
+    if report.dead_letters:
+        print(DEAD_LETTER_HINT, file=sys.stderr)
+    if report.waiting:
+        print(f"{report.waiting} records wait for time to confirm them (dated far ahead of the rest of their "
+              "partition): see `lifecycle dead-letters`; a clock up to their time takes them "
+              "(`lifecycle clock --at TIME`)", file=sys.stderr)
+    if report.unpriced:
+        currencies = ", ".join(f"{code} {count}" for code, count in sorted(report.unpriced.items()))
+        print(f"{sum(report.unpriced.values())} purchases in currencies the policy has no rate for "
+              f"({currencies}) count no value: add them under [value.rates_to_base]", file=sys.stderr)
+
+
+def process_summary(report: ProcessReport) -> str:
+    return (
+        f"processed {report.events} events in {report.batches} batches "
+        f"({report.dead_letters} dead letters, {report.lifecycle_events} lifecycle events), "
+        f"{report.events_per_second:,.0f} events/s"
+    )

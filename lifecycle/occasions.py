@@ -1,0 +1,90 @@
+"""Purchase occasions: a customer's counted purchases, a day's (or `[stage] occasion_days`')
+taken as one.
+
+Three orders in one hour are one visit to the shop, not a habit: the ladder (first-time
+against repeat, purchases in the loyal window), the loyalty type's repeat behaviour and
+the rhythm (the usual gap between purchases) count occasions, as the value models do
+(BG/NBD counts purchase days: docs/catalog.md). An occasion is the set of a customer's
+purchases in one period of `occasion_days` since the epoch (UTC days, for the default
+of one), dated at its first purchase. Purchase times are kept sorted, so the purchases
+of an occasion sit next to each other.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from lifecycle.policy import Policy
+from lifecycle.state import DAY
+
+
+def unit(policy: Policy) -> int:
+    """The length of an occasion's period, in seconds."""
+    return policy.stage.occasion_days * DAY
+
+
+def shares_occasion(times: list[int], index: int, at: int, period: int) -> bool:
+    """Whether a purchase at `at`, to be inserted at `index` of `times`, falls on an
+    occasion that a neighbour already makes."""
+    bucket = at // period
+    return (index > 0 and times[index - 1] // period == bucket) or (
+        index < len(times) and times[index] // period == bucket
+    )
+
+
+def within(times: list[int], since: int, period: int, enough: int | None = None) -> int:
+    """Occasions among the purchases after `since` (counting stops at `enough`, if given)."""
+    count, last = 0, None
+    for at in times[bisect_right(times, since):]:
+        bucket = at // period
+        if bucket != last:
+            count, last = count + 1, bucket
+            if count == enough:
+                break
+    return count
+
+
+def next_window_end(times: list[int], since: int, days: int, period: int) -> int | None:
+    """When the oldest occasion after `since` leaves a window of `days`: as its last purchase does."""
+    index = bisect_right(times, since)
+    if index == len(times):
+        return None
+    bucket = times[index] // period
+    while index + 1 < len(times) and times[index + 1] // period == bucket:
+        index += 1
+    return times[index] + days * DAY
+
+
+def recent_starts(times: list[int], count: int, period: int) -> list[int]:
+    """The first purchase time of each of the latest `count` occasions, oldest first."""
+    starts: list[int] = []
+    bucket = None
+    for at in reversed(times):
+        if at // period != bucket:
+            if len(starts) == count:
+                break
+            starts.append(at)
+            bucket = at // period
+        else:
+            starts[-1] = at
+    starts.reverse()
+    return starts
+
+
+def start_of_latest(times: list[int], count: int, period: int) -> int:
+    """The index in `times` where the latest `count` occasions begin (0 if there are fewer)."""
+    seen, bucket = 0, None
+    for index in range(len(times) - 1, -1, -1):
+        if times[index] // period != bucket:
+            if seen == count:
+                return index + 1
+            seen, bucket = seen + 1, times[index] // period
+    return 0
+
+
+def whole(times: list[int], index: int, period: int) -> int:
+    """`index` moved back to the start of the occasion it falls in, so that a cut there
+    never splits one."""
+    while 0 < index < len(times) and times[index - 1] // period == times[index] // period:
+        index -= 1
+    return index
