@@ -13,6 +13,7 @@ of an occasion sit next to each other.
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import islice
 
 from lifecycle.policy import Policy
 from lifecycle.state import DAY
@@ -34,8 +35,11 @@ def shares_occasion(times: list[int], index: int, at: int, period: int) -> bool:
 
 def within(times: list[int], since: int, period: int, enough: int | None = None) -> int:
     """Occasions among the purchases after `since` (counting stops at `enough`, if given)."""
+    start = bisect_right(times, since)
+    if len(times) - start <= 1:
+        return len(times) - start
     count, last = 0, None
-    for at in times[bisect_right(times, since):]:
+    for at in islice(times, start, None):
         bucket = at // period
         if bucket != last:
             count, last = count + 1, bucket
@@ -60,11 +64,12 @@ def recent_starts(times: list[int], count: int, period: int) -> list[int]:
     starts: list[int] = []
     bucket = None
     for at in reversed(times):
-        if at // period != bucket:
+        this = at // period
+        if this != bucket:
             if len(starts) == count:
                 break
             starts.append(at)
-            bucket = at // period
+            bucket = this
         else:
             starts[-1] = at
     starts.reverse()
