@@ -1,10 +1,11 @@
-"""Activity, the decline dimension (DOMAIN.md section 2): active ... churned.
+"""Activity, the decline dimension (docs/domain.md section 2): active ... churned.
 
 Measured as the time since the last purchase against the customer's own usual gap
 between purchases (their rhythm), with fixed thresholds for customers with too few
 purchases to have one; churned after `churned_days` without a purchase whatever the
 rhythm (the material's one-year rule). A customer who never bought is measured from
-their last own activity (an inbound contact, a visit, ...).
+their last own activity (an inbound contact, a visit, ...). The rhythm is the usual
+gap between purchase occasions (lifecycle/occasions.py).
 """
 
 from __future__ import annotations

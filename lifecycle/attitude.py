@@ -1,4 +1,4 @@
-"""Attitude (DOMAIN.md sections 3 and 5): what the customer feels about us.
+"""Attitude (docs/domain.md sections 3 and 5): what the customer feels about us.
 
 A score from the recent signals: the latest NPS and CSAT answers, an open complaint,
 the outcome of the latest service recovery, a referral. Positive at +1 or more,

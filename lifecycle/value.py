@@ -1,4 +1,4 @@
-"""Customer value (DOMAIN.md section 4) and the relationship level it calls for (section 5).
+"""Customer value (docs/domain.md section 4) and the relationship level it calls for (section 5).
 
 historical value: net revenue, or margin where given, in base-currency minor units;
 current value: the same over the trailing window; lifetime value (CLV): a simple
