@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ FORMAT = 3
 3 since records far ahead wait for time and changes time alone brings are dated at
 their thresholds (lifecycle/partition_time.py, lifecycle/engine.py); a generation
 without the file is of format 1."""
+_GENERATION = re.compile(rf"{PREFIX}[0-9]{{1,9}}")
 # What homes made before generations held at their top: derived, so a replay replaces it.
 _FLAT_LAYOUT = (VIEWS, "views.snapshot.duckdb", LIFECYCLE_LOG)
 
@@ -47,12 +49,29 @@ class EngineBusy(ConfigurationError):
 
 
 def current(home: Path) -> Path | None:
-    """The generation in use, or None before the first one."""
+    """The generation in use, or None before the first one. The pointer must name one of
+    the home's own generations: the engine replaces and removes generations, so a
+    pointer leading anywhere else (`../victim`, an absolute path) is refused."""
     try:
         name = (home / POINTER).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    return home / name
+    generation = home / name
+    if not _GENERATION.fullmatch(name) or (generation.exists() and not _own(home, generation)):
+        msg = (
+            f"{home / POINTER} names {name!r}, which is not a generation of this home (a directory "
+            f"{PREFIX}N inside it): put back the name of the newest {PREFIX}N there, or remove the file and "
+            "run `lifecycle replay` to derive everything again from the log"
+        )
+        raise ConfigurationError(msg)
+    return generation
+
+
+def _own(home: Path, path: Path) -> bool:
+    """Whether `path` is a generation directory of `home` itself: named like one, a real
+    directory (not a link), directly inside the home."""
+    return (bool(_GENERATION.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
+            and path.resolve().parent == home.resolve())
 
 
 def current_or_new(home: Path) -> Path:
@@ -94,9 +113,9 @@ def _check_format(generation: Path) -> None:
 def next_generation(home: Path) -> Path:
     """A new, empty generation beside the one in use (left-overs of killed replays go)."""
     in_use = current(home)
-    numbers = [int(p.name[len(PREFIX):]) for p in home.glob(f"{PREFIX}*") if p.name[len(PREFIX):].isdigit()]
+    numbers = [int(p.name[len(PREFIX):]) for p in home.glob(f"{PREFIX}*") if _GENERATION.fullmatch(p.name)]
     for path in home.glob(f"{PREFIX}*"):
-        if path != in_use:
+        if path != in_use and _own(home, path):
             shutil.rmtree(path)
     generation = home / f"{PREFIX}{max(numbers, default=0) + 1}"
     _make(generation)
@@ -111,7 +130,7 @@ def switch(home: Path, generation: Path) -> None:
     with partial.open("rb") as written:
         os.fsync(written.fileno())
     os.replace(partial, home / POINTER)
-    if previous is not None and previous != generation:
+    if previous is not None and previous != generation and _own(home, previous):
         shutil.rmtree(previous, ignore_errors=True)
     for name in _FLAT_LAYOUT:
         (home / name).unlink(missing_ok=True)
