@@ -10,6 +10,8 @@ from lifecycle.errors import PolicyError
 from lifecycle.policy import Policy, parse_policy
 
 DEFAULT_POLICY = files("lifecycle").joinpath("policy.toml")
+# The shipped policy is 5 KB; a megabyte is no policy, and is not read whole.
+_MAX_BYTES = 1024 * 1024
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -17,9 +19,17 @@ def load_policy(path: Path | None) -> Policy:
     if path is None:
         return parse_policy(DEFAULT_POLICY.read_text(encoding="utf-8"), "default policy")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(_MAX_BYTES + 1)
     except OSError as error:
         raise ConfigurationError(f"cannot read the policy file {path}: {error.strerror}") from None
+    if len(data) > _MAX_BYTES:
+        raise ConfigurationError(f"{path}: larger than {_MAX_BYTES:,} bytes, which no policy needs: is it the right file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        msg = f"{path}: not UTF-8 text (byte {error.start}): save the policy file as UTF-8"
+        raise ConfigurationError(msg) from None
     try:
         return parse_policy(text, str(path))
     except PolicyError as error:

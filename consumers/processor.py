@@ -72,6 +72,22 @@ class ProcessReport:
         )
 
 
+FAILURES_PER_BATCH = 20
+"""Records of one batch the engine may fail on (each dead-lettered, the batch done again)
+before the run stops: more is no odd record, but a bug or a policy nobody foresaw."""
+
+
+class EngineFailing(LifecycleError):
+    """The engine failed on too many records of one batch."""
+
+    def __init__(self, partition: str, failures: int, reason: str) -> None:
+        super().__init__(
+            f"the engine failed on {failures} records of one batch of {partition} (the last: {reason}): a bug, or a "
+            "policy nobody foresaw. Nothing of this batch was committed (what came before it was); report it with "
+            "this message, and once fixed, `lifecycle process` goes on from here"
+        )
+
+
 class _FoldFailed(Exception):
     """The engine failed on the record numbered `seq`: not a rule, a bug or an input
     nobody foresaw. The batch is done again with that record dead-lettered."""
@@ -178,7 +194,9 @@ class LifecycleProcessor:
         unpriced: Counter[str] = Counter()
         with closing(self.log.read(self.position_of, self.batch_size)) as reading:
             for batch in reading:
-                effects = self.process(batch)
+                effects = self.process(batch, should_stop)
+                if effects is None:
+                    break
                 try:
                     self._commit(effects)
                 except BaseException:
@@ -220,12 +238,14 @@ class LifecycleProcessor:
         self.states.forget(self._batch.touched)
         self._load()
 
-    def process(self, batch: RecordBatch) -> BatchEffects:
+    def process(self, batch: RecordBatch, should_stop: Callable[[], bool] | None = None) -> BatchEffects | None:
         """Run one batch through the engine; return what changed, to be committed.
 
         The batch must follow the last committed one: if the engine fails on a record,
         the written states are read again and the batch is done again with that record
-        dead-lettered.
+        dead-lettered. A storm of such failures stops the run (`EngineFailing`) instead
+        of redoing the batch record by record; asked to stop meanwhile, None: nothing of
+        the batch is committed.
         """
         refused: dict[int, str] = {}
         while True:
@@ -234,6 +254,10 @@ class LifecycleProcessor:
             except _FoldFailed as failed:
                 refused[failed.seq] = failed.reason
                 self._discard()
+                if len(refused) >= FAILURES_PER_BATCH:
+                    raise EngineFailing(batch.tracking.application_name, len(refused), failed.reason) from None
+                if should_stop is not None and should_stop():
+                    return None
 
     def _process(self, records: RecordBatch, refused: dict[int, str]) -> BatchEffects:
         partition = records.tracking.application_name
