@@ -34,7 +34,7 @@ from consumers.errors import ConfigurationError, LifecycleError
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.explain import UnknownCustomer, explain, render_text
 from consumers.logs import open_event_log
-from consumers.output import FORMATS, snapshot_note, visible, write_rows
+from consumers.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.progress import Progress
 from consumers.publisher import PublishReport, bounded_lines, publish_lines
@@ -245,9 +245,10 @@ def _replaying(run: Callable, name: str, args: argparse.Namespace, settings: Set
 
 def _write_document(document: dict, form: str, render: Callable[[dict], str]) -> None:  # type: ignore[type-arg]
     if form == "json":
-        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n")
+        encoded = msgspec.json.format(msgspec.json.encode(document), indent=2).decode()
+        print(safe_json(encoded))
     else:
-        print(render(document))
+        print(visible_lines(render(document)))
     sys.stdout.flush()
 
 
@@ -340,10 +341,12 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     if settings.kafka is None:
         settings.require_home()
     out = sys.stdout.buffer
+    # To a program the records go as they are on the log; on a terminal, terminal-safe.
+    shown = (lambda raw: safe_json(raw.decode("utf-8", "replace")).encode()) if sys.stdout.isatty() else bytes
     with open_event_log(settings, args.log, create=False) as log:
         for batch in log.read(lambda _: None):
             for raw in batch.values:
-                out.write(bytes(raw) + b"\n")
+                out.write(shown(bytes(raw)) + b"\n")
     out.flush()
     return 0
 

@@ -1,9 +1,11 @@
-"""Printing query results as a table, CSV or JSON.
+"""Printing results for people and programs: query rows as a table, CSV or JSON, and
+documents as text or JSON, all of it terminal-safe.
 
-A table is for a terminal: a value's control and other non-printable characters are
-shown escaped (`\\n`, `\\x1b`, `\\u202e`), so no value can break a row or steer the
-terminal. CSV and JSON are for programs and keep values as they are (quoted, escaped
-by their own rules). A result a live engine's snapshot answered says so.
+A value may hold anything a producer wrote: control characters, C1 codes (U+009B opens
+a terminal command), bidi overrides (U+202E reverses the text after it), line
+separators. None of them reaches the output raw, in any format: a table or a text shows
+them escaped (`\\n`, `\\x1b`, `\\u202e`), CSV cells likewise, and JSON as `\\u` escapes
+(the same JSON to any parser). A result a live engine's snapshot answered says so.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ FORMATS = ("table", "csv", "json")
 def write_rows(out: TextIO, columns: list[str], rows: Sequence[tuple[Any, ...]], fmt: str) -> None:
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerow([visible(c) for c in columns])
+        writer.writerows([visible(v) if isinstance(v, str) else v for v in row] for row in rows)
     elif fmt == "json":
         records = [dict(zip(columns, map(_plain, row))) for row in rows]
-        out.write(json.dumps(records, ensure_ascii=False) + "\n")
+        out.write(safe_json(json.dumps(records, ensure_ascii=False)) + "\n")
     else:
         _table(out, columns, rows)
 
@@ -50,6 +52,27 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def visible_lines(text: str) -> str:
+    """`text` with each non-printable character escaped but its line breaks."""
+    return "\n".join(map(visible, text.split("\n")))
+
+
+def safe_json(encoded: str) -> str:
+    """JSON text with each non-printable character it holds raw (JSON escapes only those
+    below U+0020) written as a `\\u` escape instead: the same JSON, safe on a terminal."""
+    if encoded.isprintable():
+        return encoded
+    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in encoded)
+
+
+def _json_escape(c: str) -> str:
+    code = ord(c)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def snapshot_note(source: Path, database: Path) -> str | None:

@@ -65,8 +65,8 @@ def table(updates: Mapping[str, dict[str, object]]) -> pa.Table | None:
     if not updates:
         return None
     columns = {"customer_id": pa.array(list(updates), pa.string())}
-    for field in FIELDS:
-        columns[field] = pa.array([row.get(field) for row in updates.values()], pa.string())
+    for name in FIELDS:
+        columns[name] = pa.array([row.get(name) for row in updates.values()], pa.string())
     columns["updated_at"] = pa.array(
         [row["updated_at"] for row in updates.values()], pa.timestamp("us", tz="UTC")
     )
