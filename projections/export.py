@@ -8,39 +8,79 @@ exported, nor `dead_letters`, whose payloads are raw events that may hold it.
 
 The projections are read as `lifecycle sql` reads them (locked down, read-only, from
 the snapshot while a live engine runs); the rows stream through Arrow into each file,
-so memory stays bounded, and each file is renamed into place only when complete.
+so memory stays bounded.
+
+An export is all or nothing: it is written beside the directory asked for
+(`.<name>.export-partial`), with a `manifest.json` last (each table's rows, the log
+positions the projections reflect, when), and renamed into place only when complete;
+the export it replaces is moved aside first (`.<name>.export-previous`) and removed
+after. Killed at any moment, the directory holds a whole export, or is missing with the
+previous one whole beside it, which the next export puts back before it starts. A
+directory that holds files but no manifest is not an export, and is never replaced.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from projections import catalog
+from projections.errors import ProjectionError
 from projections.query import reading
 
 TABLES = ("customers", "lifecycle_transitions", "policies", "engine_commits", "value_models", "value_estimates",
           *catalog.VIEWS)
+MANIFEST = "manifest.json"
 _BATCH_ROWS = 100_000
 
 
 def export_parquet(database: Path, directory: Path) -> tuple[Path, list[tuple[str, int]]]:
-    """Write each table of `TABLES` to `<directory>/<table>.parquet`: the file read
-    (the database or its snapshot), and (table, rows) for each."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    """Write each table of `TABLES` to `<directory>/<table>.parquet`, all or nothing: the
+    file read (the database or its snapshot), and (table, rows) for each."""
+    staging, previous = (directory.parent / f".{directory.name}.export-{what}" for what in ("partial", "previous"))
+    _recover(directory, previous)
+    _check_replaceable(directory)
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     with reading(database) as (connection, source):
-        for table in TABLES:
-            target = directory / f"{table}.parquet"
-            partial = directory / f".{table}.parquet.partial"
-            reader = connection.sql(f"SELECT * FROM {table}").to_arrow_reader(_BATCH_ROWS)
-            rows = 0
-            with pq.ParquetWriter(partial, reader.schema) as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-            os.replace(partial, target)
-            written.append((table, rows))
+        written = [(table, _write(connection, table, staging)) for table in TABLES]
+        positions = dict(connection.execute("SELECT application_name, max(notification_id) FROM tracking "
+                                            "GROUP BY 1 ORDER BY 1").fetchall())
+    manifest = {"tables": dict(written), "positions": positions, "source": source.name,
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if directory.exists():
+        os.replace(directory, previous)
+    os.replace(staging, directory)
+    shutil.rmtree(previous, ignore_errors=True)
     return source, written
+
+
+def _write(connection: duckdb.DuckDBPyConnection, table: str, staging: Path) -> int:
+    reader = connection.sql(f"SELECT * FROM {table}").to_arrow_reader(_BATCH_ROWS)
+    rows = 0
+    with pq.ParquetWriter(staging / f"{table}.parquet", reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def _recover(directory: Path, previous: Path) -> None:
+    """An export killed between its two renames left the one before beside: put it back."""
+    if previous.exists() and not directory.exists():
+        os.replace(previous, directory)
+
+
+def _check_replaceable(directory: Path) -> None:
+    if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).exists():
+        msg = (f"{directory} holds files but is not an export of `lifecycle export` (no {MANIFEST}): it is left "
+               "alone; export to a new or empty directory")
+        raise ProjectionError(msg)

@@ -128,7 +128,7 @@ def test_satisfaction_and_complaints(catalog):
 def test_export_writes_the_catalog_as_parquet_without_personal_data(catalog, settings, tmp_path):
     target = tmp_path / "warehouse"
     assert lifecycle(settings, "export", "--parquet", str(target)) == 0
-    assert sorted(p.name for p in target.iterdir()) == sorted(f"{table}.parquet" for table in TABLES)
+    assert sorted(p.name for p in target.iterdir()) == sorted(["manifest.json", *(f"{t}.parquet" for t in TABLES)])
     exported = duckdb.sql(f"SELECT * FROM '{target / 'customer_rfm.parquet'}' ORDER BY customer_id").fetchall()
     assert exported == catalog("SELECT * FROM customer_rfm ORDER BY customer_id")
     assert duckdb.sql(f"SELECT count(*) FROM '{target / 'customers.parquet'}'").fetchall() == [(6,)]
