@@ -3,7 +3,8 @@ export, report, tail, schema, demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
-exit statuses (0 ok, 1 some input was invalid, 2 the command could not run).
+exit statuses (0 ok, 1 some input was invalid, 2 the command could not run, 3 it failed
+part-way and said what it kept).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from consumers.logs import open_event_log
 from consumers.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.progress import Progress
-from consumers.publisher import PublishReport, bounded_lines, publish_lines
+from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
 from consumers.verify import verify
@@ -50,6 +51,8 @@ from projections.report import build_report
 from projections.query import run_query
 from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
 
+PARTLY_DONE = 3
+"""The exit status of a command that failed part-way, after saying what it kept."""
 _EXPECTED_ERRORS = (LifecycleError, LifecycleDomainError, ProjectionError, SchemaError, OSError)
 _SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema}
 
@@ -205,8 +208,13 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     limit = load_policy(settings.policy).input.max_event_bytes
     not_after = None if args.allow_future else datetime.now(UTC) + engine_commands.FUTURE_MARGIN
     with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log:
-        report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
-                               max_line_bytes=limit, not_after=not_after)
+        try:
+            report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
+                                   max_line_bytes=limit, not_after=not_after)
+        except PublishFailed as failed:
+            print(f"lifecycle publish: {failed}\n{_publish_summary(failed.report)} before it failed, and they stay; "
+                  "publish the same file again: what is already on the log is skipped", file=sys.stderr)
+            return PARTLY_DONE
     print(_publish_summary(report), file=sys.stderr)
     return 1 if report.invalid or report.conflicts else 0
 

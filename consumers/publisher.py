@@ -32,6 +32,15 @@ class PublishReport:
     conflicts: int = 0
 
 
+class PublishFailed(Exception):
+    """Appending failed part-way: what was appended before it is on the log (`report`)."""
+
+    def __init__(self, report: PublishReport, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.report = report
+        self.cause = cause
+
+
 def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes]:
     """The lines of `stream`, never holding more than `limit` + 1 bytes of one: a longer
     line is yielded cut to `limit` + 1 bytes (so that it is seen to be too long), and
@@ -69,11 +78,22 @@ def publish_lines(
             continue
         pending.append((count, event, line))
         if len(pending) >= CHUNK:
-            done = _append(pending, log, report_invalid)
+            done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates,
+                                                                                conflicts))
             appended, duplicates, conflicts = appended + done[0], duplicates + done[1], conflicts + done[2]
             pending = []
-    done = _append(pending, log, report_invalid)
+    done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates, conflicts))
     return PublishReport(count, invalid, appended + done[0], duplicates + done[1], conflicts + done[2])
+
+
+def _append_or_fail(pending: list[tuple[int, AnyEvent, bytes]], log: EventLog,
+                    report_invalid: Callable[[int, str], None], so_far: PublishReport) -> tuple[int, int, int]:
+    """`_append`; a failure of the log (locked, disk full, broker gone) raises
+    `PublishFailed` with what was appended before the chunk (a chunk is all or nothing)."""
+    try:
+        return _append(pending, log, report_invalid)
+    except Exception as error:
+        raise PublishFailed(so_far, error) from error
 
 
 def _valid(line: bytes, max_line_bytes: int, not_after: datetime | None) -> AnyEvent:

@@ -10,21 +10,31 @@ one partition, so `Tracking(<log name>, <segment id>)` is a position in it.
 
 from __future__ import annotations
 
+import fcntl
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
 from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
+from consumers.errors import LifecycleError
 from consumers.event_id_index import SQLiteEventIdIndex, sort_out
 from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
 from schemas import AnyEvent, event_digest
 
 SEGMENT_SIZE = 1_000
+WRITER_WAIT = 120.0
+"""Seconds an append waits for another writer of the same log to finish its own."""
 SEGMENT_TOPIC = "segment:json-array"
 
 _segment_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class LogBusy(LifecycleError):
+    """Another writer held the log longer than an append waits."""
 
 
 def _segment(state: bytes) -> list[bytes] | list[msgspec.Raw]:
@@ -93,19 +103,48 @@ class SQLiteSegmentRecorder(SQLiteProcessRecorder):
 
 
 class SQLiteEventLog(EventLog):
-    """The embedded, single-partition log in `<home>/<name>.sqlite`."""
+    """The embedded, single-partition log in `<home>/<name>.sqlite`.
+
+    Writers take turns: several `publish` runs and the engine's own appends (clocks,
+    fits) may write one log at once, and SQLite refuses a second writer's transaction
+    ("database is locked") rather than making it wait, so each append (and creating the
+    tables) holds `<name>.append.lock` (an advisory lock), waiting up to `WRITER_WAIT`
+    seconds for it.
+    """
 
     def __init__(self, *, home: Path, name: str) -> None:
         super().__init__(name)
         home.mkdir(parents=True, exist_ok=True)
         self.path = self.path_of(home, name)
+        self._lock_path = home / f"{name}.append.lock"
         self.datastore = SQLiteDatastore(
             str(self.path), lock_timeout=30, originator_id_type="text"
         )
         self.recorder = SQLiteSegmentRecorder(self.datastore, name)
-        self.recorder.create_table()
-        with self.datastore.transaction(commit=True) as cursor:
-            self.recorder.event_ids.add_digests(cursor)
+        with self._writing():
+            self.recorder.create_table()
+            with self.datastore.transaction(commit=True) as cursor:
+                self.recorder.event_ids.add_digests(cursor)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the log's append lock, waiting a bounded time for another writer."""
+        with self._lock_path.open("a") as lock:
+            deadline = time.monotonic() + WRITER_WAIT
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        msg = (f"another writer has held {self.path} for {WRITER_WAIT:.0f} s: is a `publish` stuck? "
+                               "Nothing of this append was written; try again when it is done")
+                        raise LogBusy(msg) from None
+                    time.sleep(0.01)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @staticmethod
     def path_of(home: Path, name: str) -> Path:
@@ -114,7 +153,8 @@ class SQLiteEventLog(EventLog):
     def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
         if not events:
             return Appended(0, 0)
-        return self.recorder.append_new(events)
+        with self._writing():
+            return self.recorder.append_new(events)
 
     def partitions(self) -> list[str]:
         return [self.name]
