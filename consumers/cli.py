@@ -180,7 +180,6 @@ def _parser() -> argparse.ArgumentParser:
                      help="only dead letters of this kind (held records show with all kinds, or with `time`)")
     sub.add_argument("--limit", type=_at_least(0, int), default=3, help="examples shown of each kind")
     sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
-    sub.add_argument("--show-personal", action="store_true", help="show personal data in the payloads unmasked")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
@@ -305,7 +304,7 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    document = list_dead_letters(settings, args.kind, args.limit, unmasked=args.show_personal)
+    document = list_dead_letters(settings, args.kind, args.limit)
     _write_document(document, args.format, render_dead_letters)
     return 0
 

@@ -24,11 +24,11 @@ HINT = (
 )
 
 
-def list_dead_letters(settings: Settings, kind: str | None, limit: int, *, unmasked: bool) -> dict[str, Any]:
+def list_dead_letters(settings: Settings, kind: str | None, limit: int) -> dict[str, Any]:
     """The listing as plain data (the `--format json` document)."""
     settings.require_home()
     with reading(settings.views_path) as (connection, source):
-        document = summary(connection, kind=kind, limit=limit, unmasked=unmasked)
+        document = summary(connection, kind=kind, limit=limit)
     note = snapshot_note(source, settings.views_path)
     if note is not None:
         print(note, file=sys.stderr)
@@ -73,8 +73,8 @@ def _kind_lines(kind: dict[str, Any]) -> list[str]:
 def _payload_line(example: dict[str, Any]) -> str:
     size = "" if example["payload_bytes"] is None else f" ({example['payload_bytes']:,} bytes)"
     if example["payload"] is None:
-        return f"payload{size}: withheld, it may hold personal data (`--show-personal` shows it)"
-    masked = ", personal data masked (`--show-personal` shows it)" if example["masked"] else ""
+        return f"payload{size}: withheld, it may hold personal data (the record is on the log at this position)"
+    masked = ", personal data masked (the record is on the log at this position)" if example["masked"] else ""
     cut = " ..." if example["truncated"] else ""
     return f"payload{size}{masked}: {visible(example['payload'])}{cut}"
 

@@ -3,27 +3,26 @@ means and what to do about it, a few examples of each, and the records the time 
 holds back.
 
 Read on a read-only connection (projections/query.py). A payload is shown as its first
-`EXCERPT_BYTES`, with personal data and free text masked (projections/profiles.py)
-unless asked otherwise; a payload that names such a field but cannot be read field by
-field (malformed, or cut at the size limit) is withheld whole instead. Projections that
-predate kinds or held records are read as they are: rows without a kind count as
-`unknown`, and no `held_records` table means none are held.
+`EXCERPT_BYTES`, as stored: with personal data and free text masked, or withheld whole
+when it names such a field and cannot be read field by field (projections/profiles.py
+`masked_payload`); rows stored before payloads were masked are masked as they are read.
+Projections that predate kinds or held records are read as they are: rows without a
+kind count as `unknown`, and no `held_records` table means none are held.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import duckdb
 
 from projections.dead_letters import KINDS, TIME, UNKNOWN
-from projections.profiles import MASKED, masked
+from projections.profiles import masked_payload
 
 EXCERPT_BYTES = 120
 
 
-def summary(connection: duckdb.DuckDBPyConnection, *, kind: str | None, limit: int, unmasked: bool) -> dict[str, Any]:
+def summary(connection: duckdb.DuckDBPyConnection, *, kind: str | None, limit: int) -> dict[str, Any]:
     """The dead letters (of `kind`, or all) by kind with up to `limit` examples each, and
     the held records unless another kind is asked for: the `--format json` document."""
     rows = _dead_letters(connection)
@@ -33,12 +32,12 @@ def summary(connection: duckdb.DuckDBPyConnection, *, kind: str | None, limit: i
     ).fetchall()
     examples: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in counts}
     found = connection.execute(
-        f"SELECT kind, partition, position, reason, payload, payload_bytes FROM {rows} {where} "
+        f"SELECT kind, partition, position, reason, payload, payload_bytes, masked FROM {rows} {where} "
         "QUALIFY row_number() OVER (PARTITION BY kind ORDER BY partition, position) <= ? "
         "ORDER BY partition, position", [*parameters, limit],
     ).fetchall()
     for name, *example in found:
-        examples[name].append(_example(*example, unmasked=unmasked))
+        examples[name].append(_example(*example))
     return {
         "kind": kind,
         "dead_letters": sum(count for _, count in counts),
@@ -53,7 +52,9 @@ def _dead_letters(connection: duckdb.DuckDBPyConnection) -> str:
     columns = _columns(connection, "dead_letters")
     kind = f"coalesce(kind, '{UNKNOWN}')" if "kind" in columns else f"'{UNKNOWN}'"
     size = "payload_bytes" if "payload_bytes" in columns else "NULL::BIGINT"
-    return f"(SELECT partition, position, reason, payload, {size} AS payload_bytes, {kind} AS kind FROM dead_letters)"
+    masked = "payload_masked" if "payload_masked" in columns else "NULL::BOOLEAN"
+    return (f"(SELECT partition, position, reason, payload, {size} AS payload_bytes, {kind} AS kind, "
+            f"{masked} AS masked FROM dead_letters)")
 
 
 def _columns(connection: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -77,31 +78,19 @@ def _kind(name: str, count: int, examples: list[dict[str, Any]]) -> dict[str, An
 
 
 def _example(partition: str, position: int, reason: str, payload: bytes, size: int | None,
-             *, unmasked: bool) -> dict[str, Any]:
-    shown, was_masked = (payload, False) if unmasked else _masked_payload(payload)
+             was_masked: bool | None) -> dict[str, Any]:
+    # Rows stored before payloads were masked are masked now, as they are read.
+    shown, masked_now = (payload, False) if was_masked is not None else masked_payload(payload)
+    withheld = not shown and (size or 0) > 0
     return {
         "partition": partition,
         "position": position,
         "reason": reason,
-        "payload": None if shown is None else shown[:EXCERPT_BYTES].decode("utf-8", "backslashreplace"),
+        "payload": None if withheld else shown[:EXCERPT_BYTES].decode("utf-8", "backslashreplace"),
         "payload_bytes": size,
-        "truncated": shown is not None and (len(shown) > EXCERPT_BYTES or (size or 0) > len(payload)),
-        "masked": was_masked,
+        "truncated": not withheld and (len(shown) > EXCERPT_BYTES or (size or 0) > len(payload)),
+        "masked": bool(was_masked) or masked_now,
     }
-
-
-def _masked_payload(payload: bytes) -> tuple[bytes | None, bool]:
-    """The payload with personal data masked, and whether any was; None: withheld whole."""
-    try:
-        fields = json.loads(payload.decode("utf-8"))
-    except (ValueError, RecursionError):
-        fields = None
-    if not isinstance(fields, dict):
-        named = any(f'"{name}"'.encode() in payload for name in MASKED)
-        return (None, True) if named else (payload, False)
-    if not any(name in MASKED and value is not None for name, value in fields.items()):
-        return payload, False
-    return json.dumps(masked(fields), ensure_ascii=False, separators=(",", ":")).encode(), True
 
 
 def _held(connection: duckdb.DuckDBPyConnection, limit: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 They are written in the same transaction as the batch they came from, so each is
 recorded exactly once, and counted; nothing on the log is silently dropped. The record
 itself stays on the log at its partition and position; the row keeps its first bytes
-(up to the policy's record size limit) and its whole size, and its `kind`: the reason
+(up to the policy's record size limit, personal data masked) and its whole size, and its `kind`: the reason
 names specifics (dates, sizes), the kind says which rule refused it and what to do, so
 that dead letters can be counted by it (`lifecycle dead-letters`).
 
@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from projections.arrow_rows import append
+from projections.profiles import masked_payload
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS dead_letters ("
@@ -32,6 +33,9 @@ DDL = (
     "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_bytes BIGINT",
     # Rows written before kinds existed keep NULL: shown as UNKNOWN.
     "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS kind VARCHAR",
+    # Personal data and free text in a payload are masked when it is stored (true), or the
+    # payload withheld (empty) if it names such a field and cannot be read field by field.
+    "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_masked BOOLEAN",
     "CREATE TABLE IF NOT EXISTS held_records ("
     " partition VARCHAR NOT NULL,"
     " position BIGINT NOT NULL,"
@@ -99,14 +103,18 @@ class DeadLetter:
 
 
 def table(letters: Sequence[DeadLetter]) -> pa.Table | None:
+    """The rows of `letters`, each payload with its personal data masked: any analyst may
+    read this table, and the record itself stays on the log."""
     if not letters:
         return None
+    payloads = [masked_payload(d.payload) for d in letters]
     return pa.table(
         {
             "partition": pa.array([d.partition for d in letters], pa.string()),
             "position": pa.array([d.position for d in letters], pa.int64()),
             "reason": pa.array([d.reason for d in letters], pa.string()),
-            "payload": pa.array([d.payload for d in letters], pa.binary()),
+            "payload": pa.array([payload for payload, _ in payloads], pa.binary()),
+            "payload_masked": pa.array([was for _, was in payloads], pa.bool_()),
             "payload_bytes": pa.array([d.payload_bytes for d in letters], pa.int64()),
             "kind": pa.array([d.kind for d in letters], pa.string()),
         }

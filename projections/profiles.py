@@ -3,11 +3,13 @@
 `customer_profiles` is the only table holding personal data, so that erasure is one
 delete and the other views can be shared freely. A profile update changes only the
 fields it carries; an erasure removes the row. Where raw events are shown (`lifecycle
-explain`, `lifecycle dead-letters`), their personal data is masked with `masked`.
+explain`) their personal data is masked with `masked`; dead letters are stored masked
+(`masked_payload`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +95,22 @@ def masked(payload: dict[str, Any]) -> dict[str, Any]:
     """A copy of an event's fields with each personal or free-text value masked."""
     return {name: _mask(str(value)) if name in MASKED and value is not None else value
             for name, value in payload.items()}
+
+
+def masked_payload(payload: bytes) -> tuple[bytes, bool]:
+    """A raw record with its personal data and free text masked, and whether any was. A
+    record that names such a field but cannot be read field by field (malformed, or cut
+    at the size limit) is withheld whole (empty)."""
+    try:
+        fields = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        fields = None
+    if not isinstance(fields, dict):
+        named = any(f'"{name}"'.encode() in payload for name in MASKED)
+        return (b"", True) if named else (payload, False)
+    if not any(name in MASKED and value is not None for name, value in fields.items()):
+        return payload, False
+    return json.dumps(masked(fields), ensure_ascii=False, separators=(",", ":")).encode(), True
 
 
 def _mask(value: str) -> str:
