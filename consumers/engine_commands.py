@@ -16,14 +16,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
-from consumers.engine_session import EngineSession
+from consumers.engine_session import EngineSession, FitRun
 from consumers.errors import ConfigurationError
 from consumers.event_log import RecordBatch
 from consumers.processor import ProcessReport
 from consumers.settings import Settings
 from consumers.stopping import Stopping
 from lifecycle.value_model import ModelNotFitted
-from schemas import ValueModelFitted
 
 FUTURE_MARGIN = timedelta(days=1)
 """How far ahead of this machine's clock a record or clock is taken without being asked:
@@ -108,8 +107,11 @@ def _refit_when_due(session: EngineSession) -> None:
         print(f"lifecycle process: no value model fit yet: {error}", file=sys.stderr)
 
 
-def print_fit(fitted: tuple[ValueModelFitted, bool]) -> None:
-    fit, appended = fitted
+def print_fit(fitted: FitRun) -> None:
+    fit, appended, processed = fitted
+    if processed.events:
+        print(f"{process_summary(processed)} (caught up with the log for the fit, and the fit itself)",
+              file=sys.stderr)
     bg, gg = fit.bg_nbd, fit.gamma_gamma
     where = ("is on the log and applied" if appended else
              "was already on the log (the same cutoff, data and policy): nothing appended")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import NamedTuple
 from datetime import UTC, datetime
 
 from consumers import home
@@ -23,6 +24,14 @@ from lifecycle.state import DAY, as_datetime, epoch_seconds
 from projections.projection_store import DuckDBProjectionStore
 from projections.state_store import RocksDBStateStore
 from schemas import Clock, ValueModelFitted, encode_event
+
+class FitRun(NamedTuple):
+    """A fit of the value models, whether it was appended, and what was processed for it."""
+
+    fit: ValueModelFitted
+    appended: bool
+    processed: ProcessReport
+
 
 CLOCK_NAMESPACE = uuid.UUID("0f6a3f0e-8d7c-4c1e-9a55-2b7e3c4d5f60")
 
@@ -93,15 +102,16 @@ class EngineSession:
         known = [t.latest for t in self.processor.times.values() if t.latest is not None]
         return max(known, default=None)
 
-    def fit_value_models(self, as_of: datetime | None = None) -> tuple[ValueModelFitted, bool]:
+    def fit_value_models(self, as_of: datetime | None = None) -> FitRun:
         """Catch up with the log, fit the value models to the purchases as of `as_of`
         (the log's time if None), append the fit to the log and process it, so that
         every customer's figures follow from it (projections/value_estimates.py).
 
-        The fit, and whether it was appended: not when its id is on the log already,
-        that is, a fit of the same cutoff, data and policy; then nothing is appended
-        or processed, and the fit on the log may name earlier positions read."""
-        self.run_once()
+        The fit, whether it was appended (not when its id is on the log already, that
+        is, a fit of the same cutoff, data and policy; then nothing is appended or
+        processed, and the fit on the log may name earlier positions read), and what
+        was processed on the way, so that every record read is told of."""
+        caught_up = self.run_once()
         known = self.log_time()
         if known is None:
             raise ConfigurationError("nothing processed yet: publish purchases and run `lifecycle process` first")
@@ -115,9 +125,7 @@ class EngineSession:
         # The log skips an id it has (a duplicate) and refuses it with other content (a
         # conflict: the same fit read up to other positions); either way it is there.
         appended = self.log.append([(fit, encode_event(fit))]).appended > 0
-        if appended:
-            self.run_once()
-        return fit, appended
+        return FitRun(fit, appended, caught_up + self.run_once() if appended else caught_up)
 
     def value_fit_due(self) -> bool:
         """Whether the policy's schedule calls for a fit: none yet, or the latest one's

@@ -250,6 +250,11 @@ def test_live_processing_fits_on_the_policys_schedule(settings, tmp_path, capsys
     assert "fitted the value models as of 1998-06-30T12:00:00+00:00 to 2,357 customers" in stderr
     assert _rows(settings, "SELECT count(*) FROM value_models") == [(1,)]
     assert _rows(settings, "SELECT count(*) FROM customers WHERE p_alive IS NOT NULL") == [(2357,)]
+    # Every record read is told of, the fit's included: the totals add up to the log.
+    told = sum(int(line.split()[1]) for line in stderr.splitlines() if line.startswith("processed "))
+    capsys.readouterr()
+    assert lifecycle(settings, "tail", "customer-events") == 0
+    assert told == len(capsys.readouterr().out.splitlines())
 
 
 def _fits_seen_live(settings, capsys) -> int:  # type: ignore[no-untyped-def]
@@ -279,7 +284,7 @@ def test_fitting_the_same_data_again_appends_nothing_and_new_purchases_make_a_ne
     told = _fit_told(settings, capsys, "--policy", str(policy))
     assert f"fit {first.event_id} was already on the log" in told and "nothing appended" in told
     with EngineSession(replace(settings, policy=policy)) as session:
-        fit, appended = session.fit_value_models()
+        fit, appended, _ = session.fit_value_models()
         assert (fit.event_id, appended) == (first.event_id, False)
         assert not session.value_fit_due()  # the live schedule does not fit the same data again
 
