@@ -17,13 +17,15 @@ from datetime import UTC, datetime, timedelta
 
 from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.engine_session import EngineSession, FitRun
-from consumers.errors import ConfigurationError
+from consumers.errors import ConfigurationError, LogUnavailable
 from consumers.event_log import RecordBatch
 from consumers.processor import ProcessReport
 from consumers.settings import Settings
 from consumers.stopping import Stopping
 from lifecycle.value_model import ModelNotFitted
 
+MAX_RETRY_WAIT = 30.0
+"""The longest a live engine waits before trying an unreachable log again, in seconds."""
 FUTURE_MARGIN = timedelta(days=1)
 """How far ahead of this machine's clock a record or clock is taken without being asked:
 a day covers clocks set a little wrong and offsets written by hand."""
@@ -33,26 +35,71 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     at = _clock_time(args.clock_at, args.allow_future)
     on_commit = _print_commit if args.verbose else None
     with Stopping() as stopping, EngineSession(settings, batch_size=args.batch_size) as session:
-        last_clock = time.monotonic()
-        snapshot = _Snapshots(session, args.snapshot_every)
-        while True:
+        if args.once:
             report = session.run_once(on_commit, should_stop=stopping)
-            if args.once:
-                if args.clock and not stopping():
-                    report = report + _batch_clock(session, at, on_commit, stopping)
-                print_report(report)
-                return 0
-            if report.events:
-                print_report(report)
-            if stopping():
-                return 0
-            if report.events:
-                _refit_when_due(session)
-            snapshot.after(report)
-            if args.clock_every and time.monotonic() - last_clock >= args.clock_every:
-                session.tick()
-                last_clock = time.monotonic()
+            if args.clock and not stopping():
+                report = report + _batch_clock(session, at, on_commit, stopping)
+            print_report(report)
+            return 0
+        live = _Live(session, args, on_commit, stopping)
+        outage = _Outage()
+        while not stopping():
+            try:
+                live.step()
+            except LogUnavailable as error:
+                stopping.wait(outage.wait(error))
+                continue
+            outage.over()
             stopping.wait(args.poll_interval)
+        return 0
+
+
+class _Live:
+    """One pass of a live engine: what is new on the log, a fit when due, a snapshot when
+    due, a clock when due."""
+
+    def __init__(self, session: EngineSession, args: argparse.Namespace, on_commit, stopping) -> None:  # type: ignore[no-untyped-def]
+        self.session, self.args, self.on_commit, self.stopping = session, args, on_commit, stopping
+        self.snapshot = _Snapshots(session, args.snapshot_every)
+        self.last_clock = time.monotonic()
+
+    def step(self) -> None:
+        report = self.session.run_once(self.on_commit, should_stop=self.stopping)
+        if report.events:
+            print_report(report)
+        if self.stopping():
+            return
+        if report.events:
+            _refit_when_due(self.session)
+        self.snapshot.after(report)
+        if self.args.clock_every and time.monotonic() - self.last_clock >= self.args.clock_every:
+            self.session.tick()
+            self.last_clock = time.monotonic()
+
+
+class _Outage:
+    """A live engine's view of an unreachable log: it waits and tries again, for as long
+    as it runs, each wait twice the last (1 s to `MAX_RETRY_WAIT`), and says so."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.since: float | None = None
+
+    def wait(self, error: Exception) -> float:
+        """How long to wait before trying again, after telling what happened."""
+        self.since = time.monotonic() if self.since is None else self.since
+        self.delay = min(max(self.delay * 2, 1.0), MAX_RETRY_WAIT)
+        down = time.monotonic() - self.since
+        print(f"lifecycle process: the log is unreachable ({error}); trying again in {self.delay:.0f} s "
+              f"(unreachable for {down:.0f} s; nothing is lost: processing goes on from the last commit)",
+              file=sys.stderr, flush=True)
+        return self.delay
+
+    def over(self) -> None:
+        if self.since is not None:
+            print(f"lifecycle process: the log is reachable again after {time.monotonic() - self.since:.0f} s",
+                  file=sys.stderr, flush=True)
+        self.delay, self.since = 0.0, None
 
 
 def _batch_clock(session: EngineSession, at: datetime | None, on_commit, stopping) -> ProcessReport:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import signal
 import subprocess
 import tempfile
 import time
@@ -134,6 +135,16 @@ class TansuBroker:
         except FileNotFoundError:
             return "(no log written)"
         return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open and nothing answers, as in
+        a broker outage or a long GC pause."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGCONT)
 
     def stop_process(self) -> None:
         process, self._process = self._process, None

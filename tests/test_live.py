@@ -160,3 +160,46 @@ def test_an_idle_engine_refreshes_a_stale_snapshot(settings, tmp_path, capsys):
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=60)
     assert status == 0, process.stderr.read() if process.stderr else ""
+
+
+def test_a_live_engine_rides_out_a_broker_pause(kafka_broker, tmp_path, capsys):
+    """The broker frozen (SIGSTOP) for longer than the engine's reads wait: the live
+    engine says the log is unreachable, waits and tries again with backoff, and goes on
+    when the broker answers; nothing is lost."""
+    settings = Settings(home=tmp_path / "home", kafka=kafka_broker.bootstrap, partitions=3)
+    assert lifecycle(settings, "publish", str(MIXED)) == 1  # valid lines go through beside invalid ones
+    process = subprocess.Popen(
+        lifecycle_command(settings, "process", "--poll-interval", "0.1", "--clock-every", "0",
+                          "--snapshot-every", "0"),
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+        _read_until(process, lines, "processed ")
+        kafka_broker.pause()
+        try:
+            _read_until(process, lines, "the log is unreachable")
+        finally:
+            kafka_broker.resume()
+        _read_until(process, lines, "the log is reachable again")
+        assert process.poll() is None, "the engine gave up"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=60)
+    assert status == 0, "".join(lines)
+    assert "trying again in 1 s" in "".join(lines)
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", "SELECT count(*) AS n FROM customers", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 3}]
+
+
+def _read_until(process: subprocess.Popen, lines: list[str], text: str) -> None:  # type: ignore[type-arg]
+    """Read the engine's stderr until a line holds `text` (the engine's own timeouts
+    bound the wait; a process that ends first fails the test)."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"the engine ended before saying {text!r}: {''.join(lines)}")
