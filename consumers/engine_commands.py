@@ -104,12 +104,11 @@ class _Outage:
 
 def _batch_clock(session: EngineSession, at: datetime | None, on_commit, stopping) -> ProcessReport:  # type: ignore[no-untyped-def]
     """A batch run's clock, once caught up: dated `at` (now if None), processed at once."""
+    at = at or datetime.now(UTC)
     appended = session.tick(at)
     if not appended:
         return ProcessReport(0, 0, 0, 0, 0.0)
-    moment = (at or datetime.now(UTC)).replace(microsecond=0).isoformat()
-    print(f"appended {appended} clock event{'s' if appended > 1 else ''} up to {moment}: customers age to then "
-          "(--no-clock: none)", file=sys.stderr)
+    print(f"{_appended(appended, at)}: customers age to then (--no-clock: none)", file=sys.stderr)
     return session.run_once(on_commit, should_stop=stopping)
 
 
@@ -119,14 +118,17 @@ def clock(args: argparse.Namespace, settings: Settings) -> int:
         caught_up = session.run_once()
         appended = session.tick(at, source="lifecycle-clock")
         report = caught_up + session.run_once() if appended else caught_up
-    moment = at.replace(microsecond=0).isoformat()
     if appended:
-        print(f"appended {appended} clock event{'s' if appended > 1 else ''} up to {moment}", file=sys.stderr)
+        print(_appended(appended, at), file=sys.stderr)
     else:
-        print(f"no clock appended: the log's clocks have reached {moment} already, or no customer event has "
-              "been processed yet (a clock would move no one)", file=sys.stderr)
+        print(f"no clock appended: the log's clocks have reached {at.replace(microsecond=0).isoformat()} already, "
+              "or no customer event has been processed yet (a clock would move no one)", file=sys.stderr)
     print_report(report)
     return 0
+
+
+def _appended(clocks: int, at: datetime) -> str:
+    return f"appended {clocks} clock event{'s' if clocks > 1 else ''} up to {at.replace(microsecond=0).isoformat()}"
 
 
 def _clock_time(at: datetime | None, allow_future: bool) -> datetime | None:

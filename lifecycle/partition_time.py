@@ -111,7 +111,8 @@ class PartitionTime:
 
     def offer_event(self, seq: int, at: int, customer: int) -> str:
         """A valid customer event: TAKE, WAIT or REFUSE (see `refusal`)."""
-        before = self.confirmed
+        # What was confirmed before matters only to release what waits.
+        before = self.confirmed if self.held else None
         self._witness(customer, at)
         confirmed = self.confirmed
         assert confirmed is not None
@@ -121,7 +122,7 @@ class PartitionTime:
             verdict = TAKE
             if self.latest is None or at > self.latest:
                 self.latest = at
-        if self.held and before is not None and confirmed > before:
+        if before is not None and confirmed > before:
             self._release()
         return verdict
 

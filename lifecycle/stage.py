@@ -22,7 +22,7 @@ LADDER = (PROSPECT, QUALIFIED, FIRST_TIME, REPEAT, LOYAL, MEMBER, ADVOCATE)
 
 def purchases_within(state: CustomerState, now: int, days: int, policy: Policy, enough: int | None = None) -> int:
     """Purchase occasions within the trailing `days` (counting stops at `enough`, if given)."""
-    return occasions.within(state.purchase_times, now - days * DAY, policy.stage.occasion_days * DAY, enough)
+    return occasions.within(state.purchase_times, now - days * DAY, occasions.unit(policy), enough)
 
 
 def stage_of(state: CustomerState, now: int, attitude: str, policy: Policy) -> tuple[str, str]:
@@ -56,7 +56,7 @@ def _advocates(state: CustomerState, now: int, policy: Policy) -> bool:
 
 def next_window_end(state: CustomerState, now: int, days: int, policy: Policy) -> int | None:
     """The next moment a purchase occasion leaves a window of `days`."""
-    return occasions.next_window_end(state.purchase_times, now - days * DAY, days, policy.stage.occasion_days * DAY)
+    return occasions.next_window_end(state.purchase_times, now - days * DAY, days, occasions.unit(policy))
 
 
 def next_referral_end(state: CustomerState, policy: Policy) -> int | None:

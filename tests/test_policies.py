@@ -28,12 +28,10 @@ from lifecycle.population import PopulationSpec, generate
 from tests.cli import lifecycle
 
 KEYS = {
-    section: list(msgspec_fields)
-    for section, msgspec_fields in (
-        (name, type(getattr(Policy(version="v"), name)).__struct_fields__)
-        for name in Policy.__struct_fields__ if name != "version"
-    )
+    name: list(type(getattr(Policy(version="v"), name)).__struct_fields__)
+    for name in Policy.__struct_fields__ if name != "version"
 }
+"""Each policy section and its keys."""
 NUMBERS = st.one_of(
     st.sampled_from([0, 1, 2, -1, -5, -365, 7, 31, 365, 10**4, 10**7, 2**53, 2**63 - 1, -(2**63)]),
     st.integers(-1_000, 100_000),

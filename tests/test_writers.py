@@ -5,7 +5,6 @@ does happen exits 3 with a summary of what was appended."""
 from __future__ import annotations
 
 import fcntl
-import json
 import subprocess
 
 import pytest
