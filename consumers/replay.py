@@ -55,6 +55,9 @@ class ReplayReport(FoldResult):
 
     seconds: float = 0.0
     generation: Path | None = None
+    history_lost: str | None = None
+    """Why the engine-commit history and the policy versions of the generation replaced
+    could not be carried over (it was damaged); None when they were."""
 
     @property
     def events_per_second(self) -> float:
@@ -74,23 +77,36 @@ def replay(
     with home.engine_lock(settings.home):
         previous = home.current(settings.home)
         generation = home.next_generation(settings.home)
-        parts = generation / "replay-parts"
-        parts.mkdir()
-        report, taking = derive_parts(settings, policy, workers, parts, progress)
-        report.generation = generation
-        previous_views = previous / home.VIEWS if previous is not None else None
-        bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times, taking.positions)
-        _write_lifecycle_log(generation, parts, taking.positions)
-        states = RocksDBStateStore(generation / home.STATES, cache_size=0)
         try:
-            states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
-        finally:
-            states.close()
-        shutil.rmtree(parts)
+            report = _derive(settings, policy, workers, progress, generation, previous)
+        except BaseException:
+            shutil.rmtree(generation, ignore_errors=True)  # it was never in use; a full disk gets its space back
+            raise
         home.switch(settings.home, generation)
         if republish and settings.kafka is not None:
             _republish(settings, generation)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def _derive(settings: Settings, policy: Policy, workers: int, progress: Progress | None, generation: Path,
+            previous: Path | None) -> ReplayReport:
+    """Every store of `generation` from the log alone; of `previous` only its history,
+    when it can be read."""
+    parts = generation / "replay-parts"
+    parts.mkdir()
+    report, taking = derive_parts(settings, policy, workers, parts, progress)
+    report.generation = generation
+    previous_views = previous / home.VIEWS if previous is not None else None
+    report.history_lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times,
+                                        taking.positions)
+    _write_lifecycle_log(generation, parts, taking.positions)
+    states = RocksDBStateStore(generation / home.STATES, cache_size=0)
+    try:
+        states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
+    finally:
+        states.close()
+    shutil.rmtree(parts)
     return report
 
 

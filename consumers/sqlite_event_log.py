@@ -11,6 +11,7 @@ one partition, so `Tracking(<log name>, <segment id>)` is a position in it.
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -202,3 +203,23 @@ class SQLiteEventLog(EventLog):
 
     def close(self) -> None:
         self.datastore.close()
+
+
+def check_sqlite(path: Path, thorough: bool) -> str | None:
+    """Why the SQLite file at `path` cannot be trusted, or None if it can: SQLite's own
+    `integrity_check` (`thorough`: every page, row and index entry) or `quick_check`
+    (every page, without matching indexes to rows). Read-only."""
+    if not path.exists():
+        return "the file is missing"
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        return str(error)
+    try:
+        found = [line for (row,) in connection.execute(f"PRAGMA {'integrity' if thorough else 'quick'}_check(5)")
+                 for line in row.splitlines() if line.strip()]
+        return None if found == ["ok"] else "; ".join(found[:3]) + (" ..." if len(found) > 3 else "")
+    except sqlite3.Error as error:
+        return str(error)
+    finally:
+        connection.close()

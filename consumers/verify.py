@@ -1,8 +1,9 @@
 """`lifecycle verify`: does every store still say what the log says?
 
-The log of record is replayed into a scratch place (consumers/scratch_replay.py) and
-compared,
-customer by customer, with the live stores (projections/verification.py): the
+First every store is read in full for damage (consumers/store_faults.py): a damaged
+one is named and nothing is compared, since what it says cannot be trusted. Then the
+log of record is replayed into a scratch place (consumers/scratch_replay.py) and
+compared, customer by customer, with the live stores (projections/verification.py): the
 `customers` rows (chain heads included), `lifecycle_transitions`, the engine's
 lifecycle log, and with Kafka the `customer-lifecycle` topic subscribers read.
 """
@@ -13,6 +14,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from consumers import store_faults
 from consumers.event_log import CUSTOMER_LIFECYCLE, EventLog
 from consumers.logs import open_event_log
 from consumers.replay import Progress
@@ -34,12 +36,17 @@ class VerifyReport:
     lifecycle_events: int = 0
     stores: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
+    damaged: tuple[store_faults.Damage, ...] = ()
     seconds: float = 0.0
 
 
 def verify(settings: Settings, policy: Policy, workers: int, progress: Progress | None = None) -> VerifyReport:
-    """Replay the log into a scratch place and compare it with every live store."""
+    """Check every store for damage; unless some is damaged, replay the log into a
+    scratch place and compare it with every live store."""
     started = time.perf_counter()
+    damaged = store_faults.check(settings, thorough=True)
+    if damaged:
+        return VerifyReport(damaged=damaged, seconds=time.perf_counter() - started)
     with scratch_replay(settings, policy, workers, progress) as replayed:
         verification = Verification(replayed.compare(), replayed.parts, policy)
         try:

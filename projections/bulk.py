@@ -33,7 +33,7 @@ from projections import (
 )
 from projections.dead_letters import DeadLetter, HeldRecord
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
-from projections.projection_store import DuckDBProjectionStore, PartitionTimes
+from projections.projection_store import DuckDBProjectionStore, PartitionTimes, check_projections
 from schemas import decode_event, encode_event
 from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
@@ -159,16 +159,18 @@ def assemble(
     previous: Path | None,
     times: Mapping[str, PartitionTimes],
     positions: Mapping[str, int],
-) -> None:
+) -> str | None:
     """Build the projections at `database` from the parts: every table, the policies
     already used in `previous` (so a version cannot come back with other thresholds),
-    the partition times and the positions the replay reached."""
+    the partition times and the positions the replay reached. Returns why `previous`
+    could not be carried over (it is damaged), or None."""
     store = DuckDBProjectionStore(database)
+    lost = None
     try:
         connection = store.recorder.connection
         connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         if previous is not None and previous.exists():
-            _carry(connection, previous)
+            lost = _carry(connection, previous)
         with store.recorder.transaction() as writing:
             policies.adopt(writing, policy)
             _insert_parts(writing, parts)
@@ -181,20 +183,34 @@ def assemble(
         connection.execute("CHECKPOINT")
     finally:
         store.close()
+    return lost
 
 
-def _carry(connection: duckdb.DuckDBPyConnection, previous: Path) -> None:
+def _carry(connection: duckdb.DuckDBPyConnection, previous: Path) -> str | None:
     """What a replay keeps of the generation it replaces: the policies used, and when
-    the engine committed what (the known-at axis, projections/history.py)."""
+    the engine committed what (the known-at axis, projections/history.py); all of it or
+    none. None when carried over, else why `previous` could not be read."""
+    damage = check_projections(previous, thorough=False)
+    if damage is not None:
+        return damage
     quoted = str(previous).replace("'", "''")
-    connection.execute(f"ATTACH '{quoted}' AS previous (READ_ONLY)")
     try:
+        connection.execute(f"ATTACH '{quoted}' AS previous (READ_ONLY)")
+    except duckdb.Error as error:
+        return str(error)
+    try:
+        connection.execute("BEGIN")
         connection.execute("INSERT INTO policies SELECT * FROM previous.policies")
         kept = connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'previous' AND table_name = 'engine_commits'"
         ).fetchone()
         if kept and kept[0]:
             connection.execute("INSERT INTO engine_commits SELECT * FROM previous.engine_commits")
+        connection.execute("COMMIT")
+        return None
+    except duckdb.Error as error:
+        connection.execute("ROLLBACK")
+        return str(error)
     finally:
         connection.execute("DETACH previous")
 

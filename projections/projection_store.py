@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from eventsourcing.persistence import Tracking
 
@@ -181,3 +182,43 @@ class DuckDBProjectionStore:
 
     def close(self) -> None:
         self.recorder.close()
+
+
+_HEADERS = 3 * 4096
+"""A DuckDB file's main header and its two database headers, before the first block."""
+_SMALL_TABLES = ("tracking", "policies")
+
+
+def check_projections(path: Path, thorough: bool) -> str | None:
+    """Why the projections at `path` cannot be trusted, or None if they can. The file
+    must hold every block its header counts in use (a truncated file fails this) and the
+    tables the engine reads first must read back; `thorough` reads every table in
+    full, and DuckDB checks each block's checksum as it reads it. Blocks of an index
+    are read only when a write uses them: damage there is found then, and told the same
+    way. Read-only: nothing is written or repaired."""
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        return str(error)
+    try:
+        # Blocks in use lie at distinct places in the file, so it holds at least that many
+        # (the total counts free blocks at the end, which may not be written yet).
+        block_size, blocks = connection.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
+        size = path.stat().st_size
+        wal = path.with_name(path.name + ".wal")
+        # A crash leaves committed changes in the write-ahead log, replayed on opening:
+        # the counts then include blocks not checkpointed into the file yet.
+        if not (wal.exists() and wal.stat().st_size) and size < _HEADERS + blocks * block_size:
+            return (f"the file holds {size:,} bytes, less than the {_HEADERS + blocks * block_size:,} its blocks in use "
+                    "take (truncated)")
+        tables = [name for (name,) in connection.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY table_name"
+        ).fetchall()]
+        for table in tables if thorough else [t for t in _SMALL_TABLES if t in tables]:
+            for _ in connection.sql(f'SELECT * FROM "{table}"').to_arrow_reader(65_536):
+                pass
+        return None
+    except duckdb.Error as error:
+        return str(error)
+    finally:
+        connection.close()

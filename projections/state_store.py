@@ -34,7 +34,7 @@ from pathlib import Path
 
 import msgspec
 from eventsourcing.persistence import Tracking
-from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
+from rocksdict import AccessType, Options, ReadOptions, Rdict, WriteBatch, WriteOptions
 
 from lifecycle.partition_time import Held
 from lifecycle.state import CustomerState, decode_state, encode_state
@@ -95,9 +95,12 @@ class RocksDBStateStore:
     in memory (more while a batch is open: it is trimmed after each write)."""
 
     def __init__(self, path: Path, cache_size: int = 100_000) -> None:
+        # Only a new store is created: RocksDB would make a new, empty database over one
+        # that lost its CURRENT file, and the states would be gone without a word.
+        fresh = not path.exists() or not any(path.iterdir())
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
-        options.create_if_missing(True)
+        options.create_if_missing(fresh)
         self._db = Rdict(str(path), options)
         synced = WriteOptions()
         synced.sync = True
@@ -229,3 +232,53 @@ class RocksDBStateStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def check_states(path: Path, thorough: bool) -> str | None:
+    """Why the state store at `path` cannot be trusted, or None if it can. Opening it,
+    RocksDB checks its manifest and every file's size; `thorough` also reads every
+    block, which checks each one's checksum. Read-only: nothing is written or repaired."""
+    if not path.is_dir():
+        return "its directory is missing"
+    options = Options(raw_mode=True)
+    options.create_if_missing(False)
+    options.set_paranoid_checks(True)
+    try:
+        db = Rdict(str(path), options, access_type=AccessType.read_only())
+    except Exception as error:  # rocksdict raises plain Exception with RocksDB's status text
+        return str(error)
+    try:
+        if thorough:
+            reading = ReadOptions()
+            reading.set_verify_checksums(True)
+            reading.fill_cache(False)
+            cursor = db.iter(reading)
+            cursor.seek_to_first()
+            while cursor.valid():
+                cursor.value()
+                cursor.next()
+            cursor.status()  # an iterator stops at a bad block; its status raises why
+        return None
+    except Exception as error:
+        return str(error)
+    finally:
+        db.close()
+
+
+def read_positions(path: Path) -> dict[str, int] | None:
+    """The positions a state store reflects, read without opening it for writing (after a
+    failure, to say what was kept); None if it cannot be read."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(False)
+    try:
+        db = Rdict(str(path), options, access_type=AccessType.read_only())
+    except Exception:
+        return None
+    try:
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(b"u")
+        return {key[1:].decode(): int(value) for key, value in db.items(from_key=b"t", read_opt=bound)}
+    except Exception:
+        return None
+    finally:
+        db.close()
