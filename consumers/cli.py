@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from consumers import engine_commands
+from consumers import engine_commands, store_faults
 from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.dead_letter_listing import list_dead_letters
 from consumers.dead_letter_listing import render_text as render_dead_letters
@@ -59,17 +59,21 @@ _SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: custome
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    settings = None
     try:
         settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None),
                                   state_cache=getattr(args, "state_cache", None))
         return args.command(args, settings)
-    except _EXPECTED_ERRORS as error:
-        if isinstance(error, BrokenPipeError):
-            return _reader_went_away()
-        print(f"lifecycle {args.name}: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        fault = store_faults.told(error, settings, args.name)
+        if isinstance(error, BrokenPipeError):
+            return _reader_went_away()
+        if fault is None and not isinstance(error, _EXPECTED_ERRORS):
+            raise
+        print(f"lifecycle {args.name}: {fault or error}", file=sys.stderr)
+        return PARTLY_DONE if isinstance(fault, store_faults.DiskFull) else 2
 
 
 def _reader_went_away() -> int:
@@ -211,8 +215,11 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
             report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
                                    max_line_bytes=limit, not_after=not_after)
         except PublishFailed as failed:
-            print(f"lifecycle publish: {failed}\n{_publish_summary(failed.report)} before it failed, and they stay; "
-                  "publish the same file again: what is already on the log is skipped", file=sys.stderr)
+            full = store_faults.disk_full(failed.cause)
+            print(f"lifecycle publish: {'the disk is full: ' if full else ''}{failed}; "
+                  f"{_publish_summary(failed.report)} before it, and they stay; "
+                  f"{'free some space, then ' if full else ''}publish the same file again: "
+                  "what is already on the log is skipped", file=sys.stderr)
             return PARTLY_DONE
     print(_publish_summary(report), file=sys.stderr)
     return 1 if report.invalid or report.conflicts else 0
@@ -236,6 +243,10 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     report = _replaying(partial(replay, republish=args.republish), "replay", args, settings)
     print(_replay_summary(report), file=sys.stderr)
+    if report.history_lost is not None:
+        print(f"the engine-commit history (what the engine had said when, for `explain --known-at`) and the "
+              f"policy versions of the generation replaced could not be read ({' '.join(report.history_lost.split())}): "
+              "the new generation starts them afresh, from this replay", file=sys.stderr)
     if report.dead_letters:
         print(DEAD_LETTER_HINT, file=sys.stderr)
     return 0
@@ -261,6 +272,11 @@ def _write_document(document: dict, form: str, render: Callable[[dict], str]) ->
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
     report = _replaying(verify, "verify", args, settings)
+    if report.damaged:
+        for damage in report.damaged:
+            print(f"damaged: {visible(str(damage))}")
+        print(f"nothing compared: {store_faults.remedy(report.damaged)}", file=sys.stderr)
+        return 1
     for mismatch in report.mismatches:
         print(f"customer {visible(mismatch.customer_id)}: {mismatch.store}: {mismatch.detail}")
     sys.stdout.flush()
