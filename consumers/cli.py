@@ -10,6 +10,7 @@ part-way and said what it kept).
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -28,6 +29,7 @@ from consumers import engine_commands, store_faults
 from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.dead_letter_listing import list_dead_letters
 from consumers.dead_letter_listing import render_text as render_dead_letters
+from consumers.customer_keys import MasterKey, open_customer_keys
 from consumers.dry_run import dry_run
 from consumers.dry_run import render_text as render_dry_run
 from consumers.engine_session import EngineSession
@@ -35,12 +37,14 @@ from consumers.errors import ConfigurationError, LifecycleError
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.explain import UnknownCustomer, explain, render_text
 from consumers.logs import open_event_log
+from consumers.access_log import SQLiteAccessLog
+from consumers.personal_data import Opener, Sealer
 from consumers.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.progress import Progress
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
-from consumers.settings import ENV_HOME, ENV_KAFKA, Settings
+from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, Settings
 from consumers.verify import verify
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.value_model import ModelNotFitted
@@ -62,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = None
     try:
         settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None),
-                                  state_cache=getattr(args, "state_cache", None))
+                                  state_cache=getattr(args, "state_cache", None),
+                                  master_key=getattr(args, "master_key", None))
         return args.command(args, settings)
     except KeyboardInterrupt:
         return 130
@@ -114,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
     derive = argparse.ArgumentParser(add_help=False)
     derive.add_argument("--policy", help="the policy TOML file (default: the shipped policy)")
+    keyed = argparse.ArgumentParser(add_help=False)
+    keyed.add_argument("--master-key", metavar="FILE", help=f"the master key that wraps the customers' keys (env "
+                       f"{ENV_MASTER_KEY}; default: HOME/master.key, made on first use)")
     cached = argparse.ArgumentParser(add_help=False)
     cached.add_argument("--state-cache", type=_at_least(0, int), default=Settings.state_cache,
                         help="customers' states kept decoded in memory; the others are read from the state store")
@@ -127,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=run, name=name)
         return sub
 
-    sub = command("publish", _publish, "validate JSON lines and append the valid ones to the log", derive)
+    sub = command("publish", _publish, "validate JSON lines, seal their personal data and append the valid ones to "
+                  "the log", derive, keyed)
     sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
     sub.add_argument("--allow-future", action="store_true",
                      help="take events dated more than a day ahead of this machine's clock")
@@ -170,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
                   derive)
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
                      help="worker processes (the machine's cores)")
-    sub = command("explain", _explain, "a customer's whole story: each lifecycle event, its rule, facts and causes")
+    sub = command("explain", _explain, "a customer's whole story: each lifecycle event, its rule, facts and causes",
+                  keyed)
     sub.add_argument("customer", help="the customer id")
     axis = sub.add_mutually_exclusive_group()
     axis.add_argument("--as-of", type=_moment, metavar="TIME",
@@ -178,12 +188,16 @@ def _parser() -> argparse.ArgumentParser:
     axis.add_argument("--known-at", type=_moment, metavar="TIME",
                       help="what the engine had said by this moment (lifecycle events recorded by then)")
     sub.add_argument("--format", choices=("text", "json"), default="text")
-    sub.add_argument("--show-personal", action="store_true", help="show personal data in the causes unmasked")
+    sub.add_argument("--show-personal", action="store_true", help="open personal data in the causes with the "
+                     "customer's key and show it in clear (needs the master key; each read goes in the access log)")
     sub = command("dead-letters", _dead_letters, "list the records the engine refused, by kind, with what to do")
     sub.add_argument("--kind", choices=sorted(KINDS),
                      help="only dead letters of this kind (held records show with all kinds, or with `time`)")
     sub.add_argument("--limit", type=_at_least(0, int), default=3, help="examples shown of each kind")
     sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+    sub = command("rotate-master-key", _rotate_master_key, "wrap every customer key by a new master key (nothing "
+                  "on the logs changes)", keyed)
+    sub.add_argument("new_key", metavar="NEW_KEY_FILE", help="the new master key (made there if missing)")
     sub = command("sql", _sql, "run a read-only query against the projections")
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
@@ -199,7 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS))
-    sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached)
+    sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
     sub.add_argument("--customers", type=_at_least(1, int), default=10_000)
     sub.add_argument("--seed", type=int, default=7)
     # Eighteen months: long enough for the one-year churn rule to show.
@@ -210,10 +224,11 @@ def _parser() -> argparse.ArgumentParser:
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     limit = load_policy(settings.policy).input.max_event_bytes
     not_after = None if args.allow_future else datetime.now(UTC) + engine_commands.FUTURE_MARGIN
-    with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log:
+    with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log, \
+            open_customer_keys(settings) as keys:
         try:
             report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
-                                   max_line_bytes=limit, not_after=not_after)
+                                   max_line_bytes=limit, not_after=not_after, sealer=Sealer(keys))
         except PublishFailed as failed:
             full = store_faults.disk_full(failed.cause)
             print(f"lifecycle publish: {'the disk is full: ' if full else ''}{failed}; "
@@ -310,12 +325,33 @@ def _moment(text: str) -> datetime:
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at,
-                           unmasked=args.show_personal)
+        if args.show_personal:
+            with open_customer_keys(settings) as keys, SQLiteAccessLog(settings.home) as access:
+                opener = Opener(keys)
+                document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at, opener=opener)
+                access.record(getpass.getuser(), "privacy", "explain", opener.opened.items())
+        else:
+            document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at)
     except UnknownCustomer as error:
         print(f"lifecycle explain: {error}", file=sys.stderr)
         return 1
     _write_document(document, args.format, render_text)
+    return 0
+
+
+def _rotate_master_key(args: argparse.Namespace, settings: Settings) -> int:
+    new_path = Path(args.new_key)
+    new = MasterKey.load(new_path, create=True)
+    with open_customer_keys(settings) as keys:
+        old = keys.master.fingerprint
+        count = keys.rewrap(new)
+    if settings.master_key is None:
+        os.replace(new_path, settings.master_key_path)
+        where = f"it replaced {settings.master_key_path}, the home's default"
+    else:
+        where = f"point --master-key or {ENV_MASTER_KEY} at {new_path} from now on"
+    print(f"re-wrapped {count:,} customer keys from master key {old} to {new.fingerprint}: {where}; the old "
+          "master key opens nothing any more: destroy every copy of it", file=sys.stderr)
     return 0
 
 
@@ -388,7 +424,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     with EngineSession(settings) as session:
         limit = session.processor.engine.policy.input.max_event_bytes
-        published = publish_lines(generate(spec), session.log, _report_invalid, max_line_bytes=limit)
+        with open_customer_keys(settings) as keys:
+            published = publish_lines(generate(spec), session.log, _report_invalid, max_line_bytes=limit,
+                                      sealer=Sealer(keys))
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         report = session.run_once()
         print(engine_commands.process_summary(report))

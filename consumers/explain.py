@@ -21,10 +21,11 @@ import msgspec
 from consumers.errors import LifecycleError
 from consumers.event_log import CUSTOMER_EVENTS, EventLog
 from consumers.logs import open_event_log
+from consumers.personal_data import Opener
 from consumers.settings import Settings
 from lifecycle.reasons import POLICY_SECTIONS, rule_in_words
 from projections.history import Story, story
-from projections.profiles import masked
+from projections.profiles import SEALED, masked, masked_value, profile
 from projections.query import reading
 from schemas import InvalidEvent, decode_event
 from schemas.events import AnyEvent
@@ -40,12 +41,14 @@ def explain(
     *,
     as_of: datetime | None = None,
     known_at: datetime | None = None,
-    unmasked: bool = False,
+    opener: Opener | None = None,
 ) -> dict[str, Any]:
-    """The customer's story as plain data (the `--format json` document)."""
+    """The customer's story as plain data (the `--format json` document): personal data
+    masked, or with `opener` (a reader allowed it) opened and shown in clear."""
     settings.require_home()
     with reading(settings.views_path) as (connection, _):
         found = story(connection, customer_id, as_of, known_at)
+        stored = profile(connection, customer_id)
     if found is None:
         where = "" if as_of is None and known_at is None else " on the time axis asked for"
         msg = (
@@ -55,7 +58,12 @@ def explain(
         raise UnknownCustomer(msg)
     with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
         causes = _causes(log, found)
-    return _document(customer_id, found, causes, known_at, unmasked)
+    if opener is not None:
+        causes = {event_id: (opener.open(event), *where) for event_id, (event, *where) in causes.items()}
+    document = _document(customer_id, found, causes, known_at, opener is not None)
+    document["profile"] = ({name: masked_value(value) for name, value in stored.items()} if opener is None
+                           else opener.open_profile(customer_id, stored))
+    return document
 
 
 def _causes(log: EventLog, found: Story) -> dict[uuid.UUID, tuple[AnyEvent, str, int]]:
@@ -127,6 +135,8 @@ def _cause(event_id: uuid.UUID, found: tuple[AnyEvent, str, int] | None, unmaske
     payload = msgspec.to_builtins(event)
     if not unmasked:
         payload = masked(payload)
+    elif payload.get("sealed"):
+        payload.update(dict.fromkeys(payload.pop("sealed"), SEALED))  # erased: no key opens it
     return {
         "event_id": event_id,
         "type": payload.pop("type"),
@@ -147,6 +157,8 @@ def render_text(document: dict[str, Any]) -> str:
     )
     stands = ", ".join(f"{d.replace('_', ' ')} {state[d]}" for d in POLICY_SECTIONS if d in state)
     lines = [f"customer {document['customer_id']}, {axis}: {stands}"]
+    if document.get("profile"):
+        lines.append("profile: " + ", ".join(f"{k}={v}" for k, v in document["profile"].items()))
     if document.get("value_model"):
         lines.append(_value_model_line(document["value_model"]))
     if not document["transitions"]:

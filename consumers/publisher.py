@@ -5,7 +5,8 @@ its line number and what is wrong (with the field path), and the valid lines bes
 still go through, whatever a bad line holds (bytes that are not UTF-8, JSON nested
 thousands deep, megabytes without a newline). Appending is idempotent: an event whose
 id is already on the log with the same content is skipped; with other content it is a
-conflict, reported like an invalid line.
+conflict, reported like an invalid line. Personal data is sealed with its customer's
+key before it is appended (consumers/personal_data.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import datetime
 from typing import BinaryIO
 
 from consumers.event_log import EventLog
+from consumers.personal_data import Sealer
 from lifecycle.policy import InputPolicy
-from schemas import AnyEvent, InvalidEvent, decode_event
+from schemas import AnyEvent, InvalidEvent, decode_event, encode_event
 
 CHUNK = 20_000
 _DRAIN = 1 << 20
@@ -60,10 +62,12 @@ def publish_lines(
     *,
     max_line_bytes: int = InputPolicy().max_event_bytes,
     not_after: datetime | None = None,
+    sealer: Sealer | None = None,
 ) -> PublishReport:
     """Validate and append `lines`; call `report_invalid(line_number, reason)` for each
     bad one. `not_after`: refuse events dated later (the edge passes the wall clock
-    plus a margin, unless told to allow the future)."""
+    plus a margin, unless told to allow the future). `sealer`: seals personal data
+    before it is appended (consumers/personal_data.py); without one it goes as given."""
     pending: list[tuple[int, AnyEvent, bytes]] = []
     count = invalid = appended = duplicates = conflicts = 0
     for count, line in enumerate(lines, start=1):
@@ -79,21 +83,32 @@ def publish_lines(
         pending.append((count, event, line))
         if len(pending) >= CHUNK:
             done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates,
-                                                                                conflicts))
+                                                                                conflicts), sealer)
             appended, duplicates, conflicts = appended + done[0], duplicates + done[1], conflicts + done[2]
             pending = []
-    done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates, conflicts))
+    done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates, conflicts),
+                           sealer)
     return PublishReport(count, invalid, appended + done[0], duplicates + done[1], conflicts + done[2])
 
 
 def _append_or_fail(pending: list[tuple[int, AnyEvent, bytes]], log: EventLog,
-                    report_invalid: Callable[[int, str], None], so_far: PublishReport) -> tuple[int, int, int]:
+                    report_invalid: Callable[[int, str], None], so_far: PublishReport,
+                    sealer: Sealer | None) -> tuple[int, int, int]:
     """`_append`; a failure of the log (locked, disk full, broker gone) raises
     `PublishFailed` with what was appended before the chunk (a chunk is all or nothing)."""
     try:
+        if sealer is not None:
+            pending = _sealed(pending, sealer)
         return _append(pending, log, report_invalid)
     except Exception as error:
         raise PublishFailed(so_far, error) from error
+
+
+def _sealed(pending: list[tuple[int, AnyEvent, bytes]], sealer: Sealer) -> list[tuple[int, AnyEvent, bytes]]:
+    """The chunk with personal data sealed; a sealed event goes on the log as encoded."""
+    sealed = sealer.seal_all(event for _, event, _ in pending)
+    return [(line, after, raw if after is before else encode_event(after))
+            for (line, before, raw), after in zip(pending, sealed, strict=True)]
 
 
 def _valid(line: bytes, max_line_bytes: int, not_after: datetime | None) -> AnyEvent:

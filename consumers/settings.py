@@ -15,6 +15,7 @@ from consumers.home import VIEWS, current
 
 ENV_KAFKA = "LIFECYCLE_KAFKA"
 ENV_HOME = "LIFECYCLE_HOME"
+ENV_MASTER_KEY = "LIFECYCLE_MASTER_KEY"
 DEFAULT_HOME = Path(".lifecycle")
 
 
@@ -28,6 +29,13 @@ class Settings:
     policy: Path | None = None
     state_cache: int = 100_000
     """Customers' states kept decoded in memory (the rest are read from the state store)."""
+    master_key: Path | None = None
+    """The file of the master key that wraps the customers' keys (consumers/customer_keys.py);
+    None: `<home>/master.key`, made on first use."""
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key or self.home / "master.key"
 
     @property
     def views_path(self) -> Path:
@@ -51,6 +59,7 @@ class Settings:
         kafka: str | None = None,
         policy: str | None = None,
         state_cache: int | None = None,
+        master_key: str | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
         """Flags win over the environment; the environment over the defaults."""
@@ -59,7 +68,9 @@ class Settings:
             _check_bootstrap(kafka)
         home = Path(home or environ.get(ENV_HOME) or DEFAULT_HOME)
         cache = cls.state_cache if state_cache is None else state_cache
-        return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache)
+        key = master_key or environ.get(ENV_MASTER_KEY) or None
+        return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache,
+                   master_key=Path(key) if key else None)
 
 
 def _check_bootstrap(value: str) -> None:

@@ -1,7 +1,8 @@
 """Personal data (name, email, phone, city, birth date), kept apart from derived data.
 
 `customer_profiles` is the only table holding personal data, so that erasure is one
-delete and the other views can be shared freely. A profile update changes only the
+delete and the other views can be shared freely; values sealed at `publish` stay sealed
+in it (consumers/personal_data.py). A profile update changes only the
 fields it carries; an erasure removes the row. Where raw events are shown (`lifecycle
 explain`) their personal data is masked with `masked`; dead letters are stored masked
 (`masked_payload`).
@@ -18,11 +19,15 @@ import duckdb
 import pyarrow as pa
 
 from schemas import CustomerErased, ProfileUpdated
-from schemas.events import AnyCustomerEvent
+from schemas.events import PERSONAL_FIELDS, AnyCustomerEvent
 
-FIELDS = ("name", "email", "phone", "city", "birth_date")
-# Free text may hold anything a customer said: masked with the personal fields.
-MASKED = frozenset({*FIELDS, "topic", "resolution"})
+FIELDS = PERSONAL_FIELDS["profile_updated"]
+MASKED = frozenset(name for names in PERSONAL_FIELDS.values() for name in names)
+SEALED = "(sealed)"
+"""What a masked view shows of a sealed value: it cannot be read without its key."""
+SEALED_PREFIX = "sealed:"
+"""How `customer_profiles` marks a value it holds sealed (the others are from a log
+written before personal data was sealed)."""
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS customer_profiles ("
@@ -52,6 +57,8 @@ class ProfileChanges:
         kind = type(event)
         if kind is ProfileUpdated:
             row = self.updates.setdefault(event.customer_id, {})
+            # A sealed value is kept sealed: only a reader with the customer's key opens it.
+            row.update((name, SEALED_PREFIX + value) for name, value in (event.sealed or {}).items())
             for name in FIELDS:
                 value = getattr(event, name)
                 if value is not None:
@@ -91,10 +98,27 @@ def apply(connection: duckdb.DuckDBPyConnection, erased: Iterable[str], rows: pa
     connection.unregister("_profiles")
 
 
+def profile(connection: duckdb.DuckDBPyConnection, customer_id: str) -> dict[str, str]:
+    """The customer's profile fields as stored (sealed ones marked), empty if none."""
+    row = connection.execute(f"SELECT {', '.join(FIELDS)} FROM customer_profiles WHERE customer_id = ?",
+                             [customer_id]).fetchone()
+    return {} if row is None else {name: value for name, value in zip(FIELDS, row) if value is not None}
+
+
+def masked_value(stored: str) -> str:
+    """A stored profile value as any reader may see it."""
+    return SEALED if stored.startswith(SEALED_PREFIX) else _mask(stored)
+
+
 def masked(payload: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an event's fields with each personal or free-text value masked."""
-    return {name: _mask(str(value)) if name in MASKED and value is not None else value
-            for name, value in payload.items()}
+    """A copy of an event's fields with each personal or free-text value masked, and
+    each sealed one shown as such in its own field's place."""
+    shown = {name: _mask(str(value)) if name in MASKED and value is not None else value
+             for name, value in payload.items() if name != "sealed"}
+    sealed = payload.get("sealed")
+    if isinstance(sealed, dict):
+        shown.update((name, SEALED) for name in sealed)
+    return shown
 
 
 def masked_payload(payload: bytes) -> tuple[bytes, bool]:
@@ -108,7 +132,7 @@ def masked_payload(payload: bytes) -> tuple[bytes, bool]:
     if not isinstance(fields, dict):
         named = any(f'"{name}"'.encode() in payload for name in MASKED)
         return (b"", True) if named else (payload, False)
-    if not any(name in MASKED and value is not None for name, value in fields.items()):
+    if not any((name in MASKED or name == "sealed") and value is not None for name, value in fields.items()):
         return payload, False
     return json.dumps(masked(fields), ensure_ascii=False, separators=(",", ":")).encode(), True
 

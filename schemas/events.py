@@ -50,6 +50,14 @@ AmountMinor = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT_MINOR, description
 MarginMinor = Annotated[int, msgspec.Meta(ge=-MAX_AMOUNT_MINOR, le=MAX_AMOUNT_MINOR)]
 Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="an ISO 4217 code")]
 
+SealedValue = Annotated[
+    str,
+    msgspec.Meta(pattern="^[A-Za-z0-9_-]{38,3000}$",
+                 description="AES-GCM ciphertext under the customer's key, base64url: nonce, tag, data"),
+]
+"""A personal value as the log holds it: readable only with its customer's key, which
+erasure destroys (consumers/personal_data.py)."""
+
 ContactChannel = Literal["phone", "email", "chat", "social", "store", "field", "web"]
 Direction = Literal["inbound", "outbound"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -110,6 +118,7 @@ class Contact(CustomerEvent, tag="contact", kw_only=True, gc=False):
     channel: ContactChannel
     direction: Direction
     topic: FreeText | None = None
+    sealed: dict[Literal["topic"], SealedValue] | None = None
 
 
 class _Priced(CustomerEvent, kw_only=True, gc=False):
@@ -159,6 +168,7 @@ class ComplaintResolved(CustomerEvent, tag="complaint_resolved", kw_only=True, g
     complaint_id: Identifier
     satisfied: bool
     resolution: FreeText | None = None
+    sealed: dict[Literal["resolution"], SealedValue] | None = None
 
     identifiers: ClassVar[tuple[str, ...]] = ("source", "customer_id", "complaint_id")
 
@@ -211,13 +221,15 @@ class ReferralMade(CustomerEvent, tag="referral_made", kw_only=True, gc=False):
 
 
 class ProfileUpdated(CustomerEvent, tag="profile_updated", kw_only=True, gc=False):
-    """Personal data: kept apart from derived data, to be encrypted per customer."""
+    """Personal data: kept apart from derived data, and sealed with the customer's key
+    before it reaches the log."""
 
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
     phone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     city: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     birth_date: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    sealed: dict[Literal["name", "email", "phone", "city", "birth_date"], SealedValue] | None = None
 
 
 class ConsentChanged(CustomerEvent, tag="consent_changed", kw_only=True, gc=False):
@@ -296,6 +308,15 @@ class ValueModelFitted(LogWideEvent, tag="value_model_fitted", kw_only=True, gc=
     def _names(self) -> str:
         return self.source + self.policy_version
 
+
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "profile_updated": ("name", "email", "phone", "city", "birth_date"),
+    # Free text may hold anything a customer said.
+    "contact": ("topic",),
+    "complaint_resolved": ("resolution",),
+}
+"""By event type, the fields that may hold personal data: sealed at `publish`, masked
+wherever a raw event is shown. No rule reads them."""
 
 AnyCustomerEvent = Union[
     Contact,

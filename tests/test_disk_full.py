@@ -40,7 +40,7 @@ def test_publish_on_a_full_disk_keeps_whole_chunks_and_goes_on_once_there_is_spa
     events, home_dir = _events(tmp_path / "events.jsonl", 2_000), tmp_path / "home"
     lines = len(events.read_bytes().splitlines())
 
-    done = _run(home_dir, 7_000_000, "publish", str(events))
+    done = _run(home_dir, 8_000_000, "publish", str(events))
     assert done.returncode == 3
     message = _one_line(done.stderr)
     assert message.startswith("lifecycle publish: the disk is full") and "free some space" in message

@@ -9,6 +9,8 @@ arrives late; `q` only called. Every expected answer below is worked out by hand
 
 from __future__ import annotations
 
+import getpass
+
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.reasons import RULES, rule_in_words
+from consumers.access_log import SQLiteAccessLog
 from tests.cli import lifecycle
 
 DAY0 = datetime(2025, 1, 1, 9, tzinfo=UTC)
@@ -179,9 +182,12 @@ def test_the_text_story_masks_personal_data_unless_asked(processed, capsys):
     assert "caused by time alone: the threshold was reached at 2025-03-02T09:00:00Z" in text
     assert lifecycle(processed, "explain", "q") == 0
     text = capsys.readouterr().out
-    assert "topic=m*** (23 characters)" in text and "Main St" not in text
+    assert "topic=(sealed)" in text and "Main St" not in text, "free text is sealed on the log"
+    assert not SQLiteAccessLog(processed.home).reads("q"), "a masked read opens nothing"
     assert lifecycle(processed, "explain", "q", "--show-personal") == 0
     assert "topic=my address is 1 Main St" in capsys.readouterr().out
+    [(_, reader, role, command, customer, fields)] = SQLiteAccessLog(processed.home).reads("q")
+    assert (reader, role, command, customer, fields) == (getpass.getuser(), "privacy", "explain", "q", "topic")
 
 
 def test_every_rule_id_has_words_and_is_in_the_rules_reference():

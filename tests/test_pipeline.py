@@ -135,10 +135,11 @@ def test_personal_data_is_kept_apart_and_erased(settings, tmp_path, capsys):
     assert lifecycle(settings, "publish", str(events)) == 0
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     profiles = query(settings, capsys, "SELECT customer_id, name, city FROM customer_profiles ORDER BY 1")
-    assert profiles == [
-        {"customer_id": "c-1", "name": "Ada", "city": "Paris"},
-        {"customer_id": "c-2", "name": "Bo", "city": None},
-    ]
+    assert [(p["customer_id"], p["city"] is None) for p in profiles] == [("c-1", False), ("c-2", True)]
+    assert all(p["name"].startswith("sealed:") and "Ada" not in p["name"] for p in profiles), "sealed for analysts"
+    capsys.readouterr()
+    assert lifecycle(settings, "explain", "c-1", "--show-personal", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["profile"] == {"name": "Ada", "city": "Paris"}, "merged field by field"
     erase = tmp_path / "erase.jsonl"
     erase.write_text(
         '{"type":"customer_erased","event_id":"00000000-0000-4000-8000-0000000000a3",'

@@ -1,0 +1,141 @@
+"""Sealing personal data before it reaches a log, and opening it for a reader allowed to.
+
+Each personal field (schemas/events.py `PERSONAL_FIELDS`: a profile's name, email,
+phone, city and birth date, and the free text of contacts and complaint resolutions)
+is encrypted on its own with its customer's key (consumers/customer_keys.py), AES-GCM,
+and moved into the event's `sealed` map; the clear field is left empty. Sealed one by
+one, each field still merges on its own in `customer_profiles` without being opened.
+
+The nonce is synthetic (as in AES-GCM-SIV): an HMAC, under the customer's key, of the
+value, its event id and its place. So sealing is deterministic: the same event
+published twice seals to the same bytes, and the log's duplicate check still tells a
+re-publish from a conflict; and a nonce repeats only for the same value of the same
+event. The place (customer and field) is bound in as associated data: a sealed value
+moved to another customer or field does not open; a profile row, which keeps each
+field's latest sealed value, opens without its event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+import msgspec
+from Crypto.Cipher import AES
+
+from consumers.customer_keys import SQLiteCustomerKeys
+from projections.profiles import SEALED, SEALED_PREFIX
+from schemas import CustomerErased
+from schemas.events import PERSONAL_FIELDS, AnyEvent
+
+_NONCE, _TAG = 12, 16
+
+
+def place(customer_id: str, field: str) -> bytes:
+    """What a sealed value is bound to: its customer and field."""
+    return f"{customer_id}\x00{field}".encode()
+
+
+def seal_value(key: bytes, where: bytes, event_id: object, value: str) -> str:
+    plain = value.encode()
+    nonce = hmac.digest(key, b"%s\x00%s\x00%s" % (where, str(event_id).encode(), plain), hashlib.sha256)[:_NONCE]
+    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
+    cipher.update(where)
+    data, tag = cipher.encrypt_and_digest(plain)
+    return base64.urlsafe_b64encode(nonce + tag + data).rstrip(b"=").decode()
+
+
+def open_value(key: bytes, place: bytes, sealed: str) -> str | None:
+    """The value, or None if this key does not open it (another key, or damaged)."""
+    raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+    cipher = AES.new(key, AES.MODE_GCM, nonce=raw[:_NONCE])
+    cipher.update(place)
+    try:
+        return cipher.decrypt_and_verify(raw[_NONCE + _TAG:], raw[_NONCE:_NONCE + _TAG]).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def personal(event: AnyEvent) -> tuple[str, ...]:
+    """The personal fields `event` carries in clear."""
+    names = PERSONAL_FIELDS.get(type(event).__struct_config__.tag, ())  # type: ignore[attr-defined]
+    return tuple(name for name in names if getattr(event, name) is not None)
+
+
+def seal(event: AnyEvent, key: bytes) -> AnyEvent:
+    """`event` with each personal field sealed under `key`."""
+    names = personal(event)
+    if not names:
+        return event
+    customer_id = event.customer_id  # type: ignore[union-attr]
+    sealed = dict(event.sealed or {})  # type: ignore[union-attr]
+    sealed.update((name, seal_value(key, place(customer_id, name), event.event_id, getattr(event, name)))
+                  for name in names)
+    return msgspec.structs.replace(event, sealed=sealed, **dict.fromkeys(names))
+
+
+def open_fields(customer_id: str, sealed: dict[str, str], key: bytes | None) -> dict[str, str | None]:
+    """Each sealed field opened with the customer's key (None for a field it does not
+    open, and for all of them when the customer has no key: erased)."""
+    return {name: None if key is None else open_value(key, place(customer_id, name), value)
+            for name, value in sealed.items()}
+
+
+class Sealer:
+    """Seals what a publisher appends, in log order, with the keys of `keys`; an erasure
+    destroys its customer's key as it passes, so a profile given after it is sealed
+    with a new one (the customer's data from before stays unreadable)."""
+
+    def __init__(self, keys: SQLiteCustomerKeys) -> None:
+        self.keys = keys
+
+    def seal_all(self, events: Iterable[AnyEvent]) -> list[AnyEvent]:
+        events = list(events)
+        keys = self.keys.keys_or_new(e.customer_id for e in events if personal(e))  # type: ignore[union-attr]
+        sealed = []
+        for event in events:
+            if type(event) is CustomerErased:
+                self.keys.destroy([event.customer_id])
+                keys.pop(event.customer_id, None)
+            elif personal(event):
+                customer_id = event.customer_id  # type: ignore[union-attr]
+                key = keys.get(customer_id)
+                if key is None:
+                    key = keys[customer_id] = self.keys.keys_or_new([customer_id])[customer_id]
+                event = seal(event, key)
+            sealed.append(event)
+        return sealed
+
+
+class Opener:
+    """Opens sealed fields for a reader allowed personal data in clear (`open`), and
+    says which it opened (`opened`: customer -> fields), for the access log. A field
+    whose customer was erased stays sealed: no key the system holds opens it."""
+
+    def __init__(self, keys: SQLiteCustomerKeys) -> None:
+        self.keys = keys
+        self.opened: dict[str, set[str]] = {}
+
+    def open_profile(self, customer_id: str, stored: dict[str, str]) -> dict[str, str]:
+        """A `customer_profiles` row in clear, as far as the customer's key opens it."""
+        sealed = {name: value[len(SEALED_PREFIX):] for name, value in stored.items() if value.startswith(SEALED_PREFIX)}
+        opened = open_fields(customer_id, sealed, self.keys.key(customer_id)) if sealed else {}
+        readable = {name: value for name, value in opened.items() if value is not None}
+        if readable:
+            self.opened.setdefault(customer_id, set()).update(readable)
+        return {name: readable.get(name, SEALED) if name in sealed else value for name, value in stored.items()}
+
+    def open(self, event: AnyEvent) -> AnyEvent:
+        sealed = getattr(event, "sealed", None)
+        if not sealed:
+            return event
+        customer_id = event.customer_id  # type: ignore[union-attr]
+        values = open_fields(customer_id, sealed, self.keys.key(customer_id))
+        readable = {name: value for name, value in values.items() if value is not None}
+        if not readable:
+            return event
+        self.opened.setdefault(customer_id, set()).update(readable)
+        rest = {name: value for name, value in sealed.items() if name not in readable} or None
+        return msgspec.structs.replace(event, sealed=rest, **readable)

@@ -1,0 +1,63 @@
+"""The customer keys: wrapped by the master key, erased for good, re-wrapped by a new
+master key without a byte of the logs changing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from consumers.customer_keys import MasterKey, SQLiteCustomerKeys, open_customer_keys
+from consumers.errors import ConfigurationError
+from consumers.settings import Settings
+from tests.cli import lifecycle
+from tests.test_erasure import SECRETS, WHO, _zelda
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_destroyed_key_is_gone_from_the_file(tmp_path):
+    master = MasterKey.load(tmp_path / "master.key", create=True)
+    with SQLiteCustomerKeys(tmp_path / "keys.sqlite", master) as keys:
+        made = keys.keys_or_new(["a", "b"])
+        assert keys.keys_or_new(["a"]) == {"a": made["a"]}, "a customer keeps their key"
+        [wrapped] = [w for customer, w in keys.wrapped_keys() if customer == "a"]
+        keys.destroy(["a"])
+        assert keys.key("a") is None and keys.key("b") == made["b"]
+    assert wrapped not in (tmp_path / "keys.sqlite").read_bytes(), "secure_delete overwrites the deleted key"
+    with SQLiteCustomerKeys(tmp_path / "keys.sqlite", master) as keys:
+        assert keys.key("a") is None and keys.keys_or_new(["a"])["a"] != made["a"], "a new life, a new key"
+
+
+def test_rotating_the_master_key_rewraps_the_keys_and_changes_no_log(tmp_path, capsys):
+    settings = Settings(home=tmp_path / "home")
+    assert lifecycle(settings, "publish", str(_zelda(tmp_path))) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
+    log = settings.home / "customer-events.sqlite"
+    before, old = _digest(log), MasterKey.load(settings.master_key_path)
+    with open_customer_keys(settings) as keys:
+        held = {customer: keys.key(customer) for customer, _ in keys.wrapped_keys()}
+
+    capsys.readouterr()
+    assert lifecycle(settings, "rotate-master-key", str(tmp_path / "new.key")) == 0
+    assert f"re-wrapped {len(held):,} customer keys" in capsys.readouterr().err
+    assert not (tmp_path / "new.key").exists(), "the home's default key file was replaced by the new one"
+    new = MasterKey.load(settings.master_key_path)
+    assert new.fingerprint != old.fingerprint
+    with open_customer_keys(settings) as keys:
+        assert {customer: keys.key(customer) for customer, _ in keys.wrapped_keys()} == held, "the same keys"
+        for customer, wrapped in keys.wrapped_keys():
+            with pytest.raises(ValueError):
+                old.unwrap(customer, wrapped)
+    with pytest.raises(ConfigurationError, match="wrapped by master key"), \
+            SQLiteCustomerKeys(settings.home / SQLiteCustomerKeys.FILE, old) as keys:
+        keys.key(WHO)
+    assert _digest(log) == before, "nothing on the log is encrypted again"
+
+    capsys.readouterr()
+    assert lifecycle(settings, "explain", WHO, "--show-personal", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["profile"]["email"] == SECRETS["email"]
