@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version
@@ -51,9 +51,10 @@ from lifecycle.value_model import ModelNotFitted
 from projections.dead_letters import KINDS
 from projections.errors import ProjectionError
 from projections.export import export_parquet
+from projections.profiles import WITHHELD, masked_payload
 from projections.report import build_report
 from projections.query import run_query
-from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema
+from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema, decode_event, encode_event
 
 PARTLY_DONE = 3
 """The exit status of a command that failed part-way, after saying what it kept."""
@@ -209,8 +210,11 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: 90 days before --until)")
     sub.add_argument("--until", type=_moment, metavar="TIME", help="stage flows up to this time "
                      "(default: the population's time)")
-    sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first")
+    sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first (personal data masked)",
+                  keyed)
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
+    sub.add_argument("--show-personal", action="store_true", help="customer-events: open personal data with the "
+                     "customers' keys and show it in clear (needs the master key; each read goes in the access log)")
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS))
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
@@ -400,14 +404,44 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     if settings.kafka is None:
         settings.require_home()
     out = sys.stdout.buffer
-    # To a program the records go as they are on the log; on a terminal, terminal-safe.
-    shown = (lambda raw: safe_json(raw.decode("utf-8", "replace")).encode()) if sys.stdout.isatty() else bytes
-    with open_event_log(settings, args.log, create=False) as log:
+    # To a program the records go as they are; on a terminal, terminal-safe.
+    safe = (lambda raw: safe_json(raw.decode("utf-8", "replace")).encode()) if sys.stdout.isatty() else bytes
+    with ExitStack() as stack:
+        log = stack.enter_context(open_event_log(settings, args.log, create=False))
+        shown, after_batch = _tail_view(args, settings, stack)
         for batch in log.read(lambda _: None):
-            for raw in batch.values:
-                out.write(shown(bytes(raw)) + b"\n")
+            lines = [safe(shown(bytes(raw))) for raw in batch.values]
+            after_batch()
+            out.write(b"".join(line + b"\n" for line in lines))
     out.flush()
     return 0
+
+
+def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack):  # type: ignore[no-untyped-def]
+    """How `tail` shows a record, and what it does after each batch: lifecycle events as
+    they are (they hold no personal data); customer events masked, or with
+    `--show-personal` opened with the customers' keys, each batch's reads recorded in
+    the access log before they are shown."""
+    if args.log != CUSTOMER_EVENTS:
+        return bytes, lambda: None
+    if not args.show_personal:
+        return lambda raw: masked_payload(raw)[0] or WITHHELD, lambda: None
+    opener = Opener(stack.enter_context(open_customer_keys(settings)))
+    access = stack.enter_context(SQLiteAccessLog(settings.home))
+
+    def shown(raw: bytes) -> bytes:
+        try:
+            event = decode_event(raw)
+        except SchemaError:
+            return raw
+        opened = opener.open(event)
+        return raw if opened is event else encode_event(opened)
+
+    def after_batch() -> None:
+        access.record(getpass.getuser(), "privacy", "tail", opener.opened.items())
+        opener.opened.clear()
+
+    return shown, after_batch
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:

@@ -128,6 +128,11 @@ class Opener:
         return {name: readable.get(name, SEALED) if name in sealed else value for name, value in stored.items()}
 
     def open(self, event: AnyEvent) -> AnyEvent:
+        """`event` with its sealed fields opened where the key opens them; its personal
+        fields in clear (a log written before sealing) count as read too."""
+        clear = personal(event)
+        if clear:
+            self.opened.setdefault(event.customer_id, set()).update(clear)  # type: ignore[union-attr]
         sealed = getattr(event, "sealed", None)
         if not sealed:
             return event

@@ -25,6 +25,8 @@ FIELDS = PERSONAL_FIELDS["profile_updated"]
 MASKED = frozenset(name for names in PERSONAL_FIELDS.values() for name in names)
 SEALED = "(sealed)"
 """What a masked view shows of a sealed value: it cannot be read without its key."""
+WITHHELD = b'{"withheld":"a record that names personal data but cannot be read field by field"}'
+"""What a masked view shows of such a record."""
 SEALED_PREFIX = "sealed:"
 """How `customer_profiles` marks a value it holds sealed (the others are from a log
 written before personal data was sealed)."""

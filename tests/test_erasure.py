@@ -14,6 +14,8 @@ from kafka import KafkaAdminClient
 from consumers.access_log import SQLiteAccessLog
 from consumers.customer_keys import open_customer_keys
 from consumers.personal_data import open_value
+from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs import open_event_log
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate
 from tests.cli import lifecycle
@@ -71,16 +73,15 @@ def _everywhere(settings: Settings, *outside: Path) -> dict[str, list[str]]:
     return found
 
 
-def _sealed_values(settings: Settings, capsys) -> list[tuple[bytes, str]]:  # type: ignore[no-untyped-def]
+def _sealed_values(settings: Settings) -> list[tuple[bytes, str]]:
     """Each of Zelda's sealed values on the log, with its place."""
-    capsys.readouterr()
-    assert lifecycle(settings, "tail", "customer-events") == 0
     found = []
-    for line in capsys.readouterr().out.splitlines():
-        event = json.loads(line)
-        if event.get("customer_id") == WHO and event.get("sealed"):
-            found += [(f"{WHO}\x00{name}".encode(), value)
-                      for name, value in event["sealed"].items()]
+    with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
+        for batch in log.read(lambda _: None):
+            for raw in batch.values:
+                event = json.loads(bytes(raw))
+                if event.get("customer_id") == WHO and event.get("sealed"):
+                    found += [(f"{WHO}\x00{name}".encode(), value) for name, value in event["sealed"].items()]
     return found
 
 
@@ -112,7 +113,7 @@ def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchan
     assert lifecycle(settings, "report", "--out", str(tmp_path / "report.html")) == 0
     assert _everywhere(settings, tmp_path / "export", tmp_path / "report.html") == {}
 
-    sealed = _sealed_values(settings, capsys)
+    sealed = _sealed_values(settings)
     assert len(sealed) == 5, "name, email, phone and city of the profile; the contact's topic"
     with open_customer_keys(settings) as keys:
         held = [keys.master.unwrap(customer, wrapped) for customer, wrapped in keys.wrapped_keys()]
@@ -128,7 +129,7 @@ def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchan
     capsys.readouterr()
     assert lifecycle(settings, "publish", str(_zelda(tmp_path))) == 0, "the same file again: duplicates, no conflict"
     assert "published 0 events" in capsys.readouterr().err
-    assert _sealed_values(settings, capsys) == sealed and _everywhere(settings) == {}
+    assert _sealed_values(settings) == sealed and _everywhere(settings) == {}
 
     after = _lifecycle_log(settings, capsys)
     assert after.startswith(before), "the erasure only adds to the lifecycle log"
