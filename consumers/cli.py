@@ -42,9 +42,10 @@ from consumers.personal_data import Opener, Sealer
 from consumers.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.progress import Progress
+from consumers.roles_file import load_roles
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
-from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, Settings
+from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, ENV_ROLES, Settings
 from consumers.verify import verify
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.value_model import ModelNotFitted
@@ -52,9 +53,18 @@ from projections.dead_letters import KINDS
 from projections.errors import ProjectionError
 from projections.export import export_parquet
 from projections.profiles import WITHHELD, masked_payload
+from projections.query import reading
+from projections.roles import RoleRefused, snapshot_of
 from projections.report import build_report
 from projections.query import run_query
-from schemas import SchemaError, customer_events_schema, customer_lifecycle_schema, decode_event, encode_event
+from schemas import (
+    SchemaError,
+    customer_events_schema,
+    customer_lifecycle_schema,
+    decode_event,
+    decode_lifecycle_event,
+    encode_event,
+)
 
 PARTLY_DONE = 3
 """The exit status of a command that failed part-way, after saying what it kept."""
@@ -68,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None),
                                   state_cache=getattr(args, "state_cache", None),
-                                  master_key=getattr(args, "master_key", None))
+                                  master_key=getattr(args, "master_key", None), roles=args.roles)
         return args.command(args, settings)
     except KeyboardInterrupt:
         return 130
@@ -118,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help=f"where local state lives (env {ENV_HOME}, default ./.lifecycle)")
     common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
+    common.add_argument("--roles", metavar="FILE", help=f"who may read what (env {ENV_ROLES}; default: the shipped "
+                        "roles: analyst, privacy)")
+    reader = argparse.ArgumentParser(add_help=False)
+    reader.add_argument("--role", help="read as this role of the roles file (default: its default, the analyst)")
     derive = argparse.ArgumentParser(add_help=False)
     derive.add_argument("--policy", help="the policy TOML file (default: the shipped policy)")
     keyed = argparse.ArgumentParser(add_help=False)
@@ -181,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
                      help="worker processes (the machine's cores)")
     sub = command("explain", _explain, "a customer's whole story: each lifecycle event, its rule, facts and causes",
-                  keyed)
+                  keyed, reader)
     sub.add_argument("customer", help="the customer id")
     axis = sub.add_mutually_exclusive_group()
     axis.add_argument("--as-of", type=_moment, metavar="TIME",
@@ -199,19 +213,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("rotate-master-key", _rotate_master_key, "wrap every customer key by a new master key (nothing "
                   "on the logs changes)", keyed)
     sub.add_argument("new_key", metavar="NEW_KEY_FILE", help="the new master key (made there if missing)")
-    sub = command("sql", _sql, "run a read-only query against the projections")
+    sub = command("sql", _sql, "run a read-only query against the projections", reader)
     sub.add_argument("query")
     sub.add_argument("--format", choices=FORMATS, default="table")
-    sub = command("export", _export, "write the catalog as Parquet files for warehouse tools (no personal data)")
+    sub = command("export", _export, "write the catalog as Parquet files for warehouse tools (no personal data)",
+                  reader)
     sub.add_argument("--parquet", required=True, metavar="DIR", help="the directory to write the files to")
-    sub = command("report", _report, "write one self-contained HTML report of the catalog, with charts")
+    sub = command("report", _report, "write one self-contained HTML report of the catalog, with charts", reader)
     sub.add_argument("--out", default="lifecycle-report.html", help="the HTML file to write")
     sub.add_argument("--since", type=_moment, metavar="TIME", help="stage flows from this time "
                      "(default: 90 days before --until)")
     sub.add_argument("--until", type=_moment, metavar="TIME", help="stage flows up to this time "
                      "(default: the population's time)")
     sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first (personal data masked)",
-                  keyed)
+                  keyed, reader)
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
     sub.add_argument("--show-personal", action="store_true", help="customer-events: open personal data with the "
                      "customers' keys and show it in clear (needs the master key; each read goes in the access log)")
@@ -328,14 +343,18 @@ def _moment(text: str) -> datetime:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    role = load_roles(settings.roles).role(args.role)
+    database = _readable(settings, args.role)
     try:
         if args.show_personal:
+            role.require_clear("explain --show-personal")
             with open_customer_keys(settings) as keys, SQLiteAccessLog(settings.home) as access:
                 opener = Opener(keys)
-                document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at, opener=opener)
-                access.record(getpass.getuser(), "privacy", "explain", opener.opened.items())
+                document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at, opener=opener,
+                                   database=database)
+                access.record(getpass.getuser(), role.name, "explain", opener.opened.items())
         else:
-            document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at)
+            document = explain(settings, args.customer, as_of=args.as_of, known_at=args.known_at, database=database)
     except UnknownCustomer as error:
         print(f"lifecycle explain: {error}", file=sys.stderr)
         return 1
@@ -365,10 +384,23 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _readable(settings: Settings, role_name: str | None) -> Path:
+    """The projections `role_name` reads: a partner's own snapshot, or the whole."""
+    role = load_roles(settings.roles).role(role_name)
+    if role.grant is None:
+        return settings.views_path
+    database = snapshot_of(settings.views_path, role)
+    if not database.exists():
+        raise ConfigurationError(f"no snapshot for role {role.name!r} yet ({database}): `lifecycle process` "
+                                 "builds it for every partner of the roles file (pass the same --roles)")
+    return database
+
+
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    result = run_query(settings.views_path, args.query)
-    note = snapshot_note(result.source, settings.views_path)
+    database = _readable(settings, args.role)
+    result = run_query(database, args.query)
+    note = snapshot_note(result.source, database)
     if note is not None:
         print(note, file=sys.stderr)
     write_rows(sys.stdout, result.columns, result.rows, args.format)
@@ -378,8 +410,9 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    source, written = export_parquet(settings.views_path, Path(args.parquet))
-    if source != settings.views_path:
+    database = _readable(settings, args.role)
+    source, written = export_parquet(database, Path(args.parquet))
+    if source != database:
         print("(a running `lifecycle process` holds the projections: exported from its snapshot)", file=sys.stderr)
     for table, rows in written:
         print(f"{table}.parquet: {rows} rows", file=sys.stderr)
@@ -388,13 +421,13 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    _write_report(settings, Path(args.out), args.since, args.until)
+    _write_report(_readable(settings, args.role), Path(args.out), args.since, args.until)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
-def _write_report(settings: Settings, out: Path, since: datetime | None, until: datetime | None) -> None:
-    html = build_report(settings.views_path, since, until)
+def _write_report(database: Path, out: Path, since: datetime | None, until: datetime | None) -> None:
+    html = build_report(database, since, until)
     partial = out.with_name(out.name + ".partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(out)
@@ -410,7 +443,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
         log = stack.enter_context(open_event_log(settings, args.log, create=False))
         shown, after_batch = _tail_view(args, settings, stack)
         for batch in log.read(lambda _: None):
-            lines = [safe(shown(bytes(raw))) for raw in batch.values]
+            lines = [safe(line) for line in map(shown, map(bytes, batch.values)) if line is not None]
             after_batch()
             out.write(b"".join(line + b"\n" for line in lines))
     out.flush()
@@ -422,10 +455,18 @@ def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack): 
     they are (they hold no personal data); customer events masked, or with
     `--show-personal` opened with the customers' keys, each batch's reads recorded in
     the access log before they are shown."""
+    role = load_roles(settings.roles).role(args.role)
+    if role.grant is not None:
+        if args.log == CUSTOMER_EVENTS or args.show_personal:
+            raise RoleRefused(f"role {role.name!r} is a partner's: it reads customer-lifecycle, of its own customers")
+        with reading(_readable(settings, role.name)) as (connection, _):
+            granted = {c for (c,) in connection.execute("SELECT customer_id FROM customer_rows").fetchall()}
+        return lambda raw: raw if _customer_of(raw) in granted else None, lambda: None
     if args.log != CUSTOMER_EVENTS:
         return bytes, lambda: None
     if not args.show_personal:
         return lambda raw: masked_payload(raw)[0] or WITHHELD, lambda: None
+    role.require_clear("tail --show-personal")
     opener = Opener(stack.enter_context(open_customer_keys(settings)))
     access = stack.enter_context(SQLiteAccessLog(settings.home))
 
@@ -438,10 +479,17 @@ def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack): 
         return raw if opened is event else encode_event(opened)
 
     def after_batch() -> None:
-        access.record(getpass.getuser(), "privacy", "tail", opener.opened.items())
+        access.record(getpass.getuser(), role.name, "tail", opener.opened.items())
         opener.opened.clear()
 
     return shown, after_batch
+
+
+def _customer_of(raw: bytes) -> str | None:
+    try:
+        return decode_lifecycle_event(raw).customer_id
+    except SchemaError:
+        return None
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -468,12 +516,13 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             engine_commands.print_fit(session.fit_value_models())
         except ModelNotFitted as error:
             print(f"demo: no value model fit: {error}", file=sys.stderr)
+        session.publish_partner_snapshots()
     for title, query in _DEMO_QUERIES:
         print(f"\n{title}")
         result = run_query(settings.views_path, query)
         write_rows(sys.stdout, result.columns, result.rows, "table")
     report_path = settings.home / "report.html"
-    _write_report(settings, report_path, None, None)
+    _write_report(settings.views_path, report_path, None, None)
     print(f"\nthe report, for people: {report_path} (open it in a browser); "
           f"for auditors: lifecycle explain <customer id>", file=sys.stderr)
     return 0

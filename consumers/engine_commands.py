@@ -39,6 +39,7 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
             report = session.run_once(on_commit, should_stop=stopping)
             if args.clock and not stopping():
                 report = report + _batch_clock(session, at, on_commit, stopping)
+            session.publish_partner_snapshots()
             print_report(report)
             return 0
         live = _Live(session, args, on_commit, stopping)
@@ -118,6 +119,7 @@ def clock(args: argparse.Namespace, settings: Settings) -> int:
         caught_up = session.run_once()
         appended = session.tick(at, source="lifecycle-clock")
         report = caught_up + session.run_once() if appended else caught_up
+        session.publish_partner_snapshots()
     if appended:
         print(_appended(appended, at), file=sys.stderr)
     else:
@@ -142,6 +144,7 @@ def _clock_time(at: datetime | None, allow_future: bool) -> datetime | None:
 def fit_value_model(args: argparse.Namespace, settings: Settings) -> int:
     with EngineSession(settings) as session:
         print_fit(session.fit_value_models(args.as_of))
+        session.publish_partner_snapshots()
     return 0
 
 
@@ -186,7 +189,7 @@ class _Snapshots:
             return
         now = time.monotonic()
         if self.published_at is None or now - self.published_at >= self.every:
-            self.session.store.publish_snapshot()
+            self.session.publish_snapshots()
             self.published_at, self.stale = now, False
 
 

@@ -16,6 +16,7 @@ from consumers.lifecycle_relay import LifecycleRelay
 from consumers.logs import open_event_log
 from consumers.policy_file import load_policy
 from consumers.processor import LifecycleProcessor, ProcessReport
+from consumers.roles_file import load_roles
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine
@@ -54,6 +55,7 @@ class EngineSession:
             if settings.kafka is not None:
                 topic = opening.enter_context(open_event_log(settings, CUSTOMER_LIFECYCLE))
                 self.relay = LifecycleRelay(self.lifecycle_log, topic)
+            self.partners = load_roles(settings.roles).partners()
             engine = LifecycleEngine(load_policy(settings.policy))
             self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size)
             self._fit_tried_at: int | None = None
@@ -138,6 +140,16 @@ class EngineSession:
         if self._fit_tried_at is not None and (latest is None or self._fit_tried_at > latest):
             latest = self._fit_tried_at  # a fit the data could not support waits as long as a fit would
         return latest is None or known - latest >= every * DAY
+
+    def publish_snapshots(self) -> None:
+        """The read-only snapshot for `lifecycle sql` while this engine runs, and each
+        partner role's own (projections/roles.py)."""
+        self.store.publish_snapshot()
+        self.publish_partner_snapshots()
+
+    def publish_partner_snapshots(self) -> None:
+        for role in self.partners:
+            self.store.publish_role_snapshot(role)
 
     def close(self) -> None:
         self._resources.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -42,11 +43,13 @@ def explain(
     as_of: datetime | None = None,
     known_at: datetime | None = None,
     opener: Opener | None = None,
+    database: Path | None = None,
 ) -> dict[str, Any]:
     """The customer's story as plain data (the `--format json` document): personal data
-    masked, or with `opener` (a reader allowed it) opened and shown in clear."""
+    masked, or with `opener` (a reader allowed it) opened and shown in clear. From
+    `database` (a partner's snapshot), or the projections."""
     settings.require_home()
-    with reading(settings.views_path) as (connection, _):
+    with reading(database or settings.views_path) as (connection, _):
         found = story(connection, customer_id, as_of, known_at)
         stored = profile(connection, customer_id)
     if found is None:

@@ -34,11 +34,12 @@ VIEWS = "views.duckdb"
 LIFECYCLE_LOG = "customer-lifecycle.sqlite"
 STATES = "states"
 FORMAT_FILE = "format"
-FORMAT = 3
+FORMAT = 4
 """The layout of a generation: 2 since lifecycle events are chained (schemas/chain.py),
 3 since records far ahead wait for time and changes time alone brings are dated at
-their thresholds (lifecycle/partition_time.py, lifecycle/engine.py); a generation
-without the file is of format 1."""
+their thresholds (lifecycle/partition_time.py, lifecycle/engine.py), 4 since lifecycle
+events carry the customer's consents and `customers` their sources, programmes and
+consents; a generation without the file is of format 1."""
 _GENERATION = re.compile(rf"{PREFIX}[0-9]{{1,9}}")
 # What homes made before generations held at their top: derived, so a replay replaces it.
 _FLAT_LAYOUT = (VIEWS, "views.snapshot.duckdb", LIFECYCLE_LOG)

@@ -38,10 +38,12 @@ from consumers.logs import open_event_log
 from consumers.replay_fold import FoldResult, FoldTask, fold_bucket
 from consumers.replay_scan import ScanResult, ScanUnit, scan
 from consumers.replay_time import LogTaking, take_log
+from consumers.roles_file import load_roles
 from consumers.settings import Settings
 from consumers.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
 from lifecycle.policy import Policy
 from projections import bulk
+from projections.projection_store import DuckDBProjectionStore
 from projections.state_store import RocksDBStateStore
 
 BUCKETS_PER_WORKER = 32
@@ -83,6 +85,7 @@ def replay(
             shutil.rmtree(generation, ignore_errors=True)  # it was never in use; a full disk gets its space back
             raise
         home.switch(settings.home, generation)
+        _publish_partner_snapshots(settings, generation)
         if republish and settings.kafka is not None:
             _republish(settings, generation)
     report.seconds = time.perf_counter() - started
@@ -209,6 +212,19 @@ def _write_lifecycle_log(generation: Path, parts: Path, positions: dict[str, int
         for partition, position in positions.items():
             if recorded.get(partition, 0) < position:
                 log.record([], Tracking(partition, position))
+
+
+def _publish_partner_snapshots(settings: Settings, generation: Path) -> None:
+    """Each partner role's own snapshot of the new generation (projections/roles.py)."""
+    partners = load_roles(settings.roles).partners()
+    if not partners:
+        return
+    store = DuckDBProjectionStore(generation / home.VIEWS)
+    try:
+        for role in partners:
+            store.publish_role_snapshot(role)
+    finally:
+        store.close()
 
 
 def _republish(settings: Settings, generation: Path) -> None:

@@ -16,6 +16,7 @@ from consumers.home import VIEWS, current
 ENV_KAFKA = "LIFECYCLE_KAFKA"
 ENV_HOME = "LIFECYCLE_HOME"
 ENV_MASTER_KEY = "LIFECYCLE_MASTER_KEY"
+ENV_ROLES = "LIFECYCLE_ROLES"
 DEFAULT_HOME = Path(".lifecycle")
 
 
@@ -32,6 +33,9 @@ class Settings:
     master_key: Path | None = None
     """The file of the master key that wraps the customers' keys (consumers/customer_keys.py);
     None: `<home>/master.key`, made on first use."""
+
+    roles: Path | None = None
+    """The roles file (consumers/roles_file.py); None: the shipped one."""
 
     @property
     def master_key_path(self) -> Path:
@@ -60,6 +64,7 @@ class Settings:
         policy: str | None = None,
         state_cache: int | None = None,
         master_key: str | None = None,
+        roles: str | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
         """Flags win over the environment; the environment over the defaults."""
@@ -69,8 +74,9 @@ class Settings:
         home = Path(home or environ.get(ENV_HOME) or DEFAULT_HOME)
         cache = cls.state_cache if state_cache is None else state_cache
         key = master_key or environ.get(ENV_MASTER_KEY) or None
+        roles = roles or environ.get(ENV_ROLES) or None
         return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache,
-                   master_key=Path(key) if key else None)
+                   master_key=Path(key) if key else None, roles=Path(roles) if roles else None)
 
 
 def _check_bootstrap(value: str) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 from lifecycle import occasions
 from lifecycle.errors import FactOutOfRange
 from lifecycle.policy import Policy
-from lifecycle.state import DAY, NOT_PAID, CustomerState, Entry, Order
+from lifecycle.state import DAY, MAX_SOURCES, NOT_PAID, CustomerState, Entry, Order
 from schemas import (
     ComplaintFiled,
     ComplaintResolved,
+    ConsentChanged,
     Contact,
     CustomerErased,
     MembershipJoined,
@@ -51,6 +52,9 @@ def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, policy: 
         state.first_event_at = at
     if state.last_event_at is None or at > state.last_event_at:
         state.last_event_at = at
+    sources = state.sources
+    if event.source not in sources and len(sources) < MAX_SOURCES:
+        sources.append(event.source)
     handler = _HANDLERS.get(type(event))
     return changed if handler is None else changed | handler(state, event, at, policy)
 
@@ -298,6 +302,11 @@ def _referral(state: CustomerState, event: ReferralMade, at: int, policy: Policy
     return CHANGED
 
 
+def _consent(state: CustomerState, event: ConsentChanged, at: int, policy: Policy) -> int:
+    state.consents[event.purpose] = event.granted
+    return UNCHANGED
+
+
 def _erased(state: CustomerState, event: CustomerErased, at: int, policy: Policy) -> int:
     state.erased = True
     return UNCHANGED
@@ -314,6 +323,7 @@ _HANDLERS: dict[type, Callable[[CustomerState, Any, int, Policy], int]] = {
     MembershipJoined: _joined,
     MembershipLeft: _left,
     ReferralMade: _referral,
+    ConsentChanged: _consent,
     CustomerErased: _erased,
 }
 

@@ -131,6 +131,17 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
     historical_revenue_minor: int = 0
     # Purchase occasions so far: a day's counted purchases (`[stage] occasion_days`) are one.
     purchase_occasions: int = 0
+    # The sources the customer's events came from (the first `MAX_SOURCES`), for the
+    # partners' grants; no rule reads them.
+    sources: list[str] = msgspec.field(default_factory=list)
+    # Consent by purpose, as the latest `consent_changed` of each left it; no rule reads
+    # it: it goes on each lifecycle event for subscribers acting for a purpose.
+    consents: dict[str, bool] = msgspec.field(default_factory=dict)
+
+
+MAX_SOURCES = 32
+"""Sources kept per customer: a producer writing a new source on every event must not
+grow a state without bound."""
 
 
 _state_encoder = msgspec.msgpack.Encoder()

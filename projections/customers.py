@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 
 import duckdb
+import msgspec
 import pyarrow as pa
 
 from lifecycle.state import CustomerState
@@ -22,6 +23,13 @@ from lifecycle.state import CustomerState
 # (column, DuckDB type, Arrow type, the CustomerState attribute it shows or a function
 # computing it): one list, so the table and the Arrow batch cannot drift apart.
 _TIME = pa.timestamp("s", tz="UTC")
+_json = msgspec.json.encode
+
+
+def _consents(consents: dict[str, bool]) -> str:
+    """Consent by purpose as a JSON object (`consents->>'marketing'`), keys in order."""
+    return _json(dict(sorted(consents.items()))).decode() if consents else "{}"
+
 COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], object]], ...] = (
     ("customer_id", "VARCHAR NOT NULL", pa.string(), "customer_id"),
     ("stage", "VARCHAR NOT NULL", pa.string(), "stage"),
@@ -52,6 +60,9 @@ COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], obje
     ("last_purchase_at", "TIMESTAMPTZ", _TIME, lambda s: s.purchase_times[-1] if s.purchase_times else None),
     ("as_of", "TIMESTAMPTZ", _TIME, lambda s: s.now or None),
     ("erased", "BOOLEAN NOT NULL", pa.bool_(), "erased"),
+    ("sources", "VARCHAR[] NOT NULL", pa.list_(pa.string()), "sources"),
+    ("programmes", "VARCHAR[] NOT NULL", pa.list_(pa.string()), "programmes"),
+    ("consents", "VARCHAR NOT NULL", pa.string(), lambda s: _consents(s.consents)),
     ("chain_head", "VARCHAR NOT NULL", pa.string(), "chain_head"),
 )
 

@@ -38,6 +38,7 @@ from projections import (
 )
 from projections.dead_letters import DeadLetter
 from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from projections.roles import Role, publish_role_snapshot
 from schemas.events import ValueModelFitted
 
 PartitionTimes = tuple[int | None, int | None]
@@ -179,6 +180,13 @@ class DuckDBProjectionStore:
             return None
         with self.recorder.exclusive() as connection:
             return snapshot.publish_snapshot(connection, self.database)
+
+    def publish_role_snapshot(self, role: Role) -> Path | None:
+        """Build a partner role's own snapshot (projections/roles.py); None in memory."""
+        if self.database is None:
+            return None
+        with self.recorder.exclusive() as connection:
+            return publish_role_snapshot(connection, self.database, role)
 
     def close(self) -> None:
         self.recorder.close()

@@ -36,11 +36,14 @@ class LifecycleEvent(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     rule: str
     policy_version: str
     caused_by: list[uuid.UUID]
-    schema_version: int = 2
+    schema_version: int = 3
     # Since schema version 2 (None on older events): what the rule read when it decided
     # (lifecycle/reasons.py), and the chain (schemas/chain.py).
     facts: dict[str, int | str | bool | None] | None = None
     previous_hash: str | None = None
+    # Since schema version 3 (None on older events): the customer's consent by purpose
+    # when the change happened, so a subscriber acting for a purpose needs no lookup.
+    consents: dict[str, bool] | None = None
 
 
 class StageChanged(LifecycleEvent, tag="stage_changed", kw_only=True, gc=False):

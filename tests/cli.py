@@ -14,20 +14,23 @@ from consumers.settings import Settings
 ROOT = Path(__file__).parent.parent
 
 
-def lifecycle(settings: Settings, *args: str) -> int:
-    """`lifecycle ARGS --home ... [--kafka ...]`, returning the exit status."""
+def _flags(settings: Settings) -> list[str]:
     flags = ["--home", str(settings.home)]
     if settings.kafka:
         flags += ["--kafka", settings.kafka]
-    return main([*args, *flags])
+    if settings.roles:
+        flags += ["--roles", str(settings.roles)]
+    return flags
+
+
+def lifecycle(settings: Settings, *args: str) -> int:
+    """`lifecycle ARGS --home ... [--kafka ...] [--roles ...]`, returning the exit status."""
+    return main([*args, *_flags(settings)])
 
 
 def lifecycle_command(settings: Settings, *args: str) -> list[str]:
     """The argv of `lifecycle ARGS` for a subprocess, with the test's settings."""
-    flags = ["--home", str(settings.home)]
-    if settings.kafka:
-        flags += ["--kafka", settings.kafka]
-    return [sys.executable, "-m", "consumers.cli", *args, *flags]
+    return [sys.executable, "-m", "consumers.cli", *args, *_flags(settings)]
 
 
 def kill_processor_after_commits(settings: Settings, batch_size: int, commits: int = 3) -> None:

@@ -59,5 +59,5 @@ def test_rotating_the_master_key_rewraps_the_keys_and_changes_no_log(tmp_path, c
     assert _digest(log) == before, "nothing on the log is encrypted again"
 
     capsys.readouterr()
-    assert lifecycle(settings, "explain", WHO, "--show-personal", "--format", "json") == 0
+    assert lifecycle(settings, "explain", WHO, "--show-personal", "--role", "privacy", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)["profile"]["email"] == SECRETS["email"]

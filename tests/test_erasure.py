@@ -97,12 +97,16 @@ def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchan
     assert _everywhere(settings) == {}, "sealed before any log: never in clear"
 
     capsys.readouterr()
-    assert lifecycle(settings, "explain", WHO, "--show-personal") == 0
+    assert lifecycle(settings, "explain", WHO, "--show-personal", "--role", "privacy") == 0
     story = capsys.readouterr().out
     assert all(value in story for value in SECRETS.values()), "before the erasure the privacy role reads them"
     assert [read[4:] for read in SQLiteAccessLog(settings.home).reads(WHO)] == [(WHO, "city,email,name,phone")]
     assert lifecycle(settings, "explain", WHO) == 0
+    assert lifecycle(settings, "tail", "customer-events") == 0
     assert not _in_clear(capsys.readouterr().out.encode()), "masked by default"
+    assert lifecycle(settings, "explain", WHO, "--show-personal") == 2, "the analyst (the default role) may not"
+    assert "may not read personal data in clear" in capsys.readouterr().err
+    assert len(SQLiteAccessLog(settings.home).reads(WHO)) == 1
     before = _lifecycle_log(settings, capsys)
 
     erase = [{"type": "customer_erased", "event_id": "00000000-0000-4000-8000-00000000e0ff",
@@ -123,7 +127,7 @@ def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchan
     assert all(open_value(key, place, value) is None for key in [*held, master] for place, value in sealed)
 
     capsys.readouterr()
-    assert lifecycle(settings, "explain", WHO, "--show-personal") == 0
+    assert lifecycle(settings, "explain", WHO, "--show-personal", "--role", "privacy") == 0
     assert not _in_clear(capsys.readouterr().out.encode()), "no key opens it, not even for the privacy role"
 
     capsys.readouterr()

@@ -184,7 +184,7 @@ def test_the_text_story_masks_personal_data_unless_asked(processed, capsys):
     text = capsys.readouterr().out
     assert "topic=(sealed)" in text and "Main St" not in text, "free text is sealed on the log"
     assert not SQLiteAccessLog(processed.home).reads("q"), "a masked read opens nothing"
-    assert lifecycle(processed, "explain", "q", "--show-personal") == 0
+    assert lifecycle(processed, "explain", "q", "--show-personal", "--role", "privacy") == 0
     assert "topic=my address is 1 Main St" in capsys.readouterr().out
     [(_, reader, role, command, customer, fields)] = SQLiteAccessLog(processed.home).reads("q")
     assert (reader, role, command, customer, fields) == (getpass.getuser(), "privacy", "explain", "q", "topic")

@@ -138,7 +138,7 @@ def test_personal_data_is_kept_apart_and_erased(settings, tmp_path, capsys):
     assert [(p["customer_id"], p["city"] is None) for p in profiles] == [("c-1", False), ("c-2", True)]
     assert all(p["name"].startswith("sealed:") and "Ada" not in p["name"] for p in profiles), "sealed for analysts"
     capsys.readouterr()
-    assert lifecycle(settings, "explain", "c-1", "--show-personal", "--format", "json") == 0
+    assert lifecycle(settings, "explain", "c-1", "--show-personal", "--role", "privacy", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)["profile"] == {"name": "Ada", "city": "Paris"}, "merged field by field"
     erase = tmp_path / "erase.jsonl"
     erase.write_text(

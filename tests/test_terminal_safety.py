@@ -35,8 +35,8 @@ def _out(settings: Settings, capsys, *args: str) -> str:
 
 
 @pytest.mark.parametrize("args", [
-    ("explain", "t1", "--show-personal"),
-    ("explain", "t1", "--show-personal", "--format", "json"),
+    ("explain", "t1", "--show-personal", "--role", "privacy"),
+    ("explain", "t1", "--show-personal", "--role", "privacy", "--format", "json"),
     ("sql", "SELECT 'x' || chr(27) || '[2J' || chr(8238) AS v"),
     ("sql", "SELECT 'x' || chr(27) || '[2J' || chr(8238) AS v", "--format", "csv"),
     ("sql", "SELECT 'x' || chr(27) || '[2J' || chr(155) || chr(8238) AS v", "--format", "json"),
@@ -47,7 +47,7 @@ def test_no_control_bidi_or_c1_character_reaches_the_reader(home, capsys, args):
 
 
 def test_json_output_is_still_the_same_json(home, capsys):
-    document = json.loads(_out(home, capsys, "explain", "t1", "--show-personal", "--format", "json"))
+    document = json.loads(_out(home, capsys, "explain", "t1", "--show-personal", "--role", "privacy", "--format", "json"))
     (transition,) = document["transitions"]
     assert transition["caused_by"][0]["payload"]["topic"] == HOSTILE
     rows = json.loads(_out(home, capsys, "sql", "SELECT chr(8238) || 'x' AS v", "--format", "json"))
@@ -55,5 +55,5 @@ def test_json_output_is_still_the_same_json(home, capsys):
 
 
 def test_text_shows_the_characters_escaped(home, capsys):
-    out = _out(home, capsys, "explain", "t1", "--show-personal")
+    out = _out(home, capsys, "explain", "t1", "--show-personal", "--role", "privacy")
     assert "\\x1b]52;c;ZXZpbA==\\x07" in out and "\\u202eevil" in out
