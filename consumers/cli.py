@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version
@@ -42,6 +42,7 @@ from consumers.personal_data import Opener, Sealer
 from consumers.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.progress import Progress
+from consumers.role_reading import readable, tail
 from consumers.roles_file import load_roles
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
@@ -52,18 +53,12 @@ from lifecycle.value_model import ModelNotFitted
 from projections.dead_letters import KINDS
 from projections.errors import ProjectionError
 from projections.export import export_parquet
-from projections.profiles import WITHHELD, masked_payload
-from projections.query import reading
-from projections.roles import RoleRefused, snapshot_of
 from projections.report import build_report
 from projections.query import run_query
 from schemas import (
     SchemaError,
     customer_events_schema,
     customer_lifecycle_schema,
-    decode_event,
-    decode_lifecycle_event,
-    encode_event,
 )
 
 PARTLY_DONE = 3
@@ -225,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: 90 days before --until)")
     sub.add_argument("--until", type=_moment, metavar="TIME", help="stage flows up to this time "
                      "(default: the population's time)")
-    sub = command("tail", _tail, "print the events of a log as JSON lines, oldest first (personal data masked)",
+    sub = command("tail", tail, "print the events of a log as JSON lines, oldest first (personal data masked)",
                   keyed, reader)
     sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
     sub.add_argument("--show-personal", action="store_true", help="customer-events: open personal data with the "
@@ -344,7 +339,7 @@ def _moment(text: str) -> datetime:
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
     role = load_roles(settings.roles).role(args.role)
-    database = _readable(settings, args.role)
+    database = readable(settings, args.role)
     try:
         if args.show_personal:
             role.require_clear("explain --show-personal")
@@ -384,21 +379,9 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _readable(settings: Settings, role_name: str | None) -> Path:
-    """The projections `role_name` reads: a partner's own snapshot, or the whole."""
-    role = load_roles(settings.roles).role(role_name)
-    if role.grant is None:
-        return settings.views_path
-    database = snapshot_of(settings.views_path, role)
-    if not database.exists():
-        raise ConfigurationError(f"no snapshot for role {role.name!r} yet ({database}): `lifecycle process` "
-                                 "builds it for every partner of the roles file (pass the same --roles)")
-    return database
-
-
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    database = _readable(settings, args.role)
+    database = readable(settings, args.role)
     result = run_query(database, args.query)
     note = snapshot_note(result.source, database)
     if note is not None:
@@ -410,7 +393,7 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    database = _readable(settings, args.role)
+    database = readable(settings, args.role)
     source, written = export_parquet(database, Path(args.parquet))
     if source != database:
         print("(a running `lifecycle process` holds the projections: exported from its snapshot)", file=sys.stderr)
@@ -421,7 +404,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    _write_report(_readable(settings, args.role), Path(args.out), args.since, args.until)
+    _write_report(readable(settings, args.role), Path(args.out), args.since, args.until)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -431,65 +414,6 @@ def _write_report(database: Path, out: Path, since: datetime | None, until: date
     partial = out.with_name(out.name + ".partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(out)
-
-
-def _tail(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.kafka is None:
-        settings.require_home()
-    out = sys.stdout.buffer
-    # To a program the records go as they are; on a terminal, terminal-safe.
-    safe = (lambda raw: safe_json(raw.decode("utf-8", "replace")).encode()) if sys.stdout.isatty() else bytes
-    with ExitStack() as stack:
-        log = stack.enter_context(open_event_log(settings, args.log, create=False))
-        shown, after_batch = _tail_view(args, settings, stack)
-        for batch in log.read(lambda _: None):
-            lines = [safe(line) for line in map(shown, map(bytes, batch.values)) if line is not None]
-            after_batch()
-            out.write(b"".join(line + b"\n" for line in lines))
-    out.flush()
-    return 0
-
-
-def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack):  # type: ignore[no-untyped-def]
-    """How `tail` shows a record, and what it does after each batch: lifecycle events as
-    they are (they hold no personal data); customer events masked, or with
-    `--show-personal` opened with the customers' keys, each batch's reads recorded in
-    the access log before they are shown."""
-    role = load_roles(settings.roles).role(args.role)
-    if role.grant is not None:
-        if args.log == CUSTOMER_EVENTS or args.show_personal:
-            raise RoleRefused(f"role {role.name!r} is a partner's: it reads customer-lifecycle, of its own customers")
-        with reading(_readable(settings, role.name)) as (connection, _):
-            granted = {c for (c,) in connection.execute("SELECT customer_id FROM customer_rows").fetchall()}
-        return lambda raw: raw if _customer_of(raw) in granted else None, lambda: None
-    if args.log != CUSTOMER_EVENTS:
-        return bytes, lambda: None
-    if not args.show_personal:
-        return lambda raw: masked_payload(raw)[0] or WITHHELD, lambda: None
-    role.require_clear("tail --show-personal")
-    opener = Opener(stack.enter_context(open_customer_keys(settings)))
-    access = stack.enter_context(SQLiteAccessLog(settings.home))
-
-    def shown(raw: bytes) -> bytes:
-        try:
-            event = decode_event(raw)
-        except SchemaError:
-            return raw
-        opened = opener.open(event)
-        return raw if opened is event else encode_event(opened)
-
-    def after_batch() -> None:
-        access.record(getpass.getuser(), role.name, "tail", opener.opened.items())
-        opener.opened.clear()
-
-    return shown, after_batch
-
-
-def _customer_of(raw: bytes) -> str | None:
-    try:
-        return decode_lifecycle_event(raw).customer_id
-    except SchemaError:
-        return None
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:

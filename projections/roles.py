@@ -14,7 +14,6 @@ its file, to read.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from typing import Literal
 import duckdb
 
 from projections.errors import ProjectionError
+from projections.snapshot import written_whole
 
 ROLES_DIRECTORY = "roles"
 GRANTED_TABLES = ("customer_rows", "lifecycle_transitions", "value_movements", "value_estimates", "held_records")
@@ -83,23 +83,17 @@ def publish_role_snapshot(connection: duckdb.DuckDBPyConnection, database: Path,
     assert role.grant is not None, "only a partner's role has a snapshot of its own"
     target = snapshot_of(database, role)
     target.parent.mkdir(exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    name = connection.execute("SELECT current_database()").fetchone()[0]
-    quoted = str(partial).replace("'", "''")
-    connection.execute(f"ATTACH '{quoted}' AS role_snapshot")
-    try:
-        connection.execute(f'COPY FROM DATABASE "{name}" TO role_snapshot (SCHEMA)')
-        condition, values = role.grant.where()
-        connection.execute(f'CREATE TEMP TABLE granted AS SELECT customer_id FROM "{name}".customer_rows '
+    condition, values = role.grant.where()
+    with written_whole(connection, target) as (source, copy):
+        connection.execute(f'COPY FROM DATABASE "{source}" TO {copy} (SCHEMA)')
+        connection.execute(f'CREATE TEMP TABLE granted AS SELECT customer_id FROM "{source}".customer_rows '
                            f"WHERE {condition}", values)
-        for table in GRANTED_TABLES:
-            connection.execute(f'INSERT INTO role_snapshot.{table} SELECT * FROM "{name}".{table} '
-                               "WHERE customer_id IN (SELECT customer_id FROM granted)")
-        for table in SHARED_TABLES:
-            connection.execute(f'INSERT INTO role_snapshot.{table} SELECT * FROM "{name}".{table}')
-    finally:
-        connection.execute("DROP TABLE IF EXISTS granted")
-        connection.execute("DETACH role_snapshot")
-    os.replace(partial, target)
+        try:
+            for table in GRANTED_TABLES:
+                connection.execute(f'INSERT INTO {copy}.{table} SELECT * FROM "{source}".{table} '
+                                   "WHERE customer_id IN (SELECT customer_id FROM granted)")
+            for table in SHARED_TABLES:
+                connection.execute(f'INSERT INTO {copy}.{table} SELECT * FROM "{source}".{table}')
+        finally:
+            connection.execute("DROP TABLE granted")
     return target
