@@ -28,13 +28,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consumers.errors import ConfigurationError
 from consumers.settings import Settings
 
 KEY_BYTES = 32
-_NONCE, _TAG = 12, 16
+_NONCE = 12
 _PER_QUERY = 500
 _CACHED = 100_000
 """Customer keys kept unwrapped in memory: a publish of a large file meets a customer
@@ -47,7 +48,7 @@ class MasterKey:
     def __init__(self, secret: bytes) -> None:
         if len(secret) != KEY_BYTES:
             raise ConfigurationError(f"a master key is {KEY_BYTES} bytes, base64-encoded; this one has {len(secret)}")
-        self._secret = secret
+        self._aead = AESGCM(secret)
         self.fingerprint = hashlib.sha256(b"lifecycle master key\x00" + secret).hexdigest()[:16]
 
     @classmethod
@@ -75,15 +76,14 @@ class MasterKey:
 
     def wrap(self, customer_id: str, key: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
-        cipher = AES.new(self._secret, AES.MODE_GCM, nonce=nonce)
-        cipher.update(customer_id.encode())
-        data, tag = cipher.encrypt_and_digest(key)
-        return nonce + tag + data
+        return nonce + self._aead.encrypt(nonce, key, customer_id.encode())
 
     def unwrap(self, customer_id: str, wrapped: bytes) -> bytes:
-        cipher = AES.new(self._secret, AES.MODE_GCM, nonce=wrapped[:_NONCE])
-        cipher.update(customer_id.encode())
-        return cipher.decrypt_and_verify(wrapped[_NONCE + _TAG:], wrapped[_NONCE:_NONCE + _TAG])
+        """The customer key `wrapped` holds; ValueError if this master key did not wrap it."""
+        try:
+            return self._aead.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], customer_id.encode())
+        except InvalidTag:
+            raise ValueError(f"master key {self.fingerprint} does not open the key of customer {customer_id}") from None
 
 
 class SQLiteCustomerKeys:

@@ -23,14 +23,15 @@ import hmac
 from collections.abc import Iterable
 
 import msgspec
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consumers.customer_keys import SQLiteCustomerKeys
 from projections.profiles import SEALED, SEALED_PREFIX
 from schemas import CustomerErased
 from schemas.events import PERSONAL_FIELDS, AnyEvent
 
-_NONCE, _TAG = 12, 16
+_NONCE = 12
 
 
 def place(customer_id: str, field: str) -> bytes:
@@ -41,34 +42,38 @@ def place(customer_id: str, field: str) -> bytes:
 def seal_value(key: bytes, where: bytes, event_id: object, value: str) -> str:
     plain = value.encode()
     nonce = hmac.digest(key, b"%s\x00%s\x00%s" % (where, str(event_id).encode(), plain), hashlib.sha256)[:_NONCE]
-    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
-    cipher.update(where)
-    data, tag = cipher.encrypt_and_digest(plain)
-    return base64.urlsafe_b64encode(nonce + tag + data).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(nonce + AESGCM(key).encrypt(nonce, plain, where)).rstrip(b"=").decode()
 
 
-def open_value(key: bytes, place: bytes, sealed: str) -> str | None:
+def open_value(key: bytes, where: bytes, sealed: str) -> str | None:
     """The value, or None if this key does not open it (another key, or damaged)."""
     raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
-    cipher = AES.new(key, AES.MODE_GCM, nonce=raw[:_NONCE])
-    cipher.update(place)
     try:
-        return cipher.decrypt_and_verify(raw[_NONCE + _TAG:], raw[_NONCE:_NONCE + _TAG]).decode()
-    except (ValueError, UnicodeDecodeError):
+        return AESGCM(key).decrypt(raw[:_NONCE], raw[_NONCE:], where).decode()
+    except (InvalidTag, ValueError, UnicodeDecodeError):
         return None
+
+
+_BY_TYPE: dict[type, tuple[str, ...]] = {
+    kind: PERSONAL_FIELDS[kind.__struct_config__.tag]  # type: ignore[attr-defined]
+    for kind in AnyEvent.__args__  # type: ignore[attr-defined]
+    if kind.__struct_config__.tag in PERSONAL_FIELDS  # type: ignore[attr-defined]
+}
 
 
 def personal(event: AnyEvent) -> tuple[str, ...]:
     """The personal fields `event` carries in clear."""
-    names = PERSONAL_FIELDS.get(type(event).__struct_config__.tag, ())  # type: ignore[attr-defined]
-    return tuple(name for name in names if getattr(event, name) is not None)
+    names = _BY_TYPE.get(type(event))
+    return () if names is None else tuple(name for name in names if getattr(event, name) is not None)
 
 
 def seal(event: AnyEvent, key: bytes) -> AnyEvent:
     """`event` with each personal field sealed under `key`."""
     names = personal(event)
-    if not names:
-        return event
+    return _sealed(event, names, key) if names else event
+
+
+def _sealed(event: AnyEvent, names: tuple[str, ...], key: bytes) -> AnyEvent:
     customer_id = event.customer_id  # type: ignore[union-attr]
     sealed = dict(event.sealed or {})  # type: ignore[union-attr]
     sealed.update((name, seal_value(key, place(customer_id, name), event.event_id, getattr(event, name)))
@@ -93,18 +98,19 @@ class Sealer:
 
     def seal_all(self, events: Iterable[AnyEvent]) -> list[AnyEvent]:
         events = list(events)
-        keys = self.keys.keys_or_new(e.customer_id for e in events if personal(e))  # type: ignore[union-attr]
+        named = [personal(event) for event in events]
+        keys = self.keys.keys_or_new(e.customer_id for e, n in zip(events, named) if n)  # type: ignore[union-attr]
         sealed = []
-        for event in events:
+        for event, names in zip(events, named):
             if type(event) is CustomerErased:
                 self.keys.destroy([event.customer_id])
                 keys.pop(event.customer_id, None)
-            elif personal(event):
+            elif names:
                 customer_id = event.customer_id  # type: ignore[union-attr]
                 key = keys.get(customer_id)
                 if key is None:
                     key = keys[customer_id] = self.keys.keys_or_new([customer_id])[customer_id]
-                event = seal(event, key)
+                event = _sealed(event, names, key)
             sealed.append(event)
         return sealed
 

@@ -52,7 +52,7 @@ Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="an ISO
 
 SealedValue = Annotated[
     str,
-    msgspec.Meta(pattern="^[A-Za-z0-9_-]{38,3000}$",
+    msgspec.Meta(pattern="^[A-Za-z0-9_-]{38,11000}$",
                  description="AES-GCM ciphertext under the customer's key, base64url: nonce, tag, data"),
 ]
 """A personal value as the log holds it: readable only with its customer's key, which

@@ -61,3 +61,17 @@ def test_rotating_the_master_key_rewraps_the_keys_and_changes_no_log(tmp_path, c
     capsys.readouterr()
     assert lifecycle(settings, "explain", WHO, "--show-personal", "--role", "privacy", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)["profile"]["email"] == SECRETS["email"]
+
+
+def test_the_longest_personal_value_seals_within_the_contract_and_opens_again():
+    from consumers.personal_data import open_fields, seal
+    from schemas import decode_event, encode_event
+
+    key = b"k" * 32
+    contact = decode_event(json.dumps({
+        "type": "contact", "event_id": "00000000-0000-4000-8000-000000000001", "occurred_at": "2025-01-01T00:00:00Z",
+        "source": "crm", "customer_id": "c", "channel": "chat", "direction": "inbound", "topic": "\U0001F600" * 2000}))
+    sealed = decode_event(encode_event(seal(contact, key)))
+    assert sealed.topic is None and sealed.sealed is not None
+    assert open_fields("c", sealed.sealed, key) == {"topic": contact.topic}
+    assert open_fields("d", sealed.sealed, key) == {"topic": None}, "bound to its customer"
