@@ -4,7 +4,7 @@ which fields, in `<home>/access-log.sqlite`.
 Only a reader whose role allows personal data in clear reads it, and each such read is
 recorded before the data is shown (a read that cannot be recorded is not shown). The
 log is append-only for the engine; a privacy officer reads it with `lifecycle
-access-log` (or any SQLite client).
+access-log --role privacy` (or any SQLite client).
 """
 
 from __future__ import annotations

@@ -205,6 +205,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="only dead letters of this kind (held records show with all kinds, or with `time`)")
     sub.add_argument("--limit", type=_at_least(0, int), default=3, help="examples shown of each kind")
     sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+    sub = command("access-log", _access_log, "list the reads of personal data in clear: who, when, which customer "
+                  "and fields, which command", reader)
+    sub.add_argument("--customer", help="only the reads of this customer")
+    sub.add_argument("--format", choices=FORMATS, default="table")
     sub = command("rotate-master-key", _rotate_master_key, "wrap every customer key by a new master key (nothing "
                   "on the logs changes)", keyed)
     sub.add_argument("new_key", metavar="NEW_KEY_FILE", help="the new master key (made there if missing)")
@@ -354,6 +358,16 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"lifecycle explain: {error}", file=sys.stderr)
         return 1
     _write_document(document, args.format, render_text)
+    return 0
+
+
+def _access_log(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_home()
+    load_roles(settings.roles).role(args.role).require_clear("access-log")
+    with SQLiteAccessLog(settings.home) as access:
+        rows = access.reads(args.customer)
+    write_rows(sys.stdout, ["at", "reader", "role", "command", "customer_id", "fields"], rows, args.format)
+    sys.stdout.flush()
     return 0
 
 

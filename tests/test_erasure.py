@@ -101,6 +101,10 @@ def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchan
     story = capsys.readouterr().out
     assert all(value in story for value in SECRETS.values()), "before the erasure the privacy role reads them"
     assert [read[4:] for read in SQLiteAccessLog(settings.home).reads(WHO)] == [(WHO, "city,email,name,phone")]
+    assert lifecycle(settings, "access-log", "--customer", WHO, "--format", "json", "--role", "privacy") == 0
+    [read] = json.loads(capsys.readouterr().out)
+    assert (read["role"], read["command"], read["customer_id"]) == ("privacy", "explain", WHO)
+    assert lifecycle(settings, "access-log") == 2, "the analyst may not list who was looked up"
     assert lifecycle(settings, "explain", WHO) == 0
     assert lifecycle(settings, "tail", "customer-events") == 0
     assert not _in_clear(capsys.readouterr().out.encode()), "masked by default"
