@@ -25,7 +25,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -194,3 +194,16 @@ def open_customer_keys(settings: Settings) -> SQLiteCustomerKeys:
     on first use; a master key named but missing is an error)."""
     master = MasterKey.load(settings.master_key_path, create=settings.master_key is None)
     return SQLiteCustomerKeys(settings.home / SQLiteCustomerKeys.FILE, master)
+
+
+def destroy_keys(path: Path, customer_ids: list[str]) -> None:
+    """Delete these customers' keys from the key store at `path`, if it exists: what the
+    engine does for each erasure it processes, so that one written to the log by another
+    producer than `publish` erases too. Needs no master key: it only deletes."""
+    if not customer_ids or not path.exists():
+        return
+    with closing(sqlite3.connect(path, timeout=120, isolation_level=None)) as db:
+        db.execute("PRAGMA secure_delete = ON")
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("DELETE FROM customer_keys WHERE customer_id = ?", [(c,) for c in customer_ids])
+        db.execute("COMMIT")

@@ -4,12 +4,14 @@ together and closed together, whichever log backend the settings choose."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import NamedTuple
 from datetime import UTC, datetime
 
 from consumers import home
+from consumers.customer_keys import SQLiteCustomerKeys, destroy_keys
 from consumers.errors import ConfigurationError
 from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.lifecycle_relay import LifecycleRelay
@@ -58,6 +60,7 @@ class EngineSession:
             self.partners = load_roles(settings.roles).partners()
             engine = LifecycleEngine(load_policy(settings.policy))
             self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size)
+            self.processor.on_erased = partial(destroy_keys, settings.home / SQLiteCustomerKeys.FILE)
             self._fit_tried_at: int | None = None
             self._resources = opening.pop_all()
 

@@ -140,6 +140,8 @@ class LifecycleProcessor:
         self.states = states
         self.engine = engine
         self.batch_size = batch_size
+        self.on_erased: Callable[[list[str]], None] | None = None
+        """Told the customers each committed batch erased (to destroy their keys)."""
         store.adopt_policy(engine.policy)
         self._batch = _Batch("")
         self._load()
@@ -232,6 +234,8 @@ class LifecycleProcessor:
         self.states.write(state_batch)
         self.positions[name] = position
         self._written_clock[name] = self.times[name].clock_at
+        if effects.profiles.erased and self.on_erased is not None:
+            self.on_erased(effects.profiles.erased)
 
     def _discard(self) -> None:
         """Forget what the batch in hand changed: states are read again as written."""

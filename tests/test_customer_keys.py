@@ -75,3 +75,23 @@ def test_the_longest_personal_value_seals_within_the_contract_and_opens_again():
     assert sealed.topic is None and sealed.sealed is not None
     assert open_fields("c", sealed.sealed, key) == {"topic": contact.topic}
     assert open_fields("d", sealed.sealed, key) == {"topic": None}, "bound to its customer"
+
+
+def test_an_erasure_another_producer_wrote_destroys_the_key_when_the_engine_takes_it(tmp_path):
+    from consumers.event_log import CUSTOMER_EVENTS
+    from consumers.logs import open_event_log
+    from consumers.publisher import publish_lines
+
+    settings = Settings(home=tmp_path / "home")
+    assert lifecycle(settings, "publish", str(_zelda(tmp_path))) == 0
+    with open_customer_keys(settings) as keys:
+        assert keys.key(WHO) is not None
+    erase = json.dumps({"type": "customer_erased", "event_id": "00000000-0000-4000-8000-00000000e0fe",
+                        "occurred_at": "2025-03-09T10:00:00Z", "source": "crm", "customer_id": WHO}).encode()
+    with open_event_log(settings, CUSTOMER_EVENTS) as log:
+        publish_lines([erase], log, lambda n, why: None)  # not through `lifecycle publish`
+    with open_customer_keys(settings) as keys:
+        assert keys.key(WHO) is not None
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
+    with open_customer_keys(settings) as keys:
+        assert keys.key(WHO) is None and keys.wrapped_keys(), "only the erased customer's key goes"
