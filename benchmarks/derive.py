@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
-from consumers.engine_session import EngineSession  # noqa: E402
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE  # noqa: E402
+from consumers.processing.engine_session import EngineSession  # noqa: E402
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE  # noqa: E402
 from consumers.logs import open_event_log  # noqa: E402
 from consumers.publisher import publish_lines  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
@@ -59,7 +59,7 @@ from schemas.lifecycle_events import StageChanged  # noqa: E402
 from tests.broker import TansuBroker  # noqa: E402
 
 PACKAGES = ("kafka-python", "crc32c", "msgspec", "duckdb", "eventsourcing", "pyarrow")
-# What KafkaEventLog._consumer uses (consumers/kafka_event_log.py); checked at run time.
+# What KafkaEventLog._consumer uses (consumers/logs/kafka_event_log.py); checked at run time.
 FETCH = {
     "fetch_min_bytes": 1,
     "fetch_max_wait_ms": 10,
@@ -230,7 +230,7 @@ def bare_produce(bootstrap: str, count: int, settings: Settings) -> dict:
 
 def check_fetch_settings(bootstrap: str, settings: Settings) -> None:
     """Warn if KafkaEventLog's consumer no longer fetches as the bare consumer does."""
-    from consumers.kafka_event_log import KafkaEventLog
+    from consumers.logs.kafka_event_log import KafkaEventLog
 
     index = settings.home / "fetch-check.sqlite"
     with KafkaEventLog(bootstrap=bootstrap, name=CUSTOMER_EVENTS, index_path=index) as log:

@@ -2,7 +2,7 @@
 
 One seeded population (`lifecycle.population`), published into two fresh embedded homes
 in the same run: once as before sealing (the baseline, no sealer) and once sealed
-(consumers/personal_data.py, keys made and stored as a first publish does), then each
+(consumers/privacy/personal_data.py, keys made and stored as a first publish does), then each
 home derived with one `process --once --no-clock`. Rates are events per wall second of
 `publish_lines` and of processing; each pair alternates over `--rounds` and the median
 is kept. Sealing seals one value per personal field (profile updates, contact topics,
@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from consumers.customer_keys import open_customer_keys
-from consumers.engine_session import EngineSession
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.privacy.customer_keys import open_customer_keys
+from consumers.processing.engine_session import EngineSession
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
-from consumers.personal_data import Sealer, personal
+from consumers.privacy.personal_data import Sealer, personal
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate

@@ -66,7 +66,7 @@ def on_home(home: Path, as_of: str | None) -> list[tuple[str, str]]:
 
     from lifecycle.state import epoch_seconds
 
-    from consumers.engine_session import EngineSession
+    from consumers.processing.engine_session import EngineSession
     from consumers.settings import Settings
     from schemas import encode_event
 

@@ -25,29 +25,30 @@ from typing import BinaryIO
 
 import msgspec
 
-from consumers import engine_commands, store_faults
-from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
-from consumers.dead_letter_listing import list_dead_letters
-from consumers.dead_letter_listing import render_text as render_dead_letters
-from consumers.customer_keys import MasterKey, open_customer_keys
-from consumers.dry_run import dry_run
-from consumers.dry_run import render_text as render_dry_run
-from consumers.engine_session import EngineSession
+from consumers import store_faults
+from consumers.processing import engine_commands
+from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
+from consumers.commands.dead_letter_listing import list_dead_letters
+from consumers.commands.dead_letter_listing import render_text as render_dead_letters
+from consumers.privacy.customer_keys import MasterKey, open_customer_keys
+from consumers.replay.dry_run import dry_run
+from consumers.replay.dry_run import render_text as render_dry_run
+from consumers.processing.engine_session import EngineSession
 from consumers.errors import ConfigurationError, LifecycleError
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
-from consumers.explain import UnknownCustomer, explain, render_text
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.commands.explain import UnknownCustomer, explain, render_text
 from consumers.logs import open_event_log
-from consumers.access_log import SQLiteAccessLog
-from consumers.personal_data import Opener, Sealer
-from consumers.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
+from consumers.privacy.access_log import SQLiteAccessLog
+from consumers.privacy.personal_data import Opener, Sealer
+from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
-from consumers.progress import Progress
-from consumers.role_reading import readable, tail
-from consumers.roles_file import load_roles
+from consumers.commands.progress import Progress
+from consumers.privacy.role_reading import readable, tail
+from consumers.privacy.roles_file import load_roles
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, ENV_ROLES, Settings
-from consumers.verify import verify
+from consumers.replay.verify import verify
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.value_model import ModelNotFitted
 from projections.dead_letters import KINDS

@@ -6,7 +6,7 @@ still go through, whatever a bad line holds (bytes that are not UTF-8, JSON nest
 thousands deep, megabytes without a newline). Appending is idempotent: an event whose
 id is already on the log with the same content is skipped; with other content it is a
 conflict, reported like an invalid line. Personal data is sealed with its customer's
-key before it is appended (consumers/personal_data.py).
+key before it is appended (consumers/privacy/personal_data.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from consumers.event_log import EventLog
-from consumers.personal_data import Sealer
+from consumers.logs.event_log import EventLog
+from consumers.privacy.personal_data import Sealer
 from lifecycle.policy import InputPolicy
 from schemas import AnyEvent, InvalidEvent, decode_event, encode_event
 
@@ -67,7 +67,7 @@ def publish_lines(
     """Validate and append `lines`; call `report_invalid(line_number, reason)` for each
     bad one. `not_after`: refuse events dated later (the edge passes the wall clock
     plus a margin, unless told to allow the future). `sealer`: seals personal data
-    before it is appended (consumers/personal_data.py); without one it goes as given."""
+    before it is appended (consumers/privacy/personal_data.py); without one it goes as given."""
     pending: list[tuple[int, AnyEvent, bytes]] = []
     count = invalid = appended = duplicates = conflicts = 0
     for count, line in enumerate(lines, start=1):

@@ -31,11 +31,11 @@ class Settings:
     state_cache: int = 100_000
     """Customers' states kept decoded in memory (the rest are read from the state store)."""
     master_key: Path | None = None
-    """The file of the master key that wraps the customers' keys (consumers/customer_keys.py);
+    """The file of the master key that wraps the customers' keys (consumers/privacy/customer_keys.py);
     None: `<home>/master.key`, made on first use."""
 
     roles: Path | None = None
-    """The roles file (consumers/roles_file.py); None: the shipped one."""
+    """The roles file (consumers/privacy/roles_file.py); None: the shipped one."""
 
     @property
     def master_key_path(self) -> Path:

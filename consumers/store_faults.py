@@ -28,9 +28,9 @@ from pathlib import Path
 
 from consumers import home
 from consumers.errors import LifecycleError
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.settings import Settings
-from consumers.sqlite_event_log import SQLiteEventLog, check_sqlite
+from consumers.logs.sqlite_event_log import SQLiteEventLog, check_sqlite
 from projections.projection_store import check_projections
 from projections.state_store import check_states, read_positions
 

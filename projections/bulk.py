@@ -111,7 +111,7 @@ def write_fold(
 ) -> None:
     """One bucket's results: final states (with their partitions), lifecycle events
     (partition, the order their cause was taken in, event, the cause's own position if
-    it was taken later than there: `consumers/replay.py`) and personal data."""
+    it was taken later than there: `consumers/replay/__init__.py`) and personal data."""
     partitions = [partition for partition, _ in states]
     folded = [state for _, state in states]
     if folded:

@@ -2,7 +2,7 @@
 
 `customer_profiles` is the only table holding personal data, so that erasure is one
 delete and the other views can be shared freely; values sealed at `publish` stay sealed
-in it (consumers/personal_data.py). A profile update changes only the
+in it (consumers/privacy/personal_data.py). A profile update changes only the
 fields it carries; an erasure removes the row. Where raw events are shown (`lifecycle
 explain`) their personal data is masked with `masked`; dead letters are stored masked
 (`masked_payload`).

@@ -9,7 +9,7 @@ with Kafka, of the topic subscribers read) by the SHA-256 of their bytes, in log
 order against the replay's sequence order. So an edited row, an altered, removed,
 forged or reordered lifecycle event all show, as the customer, the store, and the first
 sequence that differs. The comparison runs in a scratch DuckDB database that attaches
-the live projections read-only (consumers/scratch_replay.py), so its memory is bounded
+the live projections read-only (consumers/replay/scratch.py), so its memory is bounded
 whatever the population.
 """
 

@@ -56,7 +56,7 @@ SealedValue = Annotated[
                  description="AES-GCM ciphertext under the customer's key, base64url: nonce, tag, data"),
 ]
 """A personal value as the log holds it: readable only with its customer's key, which
-erasure destroys (consumers/personal_data.py)."""
+erasure destroys (consumers/privacy/personal_data.py)."""
 
 ContactChannel = Literal["phone", "email", "chat", "social", "store", "field", "web"]
 Direction = Literal["inbound", "outbound"]

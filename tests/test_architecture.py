@@ -67,3 +67,24 @@ def test_the_checks_see_imports():
     """Guard against a check that cannot fail: the parser finds what is there."""
     assert {"duckdb", "pyarrow", "lifecycle"} <= _imports(ROOT / "projections" / "customers.py")
     assert _reads_environment(ROOT / "consumers" / "settings.py")
+
+
+SUBPACKAGES = ("logs", "privacy", "processing", "replay", "commands")
+
+
+def _consumers_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return {node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("consumers")}
+
+
+def test_the_logs_are_the_bottom_of_consumers_and_nothing_imports_the_command_line():
+    """consumers/ by role: the logs, privacy, processing, replay, commands; the logs need
+    none of the others, and only the entry point knows the command line."""
+    for path in _modules("consumers/logs"):
+        above = {m for m in _consumers_imports(path) if m.split(".")[1:2] and m.split(".")[1] in SUBPACKAGES[1:]}
+        assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}"
+    for path in _modules("consumers"):
+        assert "consumers.cli" not in _consumers_imports(path), f"{path.relative_to(ROOT)} imports the command line"
+    assert {p.name for p in (ROOT / "consumers").iterdir() if p.is_dir() and p.name != "__pycache__"} == set(SUBPACKAGES)
+    assert len(list((ROOT / "consumers").glob("*.py"))) <= 15

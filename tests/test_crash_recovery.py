@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.home import STATES, current
 from consumers.logs import open_event_log
 from consumers.publisher import publish_lines

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.customer_keys import MasterKey, SQLiteCustomerKeys, open_customer_keys
+from consumers.privacy.customer_keys import MasterKey, SQLiteCustomerKeys, open_customer_keys
 from consumers.errors import ConfigurationError
 from consumers.settings import Settings
 from tests.cli import lifecycle
@@ -64,7 +64,7 @@ def test_rotating_the_master_key_rewraps_the_keys_and_changes_no_log(tmp_path, c
 
 
 def test_the_longest_personal_value_seals_within_the_contract_and_opens_again():
-    from consumers.personal_data import open_fields, seal
+    from consumers.privacy.personal_data import open_fields, seal
     from schemas import decode_event, encode_event
 
     key = b"k" * 32
@@ -78,7 +78,7 @@ def test_the_longest_personal_value_seals_within_the_contract_and_opens_again():
 
 
 def test_an_erasure_another_producer_wrote_destroys_the_key_when_the_engine_takes_it(tmp_path):
-    from consumers.event_log import CUSTOMER_EVENTS
+    from consumers.logs.event_log import CUSTOMER_EVENTS
     from consumers.logs import open_event_log
     from consumers.publisher import publish_lines
 

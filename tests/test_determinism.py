@@ -30,13 +30,13 @@ from hypothesis import settings as hypothesis_settings
 from eventsourcing.persistence import Tracking
 from hypothesis import strategies as st
 
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.home import current
 from consumers.logs import open_event_log
-from consumers.processor import LifecycleProcessor
+from consumers.processing.processor import LifecycleProcessor
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine, lifecycle_event_id
 from lifecycle.policy import Policy
 from lifecycle.population import PopulationSpec, generate, generate_events

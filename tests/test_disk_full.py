@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from consumers import home
-from consumers.event_log import CUSTOMER_EVENTS
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.event_log import CUSTOMER_EVENTS
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.population import PopulationSpec, generate
 from tests.small_disk import run_with_free_space
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from consumers.access_log import SQLiteAccessLog
-from consumers.customer_keys import open_customer_keys
-from consumers.personal_data import open_value
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.privacy.access_log import SQLiteAccessLog
+from consumers.privacy.customer_keys import open_customer_keys
+from consumers.privacy.personal_data import open_value
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate

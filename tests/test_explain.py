@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.reasons import RULES, rule_in_words
-from consumers.access_log import SQLiteAccessLog
+from consumers.privacy.access_log import SQLiteAccessLog
 from tests.cli import lifecycle
 
 DAY0 = datetime(2025, 1, 1, 9, tzinfo=UTC)

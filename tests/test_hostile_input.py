@@ -18,8 +18,8 @@ import pytest
 from eventsourcing.persistence import Tracking
 from kafka import KafkaProducer
 
-from consumers.engine_session import EngineSession
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.processing.engine_session import EngineSession
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.settings import Settings
 from lifecycle.engine import LifecycleEngine

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.settings import Settings
 from lifecycle.state import epoch_seconds
 from schemas import decode_event, decode_lifecycle_event

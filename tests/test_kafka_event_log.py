@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from consumers.event_log import Appended, RecordBatch
-from consumers.kafka_event_log import KafkaEventLog, KafkaPositionError
+from consumers.logs.event_log import Appended, RecordBatch
+from consumers.logs.kafka_event_log import KafkaEventLog, KafkaPositionError
 from schemas import AnyEvent, Clock, Contact, Purchase, Visit, encode_event
 from tests.broker import TansuBroker
 

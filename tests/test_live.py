@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.publisher import publish_lines
 from consumers.settings import Settings

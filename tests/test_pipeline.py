@@ -9,7 +9,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 from kafka import KafkaProducer
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.settings import Settings
 from schemas import decode_event

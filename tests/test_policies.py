@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from consumers.engine_session import EngineSession
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.processing.engine_session import EngineSession
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
-from consumers.processor import FAILURES_PER_BATCH, EngineFailing
+from consumers.processing.processor import FAILURES_PER_BATCH, EngineFailing
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.engine import LifecycleEngine

@@ -13,7 +13,7 @@ import random
 import pytest
 from eventsourcing.persistence import Tracking
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate

@@ -15,7 +15,7 @@ from hypothesis import Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.home import current, engine_lock
 from consumers.logs import open_event_log
 from consumers.publisher import publish_lines

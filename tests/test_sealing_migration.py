@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.publisher import publish_lines
 from consumers.settings import Settings

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.engine_session import EngineSession
+from consumers.processing.engine_session import EngineSession
 from lifecycle.policy import parse_policy
 from lifecycle.value_model import (
     PurchaseSummaries,

@@ -12,7 +12,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from consumers import home
-from consumers.event_log import CUSTOMER_LIFECYCLE
+from consumers.logs.event_log import CUSTOMER_LIFECYCLE
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate
 from tests.cli import lifecycle

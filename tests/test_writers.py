@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from consumers import sqlite_event_log
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs import sqlite_event_log
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers import publisher
 from consumers.publisher import PublishFailed, publish_lines

@@ -2,7 +2,7 @@
 
 First every store is read in full for damage (consumers/store_faults.py): a damaged
 one is named and nothing is compared, since what it says cannot be trusted. Then the
-log of record is replayed into a scratch place (consumers/scratch_replay.py) and
+log of record is replayed into a scratch place (consumers/replay/scratch.py) and
 compared, customer by customer, with the live stores (projections/verification.py): the
 `customers` rows (chain heads included), `lifecycle_transitions`, the engine's
 lifecycle log, and with Kafka the `customer-lifecycle` topic subscribers read.
@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 
 from consumers import store_faults
-from consumers.event_log import CUSTOMER_LIFECYCLE, EventLog
+from consumers.logs.event_log import CUSTOMER_LIFECYCLE, EventLog
 from consumers.logs import open_event_log
 from consumers.replay import Progress
-from consumers.scratch_replay import scratch_replay
+from consumers.replay.scratch import scratch_replay
 from consumers.settings import Settings
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.policy import Policy
 from projections.verification import Mismatch, Verification
 from schemas import SchemaError, decode_lifecycle_event

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from consumers.replay_scan import ScanResult, read_times
+from consumers.replay.scan import ScanResult, read_times
 from lifecycle.customer_fold import take_order
 from lifecycle.partition_time import CLOCK, EVENT, REFUSE, TAKE, WAIT, Held, PartitionTime, waiting_reason
 from lifecycle.policy import Policy

@@ -2,7 +2,7 @@
 
 Each personal field (schemas/events.py `PERSONAL_FIELDS`: a profile's name, email,
 phone, city and birth date, and the free text of contacts and complaint resolutions)
-is encrypted on its own with its customer's key (consumers/customer_keys.py), AES-GCM,
+is encrypted on its own with its customer's key (consumers/privacy/customer_keys.py), AES-GCM,
 and moved into the event's `sealed` map; the clear field is left empty. Sealed one by
 one, each field still merges on its own in `customer_profiles` without being opened.
 
@@ -26,7 +26,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from consumers.customer_keys import SQLiteCustomerKeys
+from consumers.privacy.customer_keys import SQLiteCustomerKeys
 from projections.profiles import SEALED, SEALED_PREFIX
 from schemas import CustomerErased
 from schemas.events import PERSONAL_FIELDS, AnyEvent

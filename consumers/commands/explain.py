@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 
 from consumers.errors import LifecycleError
-from consumers.event_log import CUSTOMER_EVENTS, EventLog
+from consumers.logs.event_log import CUSTOMER_EVENTS, EventLog
 from consumers.logs import open_event_log
-from consumers.personal_data import Opener
+from consumers.privacy.personal_data import Opener
 from consumers.settings import Settings
 from lifecycle.reasons import POLICY_SECTIONS, rule_in_words
 from projections.history import Story, story

@@ -1,7 +1,7 @@
 """The replay's first step, in worker processes: read a range of the log, validate each
 record, and put each customer event into the bucket of its customer.
 
-A record's place in its partition is its `seq` (consumers/event_log.py `record_seq`),
+A record's place in its partition is its `seq` (consumers/logs/event_log.py `record_seq`),
 so ranges read in parallel need no counting to agree on the log's order. Per range, on
 disk under the replay's parts directory:
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.settings import Settings
 from lifecycle.partition_time import CLOCK, EVENT, customer_key

@@ -11,16 +11,16 @@ from typing import NamedTuple
 from datetime import UTC, datetime
 
 from consumers import home
-from consumers.customer_keys import SQLiteCustomerKeys, destroy_keys
+from consumers.privacy.customer_keys import SQLiteCustomerKeys, destroy_keys
 from consumers.errors import ConfigurationError
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
-from consumers.lifecycle_relay import LifecycleRelay
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
+from consumers.logs.lifecycle_relay import LifecycleRelay
 from consumers.logs import open_event_log
 from consumers.policy_file import load_policy
-from consumers.processor import LifecycleProcessor, ProcessReport
-from consumers.roles_file import load_roles
+from consumers.processing.processor import LifecycleProcessor, ProcessReport
+from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine
 from lifecycle.partition_time import clock_steps
 from lifecycle.state import DAY, as_datetime, epoch_seconds

@@ -30,8 +30,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from consumers.errors import LifecycleError
-from consumers.event_log import EventLog, RecordBatch
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.event_log import EventLog, RecordBatch
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.deadlines import DeadlineQueue, due
 from lifecycle.engine import LifecycleEngine
 from lifecycle.errors import FactOutOfRange

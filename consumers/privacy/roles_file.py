@@ -1,5 +1,5 @@
 """Reading the roles at the edge: a file given with --roles (env LIFECYCLE_ROLES), or the
-shipped default (`consumers/roles.toml`: an analyst and a privacy officer)."""
+shipped default (`consumers/privacy/roles.toml`: an analyst and a privacy officer)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import msgspec
 from consumers.errors import ConfigurationError
 from projections.roles import Grant, Role
 
-DEFAULT_ROLES = files("consumers").joinpath("roles.toml")
+DEFAULT_ROLES = files("consumers.privacy").joinpath("roles.toml")
 _NAME = "^[a-z][a-z0-9_-]{0,63}$"
 
 

@@ -4,7 +4,7 @@ customer at a time, and write the results as parts (projections/bulk.py).
 A bucket's records come from every scanned range, in log order; they are grouped by
 customer, and the customers are folded in the order of their ids, each with the clocks
 of their partition, every record placed where the time rule takes it
-(`consumers/replay_time.py`, `lifecycle/customer_fold.py`). Records the time rule
+(`consumers/replay/timing.py`, `lifecycle/customer_fold.py`). Records the time rule
 refused are dead-lettered here, and those still waiting written as waiting, where
 their bytes are. Only one bucket's records and states are in memory at a time.
 """
@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consumers.replay_scan import read_bucket
-from consumers.replay_time import PartitionTaking
+from consumers.replay.scan import read_bucket
+from consumers.replay.timing import PartitionTaking
 from lifecycle.customer_fold import (
     CustomerFoldFailed,
     FoldedCustomer,

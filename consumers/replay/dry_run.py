@@ -1,6 +1,6 @@
 """`lifecycle replay --policy NEW.toml --dry-run`: what a policy change would do.
 
-The log is replayed under the new policy into a scratch place (consumers/scratch_replay.py)
+The log is replayed under the new policy into a scratch place (consumers/replay/scratch.py)
 and compared with the live stores (projections/policy_diff.py): per dimension, a from/to
 matrix of customers' current values, the lifecycle events added and removed, a few
 example customers. Nothing live is touched. A policy whose version the live stores know
@@ -13,7 +13,7 @@ from typing import Any
 
 from consumers import home
 from consumers.replay import Progress
-from consumers.scratch_replay import scratch_replay
+from consumers.replay.scratch import scratch_replay
 from consumers.settings import Settings
 from lifecycle.policy import Policy
 from projections import policies

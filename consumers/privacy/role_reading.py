@@ -1,4 +1,4 @@
-"""Reading under a role (consumers/roles_file.py): which projections a role reads, and
+"""Reading under a role (consumers/privacy/roles_file.py): which projections a role reads, and
 `lifecycle tail`, which shows each log's records as the role may see them."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from consumers.access_log import SQLiteAccessLog
-from consumers.customer_keys import open_customer_keys
+from consumers.privacy.access_log import SQLiteAccessLog
+from consumers.privacy.customer_keys import open_customer_keys
 from consumers.errors import ConfigurationError
-from consumers.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
-from consumers.output import safe_json
-from consumers.personal_data import Opener
-from consumers.roles_file import load_roles
+from consumers.commands.output import safe_json
+from consumers.privacy.personal_data import Opener
+from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
 from projections.profiles import WITHHELD, masked_payload
 from projections.query import reading

@@ -1,12 +1,14 @@
-"""Choosing the log: Kafka when configured, the embedded SQLite log otherwise."""
+"""The logs: the event log interface, the embedded SQLite log and the Kafka one, their id
+indexes and record headers, the relay of lifecycle events to Kafka; and choosing the log:
+Kafka when configured, the embedded SQLite log otherwise."""
 
 from __future__ import annotations
 
 from consumers.errors import ConfigurationError
-from consumers.event_log import CUSTOMER_EVENTS, EventLog
+from consumers.logs.event_log import CUSTOMER_EVENTS, EventLog
 from consumers.home import current
 from consumers.settings import Settings
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from schemas import decode_event, decode_lifecycle_event
 
 
@@ -24,7 +26,7 @@ def open_event_log(settings: Settings, name: str, *, create: bool = True) -> Eve
             msg = f"there is no {name} log in {settings.home} yet: nothing was published to it"
             raise ConfigurationError(msg)
         return SQLiteEventLog(home=directory, name=name)
-    from consumers.kafka_event_log import KafkaEventLog
+    from consumers.logs.kafka_event_log import KafkaEventLog
 
     return KafkaEventLog(
         bootstrap=settings.kafka,

@@ -22,8 +22,8 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
 from consumers.errors import LifecycleError
-from consumers.event_id_index import SQLiteEventIdIndex, sort_out
-from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
+from consumers.logs.event_id_index import SQLiteEventIdIndex, sort_out
+from consumers.logs.event_log import Appended, EventLog, PositionOf, RecordBatch
 from schemas import AnyEvent, event_digest
 
 SEGMENT_SIZE = 1_000

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from eventsourcing.persistence import Tracking
 
-from consumers.event_log import EventLog
-from consumers.sqlite_event_log import SQLiteEventLog
+from consumers.logs.event_log import EventLog
+from consumers.logs.sqlite_event_log import SQLiteEventLog
 from schemas import decode_lifecycle_event
 
 

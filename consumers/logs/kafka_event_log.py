@@ -30,10 +30,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 from kafka.producer.future import RecordMetadata
 
-from consumers import record_headers
+from consumers.logs import record_headers
 from consumers.errors import LifecycleError, LogUnavailable
-from consumers.event_id_index import IndexEntry, SQLiteEventIdIndex, sort_out
-from consumers.event_log import Appended, EventLog, PositionOf, RecordBatch
+from consumers.logs.event_id_index import IndexEntry, SQLiteEventIdIndex, sort_out
+from consumers.logs.event_log import Appended, EventLog, PositionOf, RecordBatch
 from schemas import AnyEvent, InvalidEvent, LogWideEvent, decode_event, event_digest
 
 # A broker that is down should fail a command in seconds, not in kafka-python's 30 s.

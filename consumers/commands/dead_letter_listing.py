@@ -13,7 +13,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from consumers.output import snapshot_note, visible
+from consumers.commands.output import snapshot_note, visible
 from consumers.settings import Settings
 from projections.dead_letter_summary import summary
 from projections.query import reading

@@ -15,13 +15,13 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from consumers.dead_letter_listing import HINT as DEAD_LETTER_HINT
-from consumers.engine_session import EngineSession, FitRun
+from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
+from consumers.processing.engine_session import EngineSession, FitRun
 from consumers.errors import ConfigurationError, LogUnavailable
-from consumers.event_log import RecordBatch
-from consumers.processor import ProcessReport
+from consumers.logs.event_log import RecordBatch
+from consumers.processing.processor import ProcessReport
 from consumers.settings import Settings
-from consumers.stopping import Stopping
+from consumers.commands.stopping import Stopping
 from lifecycle.value_model import ModelNotFitted
 
 MAX_RETRY_WAIT = 30.0

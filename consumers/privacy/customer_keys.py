@@ -2,7 +2,7 @@
 
 Envelope encryption, as Axon's and the crypto-shredding literature's: each customer's
 personal data is sealed with a data key of their own (AES-256-GCM,
-consumers/personal_data.py); the data key is stored only wrapped (AES-256-GCM) by the
+consumers/privacy/personal_data.py); the data key is stored only wrapped (AES-256-GCM) by the
 master key, which lives in a file of its own (`--master-key`, env
 `LIFECYCLE_MASTER_KEY`; by default `<home>/master.key`, made on first use) and never
 on a log. Erasing a customer deletes their wrapped key: every copy of their sealed data

@@ -2,14 +2,14 @@
 
 As Flink runs a bounded input in batch mode: sort by key, hold one key's state at a time.
 1. scan (workers): ranges of the log are read in parallel, validated, and each customer
-   event put in the bucket of its customer (`consumers/replay_scan.py`);
+   event put in the bucket of its customer (`consumers/replay/scan.py`);
 2. time (here): the time rule, which must see each partition in log order, runs over
    the scans' compact (seq, time, kind, customer) arrays; it decides where each record
    is taken (a record that waited for time, later), which are refused and which still
-   wait (`consumers/replay_time.py`);
+   wait (`consumers/replay/timing.py`);
 3. fold (workers): bucket by bucket, each customer's events with their partition's
    clocks, in the order taken, through the same engine as live processing
-   (`consumers/replay_fold.py`);
+   (`consumers/replay/fold.py`);
 4. write (here): the parts go in bulk into the projections, the lifecycle log and the
    state store of a new generation, with the positions reached, so that `lifecycle
    process` goes on from there; then the generation is switched in (consumers/home.py).
@@ -33,14 +33,14 @@ from pathlib import Path
 from eventsourcing.persistence import Tracking
 
 from consumers import home
-from consumers.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.logs import open_event_log
-from consumers.replay_fold import FoldResult, FoldTask, fold_bucket
-from consumers.replay_scan import ScanResult, ScanUnit, scan
-from consumers.replay_time import LogTaking, take_log
-from consumers.roles_file import load_roles
+from consumers.replay.fold import FoldResult, FoldTask, fold_bucket
+from consumers.replay.scan import ScanResult, ScanUnit, scan
+from consumers.replay.timing import LogTaking, take_log
+from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
-from consumers.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
+from consumers.logs.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
 from lifecycle.policy import Policy
 from projections import bulk
 from projections.projection_store import DuckDBProjectionStore
@@ -231,7 +231,7 @@ def _republish(settings: Settings, generation: Path) -> None:
     """Delete the lifecycle topic (and its id index), then relay the replayed lifecycle
     log to a new one. Killed midway, the relay goes on at the next `process` (it
     records how far it got); killed before, run the replay with `--republish` again."""
-    from consumers.lifecycle_relay import LifecycleRelay
+    from consumers.logs.lifecycle_relay import LifecycleRelay
 
     with open_event_log(settings, CUSTOMER_LIFECYCLE) as topic:
         topic.delete()  # type: ignore[attr-defined]
