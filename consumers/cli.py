@@ -1,5 +1,5 @@
-"""The `lifecycle` command: publish, process, clock, fit-value-model, replay, verify, explain, dead-letters, sql,
-export, report, tail, schema, demo.
+"""The `lifecycle` command: publish, process, clock, fit-value-model, replay, verify, explain, dead-letters,
+access-log, rotate-master-key, sql, export, report, tail, schema, demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -51,11 +51,11 @@ from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, ENV_ROLES, S
 from consumers.replay.verify import verify
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.value_model import ModelNotFitted
-from projections.dead_letters import KINDS
+from projections.catalog.dead_letters import KINDS
 from projections.errors import ProjectionError
-from projections.export import export_parquet
-from projections.report import build_report
-from projections.query import run_query
+from projections.reading.export import export_parquet
+from projections.reading.report import build_report
+from projections.reading.query import run_query
 from schemas import (
     SchemaError,
     customer_events_schema,
@@ -136,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     cached = argparse.ArgumentParser(add_help=False)
     cached.add_argument("--state-cache", type=_at_least(0, int), default=Settings.state_cache,
                         help="customers' states kept decoded in memory; the others are read from the state store")
-    parser = argparse.ArgumentParser(prog="lifecycle", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(prog="lifecycle", description=" ".join(__doc__.split("\n\n")[0].split()),
+                                     formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('customer-lifecycle')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 

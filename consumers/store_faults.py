@@ -31,8 +31,8 @@ from consumers.errors import LifecycleError
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.settings import Settings
 from consumers.logs.sqlite_event_log import SQLiteEventLog, check_sqlite
-from projections.projection_store import check_projections
-from projections.state_store import check_states, read_positions
+from projections.stores.projection_store import check_projections
+from projections.stores.state_store import check_states, read_positions
 
 LOG_OF_RECORD = "the log of record"
 PROJECTIONS = "the projections database"

@@ -280,7 +280,7 @@ class GammaGammaParameters(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
 class FittedPartition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a fit read of one log partition: its purchases up to `position` (the
     position after the last record read), the customers with a purchase by the cutoff,
-    and the SHA-256 of their purchase summaries (projections/value_estimates.py)."""
+    and the SHA-256 of their purchase summaries (projections/catalog/value_estimates.py)."""
 
     position: Annotated[int, msgspec.Meta(ge=0)]
     customers: Annotated[int, msgspec.Meta(ge=0)]

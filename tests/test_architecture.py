@@ -65,7 +65,7 @@ def test_only_consumers_read_the_environment():
 
 def test_the_checks_see_imports():
     """Guard against a check that cannot fail: the parser finds what is there."""
-    assert {"duckdb", "pyarrow", "lifecycle"} <= _imports(ROOT / "projections" / "customers.py")
+    assert {"duckdb", "pyarrow", "lifecycle"} <= _imports(ROOT / "projections" / "catalog" / "customers.py")
     assert _reads_environment(ROOT / "consumers" / "settings.py")
 
 
@@ -87,4 +87,10 @@ def test_the_logs_are_the_bottom_of_consumers_and_nothing_imports_the_command_li
     for path in _modules("consumers"):
         assert "consumers.cli" not in _consumers_imports(path), f"{path.relative_to(ROOT)} imports the command line"
     assert {p.name for p in (ROOT / "consumers").iterdir() if p.is_dir() and p.name != "__pycache__"} == set(SUBPACKAGES)
-    assert len(list((ROOT / "consumers").glob("*.py"))) <= 15
+
+
+@pytest.mark.parametrize("package", ["consumers", "projections"])
+def test_a_folder_past_fifteen_modules_is_split_by_role(package):
+    for folder in [ROOT / package, *(p for p in (ROOT / package).iterdir() if p.is_dir() and p.name != "__pycache__")]:
+        assert len(list(folder.glob("*.py"))) <= 15, f"{folder.relative_to(ROOT)}: split it into subpackages by role"
+        assert (folder / "__init__.py").exists(), f"{folder.relative_to(ROOT)} is not a package"

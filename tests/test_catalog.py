@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from projections.export import TABLES
+from projections.reading.export import TABLES
 from tests.cli import lifecycle
 from tests.test_explain import _at, _event, _purchase
 
@@ -167,8 +167,8 @@ def test_value_matrix_splits_current_value_and_potential_at_their_medians(tmp_pa
     """Five customers with a model figure and one without, written to a real DuckDB
     file: medians 300 (current) and 5000 (potential); a customer at a median is low."""
     from lifecycle.state import CustomerState
-    from projections import customers
-    from projections.projection_store import DuckDBProjectionStore
+    from projections.catalog import customers
+    from projections.stores.projection_store import DuckDBProjectionStore
 
     figures = {"a": (500, 9000), "b": (100, 8000), "c": (400, 100), "d": (0, 50), "e": (300, 5000), "f": (700, None)}
     store = DuckDBProjectionStore(tmp_path / "views.duckdb")

@@ -41,8 +41,8 @@ from lifecycle.engine import LifecycleEngine, lifecycle_event_id
 from lifecycle.policy import Policy
 from lifecycle.population import PopulationSpec, generate, generate_events
 from lifecycle.state import CustomerState, decode_state, encode_state, epoch_seconds
-from projections.projection_store import DuckDBProjectionStore
-from projections.state_store import RocksDBStateStore
+from projections.stores.projection_store import DuckDBProjectionStore
+from projections.stores.state_store import RocksDBStateStore
 from schemas import (
     AnyEvent,
     Clock,

@@ -7,7 +7,7 @@ from collections import Counter
 
 from consumers import home
 from lifecycle.population import PopulationSpec, generate
-from projections.history import DIMENSIONS
+from projections.catalog.history import DIMENSIONS
 from tests.cli import lifecycle
 from tests.test_replay import _publish, _query
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from eventsourcing.persistence import Tracking
 from eventsourcing.tests.persistence import TrackingRecorderTestCase
 
-from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from projections.stores.duckdb_tracking_recorder import DuckDBTrackingRecorder
 
 
 class TestInMemoryDuckDBTrackingRecorder(TrackingRecorderTestCase):

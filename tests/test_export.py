@@ -15,7 +15,7 @@ import pytest
 
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate
-from projections.export import MANIFEST, TABLES
+from projections.reading.export import MANIFEST, TABLES
 from tests.cli import ROOT, lifecycle, lifecycle_command
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from consumers.settings import Settings
-from projections.projection_store import DuckDBProjectionStore
+from projections.stores.projection_store import DuckDBProjectionStore
 from tests.cli import lifecycle
 
 MIXED = Path(__file__).parent / "fixtures" / "mixed_valid_invalid.jsonl"

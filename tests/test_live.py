@@ -17,7 +17,7 @@ from consumers.logs import open_event_log
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate
-from projections.projection_store import DuckDBProjectionStore
+from projections.stores.projection_store import DuckDBProjectionStore
 from schemas import Clock, decode_event
 from tests.cli import ROOT, lifecycle, lifecycle_command
 

@@ -123,7 +123,7 @@ def test_on_random_streams_a_replay_derives_what_the_processor_derived(tmp_path_
 
 
 def _tables(settings: Settings) -> dict[str, object]:
-    from projections.query import run_query
+    from projections.reading.query import run_query
 
     return {name: run_query(settings.views_path, sql).rows for name, sql in TABLES.items()}
 

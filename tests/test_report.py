@@ -32,7 +32,7 @@ def test_the_report_renders_in_a_browser_without_script_errors(catalog, settings
 
 
 def test_the_report_escapes_what_it_shows(tmp_path):
-    from projections.report import _table
+    from projections.reading.report import _table
 
     assert _table(("h",), [("<script>alert(1)</script>",)]) == (
         "<table><thead><tr><th>h</th></tr></thead><tbody><tr><td>&lt;script&gt;alert(1)&lt;/script&gt;</td></tr>"

@@ -39,7 +39,7 @@ from lifecycle.value_model import (
     fit_gamma_gamma,
     p_alive,
 )
-from projections import value_estimates
+from projections.catalog import value_estimates
 from schemas import decode_event
 from schemas.events import BetaGeoParameters, FittedPartition, ValueModelFitted
 from tests.cli import ROOT, lifecycle, lifecycle_command

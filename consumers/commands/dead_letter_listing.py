@@ -2,7 +2,7 @@
 
 Counts by kind with each kind's meaning and fix, a few examples of each (where on the
 log, why, the payload's first bytes with personal data masked), and the records the
-time rule holds back (projections/dead_letter_summary.py). The projections are read as
+time rule holds back (projections/reading/dead_letter_summary.py). The projections are read as
 `lifecycle sql` reads them: read-only, from the snapshot while an engine runs. Also the
 hint that `process` and `replay` print when they dead-letter anything.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from consumers.commands.output import snapshot_note, visible
 from consumers.settings import Settings
-from projections.dead_letter_summary import summary
-from projections.query import reading
+from projections.reading.dead_letter_summary import summary
+from projections.reading.query import reading
 
 HINT = (
     "see `lifecycle dead-letters`; once the producer or the policy is fixed, "

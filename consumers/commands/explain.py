@@ -5,7 +5,7 @@ policy version and the thresholds it applied, the facts the rule read, and the e
 that caused it, read back from the log of record at their positions (type, time,
 position, payload with personal data masked). Now (on neither time axis), also their
 value model figures, with the purchase summary and the fit they come from. `--as-of` and `--known-at` put the
-story on one of its two time axes (projections/history.py). The projections are read
+story on one of its two time axes (projections/catalog/history.py). The projections are read
 as `lifecycle sql` reads them: read-only, from the snapshot while an engine runs.
 """
 
@@ -25,9 +25,9 @@ from consumers.logs import open_event_log
 from consumers.privacy.personal_data import Opener
 from consumers.settings import Settings
 from lifecycle.reasons import POLICY_SECTIONS, rule_in_words
-from projections.history import Story, story
-from projections.profiles import SEALED, masked, masked_value, profile
-from projections.query import reading
+from projections.catalog.history import Story, story
+from projections.catalog.profiles import SEALED, masked, masked_value, profile
+from projections.reading.query import reading
 from schemas import InvalidEvent, decode_event
 from schemas.events import AnyEvent
 

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consumers.privacy.customer_keys import SQLiteCustomerKeys
-from projections.profiles import SEALED, SEALED_PREFIX
+from projections.catalog.profiles import SEALED, SEALED_PREFIX
 from schemas import CustomerErased
 from schemas.events import PERSONAL_FIELDS, AnyEvent
 

@@ -19,9 +19,9 @@ from consumers.commands.output import safe_json
 from consumers.privacy.personal_data import Opener
 from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
-from projections.profiles import WITHHELD, masked_payload
-from projections.query import reading
-from projections.roles import RoleRefused, snapshot_of
+from projections.catalog.profiles import WITHHELD, masked_payload
+from projections.reading.query import reading
+from projections.reading.roles import RoleRefused, snapshot_of
 from schemas import SchemaError, decode_event, decode_lifecycle_event, encode_event
 
 Shown = Callable[[bytes], bytes | None]

@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from consumers.errors import ConfigurationError
-from projections.roles import Grant, Role
+from projections.reading.roles import Grant, Role
 
 DEFAULT_ROLES = files("consumers.privacy").joinpath("roles.toml")
 _NAME = "^[a-z][a-z0-9_-]{0,63}$"

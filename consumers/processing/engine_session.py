@@ -24,8 +24,8 @@ from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine
 from lifecycle.partition_time import clock_steps
 from lifecycle.state import DAY, as_datetime, epoch_seconds
-from projections.projection_store import DuckDBProjectionStore
-from projections.state_store import RocksDBStateStore
+from projections.stores.projection_store import DuckDBProjectionStore
+from projections.stores.state_store import RocksDBStateStore
 from schemas import Clock, ValueModelFitted, encode_event
 
 class FitRun(NamedTuple):
@@ -110,7 +110,7 @@ class EngineSession:
     def fit_value_models(self, as_of: datetime | None = None) -> FitRun:
         """Catch up with the log, fit the value models to the purchases as of `as_of`
         (the log's time if None), append the fit to the log and process it, so that
-        every customer's figures follow from it (projections/value_estimates.py).
+        every customer's figures follow from it (projections/catalog/value_estimates.py).
 
         The fit, whether it was appended (not when its id is on the log already, that
         is, a fit of the same cutoff, data and policy; then nothing is appended or
@@ -146,7 +146,7 @@ class EngineSession:
 
     def publish_snapshots(self) -> None:
         """The read-only snapshot for `lifecycle sql` while this engine runs, and each
-        partner role's own (projections/roles.py)."""
+        partner role's own (projections/reading/roles.py)."""
         self.store.publish_snapshot()
         self.publish_partner_snapshots()
 

@@ -37,9 +37,9 @@ from lifecycle.engine import LifecycleEngine
 from lifecycle.errors import FactOutOfRange
 from lifecycle.partition_time import CLOCK, REFUSE, TAKE, WAIT, Held, PartitionTime, customer_key, waiting_reason
 from lifecycle.state import CustomerState, epoch_seconds
-from projections.dead_letters import ENGINE_FAILED, INVALID, OUT_OF_RANGE, TIME, TOO_LARGE, DeadLetter, HeldRecord
-from projections.projection_store import BatchEffects, DuckDBProjectionStore
-from projections.state_store import RocksDBStateStore, StateBatch
+from projections.catalog.dead_letters import ENGINE_FAILED, INVALID, OUT_OF_RANGE, TIME, TOO_LARGE, DeadLetter, HeldRecord
+from projections.stores.projection_store import BatchEffects, DuckDBProjectionStore
+from projections.stores.state_store import RocksDBStateStore, StateBatch
 from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event, encode_event
 from schemas.events import AnyCustomerEvent
 
@@ -295,7 +295,7 @@ class LifecycleProcessor:
                                                    INVALID))
             return
         if type(event) is ValueModelFitted:
-            # A fit moves no one's time: its figures go to the projections (projections/value_estimates.py).
+            # A fit moves no one's time: its figures go to the projections (projections/catalog/value_estimates.py).
             effects.value_fits.append((position, event))
             return
         at = epoch_seconds(event.occurred_at)

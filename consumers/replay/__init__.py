@@ -42,9 +42,9 @@ from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
 from consumers.logs.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
 from lifecycle.policy import Policy
-from projections import bulk
-from projections.projection_store import DuckDBProjectionStore
-from projections.state_store import RocksDBStateStore
+from projections.bulk import parts as bulk
+from projections.stores.projection_store import DuckDBProjectionStore
+from projections.stores.state_store import RocksDBStateStore
 
 BUCKETS_PER_WORKER = 32
 # Embedded log ranges are whole segments, at least this many per range.
@@ -121,7 +121,7 @@ def derive_parts(
     progress: Progress | None = None,
     until: Mapping[str, int] | None = None,
 ) -> tuple[ReplayReport, LogTaking]:
-    """Steps 1-3 into `parts` (projections/bulk.py), for the log up to `until` (each
+    """Steps 1-3 into `parts` (projections/bulk/parts.py), for the log up to `until` (each
     partition's position; the whole log if None): the report, and where the time rule
     left each partition (its rule, times and the position reached)."""
     report = ReplayReport()
@@ -215,7 +215,7 @@ def _write_lifecycle_log(generation: Path, parts: Path, positions: dict[str, int
 
 
 def _publish_partner_snapshots(settings: Settings, generation: Path) -> None:
-    """Each partner role's own snapshot of the new generation (projections/roles.py)."""
+    """Each partner role's own snapshot of the new generation (projections/reading/roles.py)."""
     partners = load_roles(settings.roles).partners()
     if not partners:
         return

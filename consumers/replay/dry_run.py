@@ -1,7 +1,7 @@
 """`lifecycle replay --policy NEW.toml --dry-run`: what a policy change would do.
 
 The log is replayed under the new policy into a scratch place (consumers/replay/scratch.py)
-and compared with the live stores (projections/policy_diff.py): per dimension, a from/to
+and compared with the live stores (projections/bulk/policy_diff.py): per dimension, a from/to
 matrix of customers' current values, the lifecycle events added and removed, a few
 example customers. Nothing live is touched. A policy whose version the live stores know
 with other thresholds is refused first, as the real replay would refuse it.
@@ -16,9 +16,9 @@ from consumers.replay import Progress
 from consumers.replay.scratch import scratch_replay
 from consumers.settings import Settings
 from lifecycle.policy import Policy
-from projections import policies
-from projections.policy_diff import policy_diff
-from projections.query import connect_read_only
+from projections.catalog import policies
+from projections.bulk.policy_diff import policy_diff
+from projections.reading.query import connect_read_only
 
 
 def dry_run(settings: Settings, policy: Policy, workers: int, progress: Progress | None = None) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The replay's third step, in worker processes: fold one bucket of customers, one
-customer at a time, and write the results as parts (projections/bulk.py).
+customer at a time, and write the results as parts (projections/bulk/parts.py).
 
 A bucket's records come from every scanned range, in log order; they are grouped by
 customer, and the customers are folded in the order of their ids, each with the clocks
@@ -30,10 +30,10 @@ from lifecycle.engine import LifecycleEngine
 from lifecycle.partition_time import EVENT, Held, customer_key
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, epoch_seconds
-from projections import bulk
-from projections.dead_letters import ENGINE_FAILED, OUT_OF_RANGE, TIME, DeadLetter, HeldRecord
-from projections.profiles import ProfileChanges
-from projections.value_movements import ValueMovements
+from projections.bulk import parts as bulk
+from projections.catalog.dead_letters import ENGINE_FAILED, OUT_OF_RANGE, TIME, DeadLetter, HeldRecord
+from projections.catalog.profiles import ProfileChanges
+from projections.catalog.value_movements import ValueMovements
 from schemas import Clock, Purchase, decode_event
 from schemas.events import AnyCustomerEvent
 from schemas.lifecycle_events import LifecycleEvent

@@ -32,8 +32,8 @@ from consumers.settings import Settings
 from lifecycle.partition_time import CLOCK, EVENT, customer_key
 from lifecycle.policy import Policy
 from lifecycle.state import epoch_seconds
-from projections import bulk
-from projections.dead_letters import INVALID, TOO_LARGE, DeadLetter
+from projections.bulk import parts as bulk
+from projections.catalog.dead_letters import INVALID, TOO_LARGE, DeadLetter
 from schemas import Clock, InvalidEvent, ValueModelFitted, decode_event
 
 _CHUNK = 5_000

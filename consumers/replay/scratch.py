@@ -20,8 +20,8 @@ from consumers.errors import ConfigurationError
 from consumers.replay import Progress, ReplayReport, derive_parts
 from consumers.settings import Settings
 from lifecycle.policy import Policy
-from projections.query import connect_read_only
-from projections.scratch import DuckDBPyConnection, open_comparison
+from projections.reading.query import connect_read_only
+from projections.bulk.scratch import DuckDBPyConnection, open_comparison
 
 _SCRATCH = "scratch"
 
@@ -31,7 +31,7 @@ class ScratchReplay:
     generation: Path
     """The generation in use: the live stores."""
     parts: Path
-    """The replay's parts (projections/bulk.py)."""
+    """The replay's parts (projections/bulk/parts.py)."""
     report: ReplayReport
 
     def compare(self) -> DuckDBPyConnection:

@@ -17,8 +17,8 @@ from consumers.replay.scan import ScanResult, read_times
 from lifecycle.customer_fold import take_order
 from lifecycle.partition_time import CLOCK, EVENT, REFUSE, TAKE, WAIT, Held, PartitionTime, waiting_reason
 from lifecycle.policy import Policy
-from projections.dead_letters import TIME, DeadLetter, HeldRecord
-from projections.state_store import PartitionRule
+from projections.catalog.dead_letters import TIME, DeadLetter, HeldRecord
+from projections.stores.state_store import PartitionRule
 
 
 @dataclass

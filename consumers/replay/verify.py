@@ -3,7 +3,7 @@
 First every store is read in full for damage (consumers/store_faults.py): a damaged
 one is named and nothing is compared, since what it says cannot be trusted. Then the
 log of record is replayed into a scratch place (consumers/replay/scratch.py) and
-compared, customer by customer, with the live stores (projections/verification.py): the
+compared, customer by customer, with the live stores (projections/bulk/verification.py): the
 `customers` rows (chain heads included), `lifecycle_transitions`, the engine's
 lifecycle log, and with Kafka the `customer-lifecycle` topic subscribers read.
 """
@@ -22,7 +22,7 @@ from consumers.replay.scratch import scratch_replay
 from consumers.settings import Settings
 from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.policy import Policy
-from projections.verification import Mismatch, Verification
+from projections.bulk.verification import Mismatch, Verification
 from schemas import SchemaError, decode_lifecycle_event
 
 ENGINE_LOG = "lifecycle log"

@@ -6,7 +6,7 @@ crash the rows and the position agree: the batch is either wholly there or wholl
 be done again. The rows are built first (`prepare`), so that a batch whose data cannot
 be stored fails before anything of it is written anywhere.
 
-The engine's states are written after the projections (projections/state_store.py), so
+The engine's states are written after the projections (projections/stores/state_store.py), so
 after a crash the projections may be ahead of where the engine resumes. The batches in
 between are derived again, identically; `prepare` then leaves out the transitions and
 dead letters of records the projections already hold, and the rest (a customer's row,
@@ -24,21 +24,19 @@ from eventsourcing.persistence import Tracking
 
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState
-from projections import (
-    catalog,
-    customers,
-    dead_letters,
-    history,
-    policies,
-    profiles,
-    snapshot,
-    transitions,
-    value_estimates,
-    value_movements,
-)
-from projections.dead_letters import DeadLetter
-from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
-from projections.roles import Role, publish_role_snapshot
+from projections.catalog import views as catalog
+from projections.catalog import customers
+from projections.catalog import dead_letters
+from projections.catalog import history
+from projections.catalog import policies
+from projections.catalog import profiles
+from projections.stores import snapshot
+from projections.catalog import transitions
+from projections.catalog import value_estimates
+from projections.catalog import value_movements
+from projections.catalog.dead_letters import DeadLetter
+from projections.stores.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from projections.reading.roles import Role, publish_role_snapshot
 from schemas.events import ValueModelFitted
 
 PartitionTimes = tuple[int | None, int | None]
@@ -105,7 +103,7 @@ class DuckDBProjectionStore:
 
     def fit_value_models(self, cutoff: int, source: str) -> ValueModelFitted:
         """Fit the value models to the purchases these projections hold, as of `cutoff`
-        (epoch seconds): the event to append to the log (projections/value_estimates.py)."""
+        (epoch seconds): the event to append to the log (projections/catalog/value_estimates.py)."""
         assert self.policy is not None, "adopt_policy first"
         positions = self.positions()
         with self.recorder.transaction() as connection:
@@ -175,14 +173,14 @@ class DuckDBProjectionStore:
         self.write(self.prepare(effects))
 
     def publish_snapshot(self) -> Path | None:
-        """Publish a read-only copy for analysts (see `projections.snapshot`); None in memory."""
+        """Publish a read-only copy for analysts (see `projections.stores.snapshot`); None in memory."""
         if self.database is None:
             return None
         with self.recorder.exclusive() as connection:
             return snapshot.publish_snapshot(connection, self.database)
 
     def publish_role_snapshot(self, role: Role) -> Path | None:
-        """Build a partner role's own snapshot (projections/roles.py); None in memory."""
+        """Build a partner role's own snapshot (projections/reading/roles.py); None in memory."""
         if self.database is None:
             return None
         with self.recorder.exclusive() as connection:

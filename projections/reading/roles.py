@@ -21,7 +21,7 @@ from typing import Literal
 import duckdb
 
 from projections.errors import ProjectionError
-from projections.snapshot import written_whole
+from projections.stores.snapshot import written_whole
 
 ROLES_DIRECTORY = "roles"
 GRANTED_TABLES = ("customer_rows", "lifecycle_transitions", "value_movements", "value_estimates", "held_records")

@@ -3,7 +3,7 @@
 One file per table or view analysts read: `customers`, `lifecycle_transitions`,
 `policies`, the time-axis table `engine_commits`, the value models' `value_models` and
 `value_estimates`, and every catalog view
-(projections/catalog.py). Personal data stays out: `customer_profiles` is not
+(projections/catalog/views.py). Personal data stays out: `customer_profiles` is not
 exported, nor `dead_letters`, whose payloads are raw events that may hold it.
 
 The projections are read as `lifecycle sql` reads them (locked down, read-only, from
@@ -30,9 +30,9 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from projections import catalog
+from projections.catalog import views as catalog
 from projections.errors import ProjectionError
-from projections.query import reading
+from projections.reading.query import reading
 
 TABLES = ("customers", "lifecycle_transitions", "policies", "engine_commits", "value_models", "value_estimates",
           *catalog.VIEWS)

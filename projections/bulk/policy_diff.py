@@ -1,6 +1,6 @@
 """What a replay under another policy would change: the report of a dry run.
 
-Compared with the live stores, from a replay's parts (projections/bulk.py): per
+Compared with the live stores, from a replay's parts (projections/bulk/parts.py): per
 dimension, a from/to matrix of the customers' current values (customers whose value
 stays are counted on the diagonal); the lifecycle events the replay would add and
 those it would remove (a lifecycle event is known by its id, which names its cause,
@@ -16,8 +16,8 @@ from typing import Any
 
 import duckdb
 
-from projections.bulk import parts_relation
-from projections.history import DIMENSIONS
+from projections.bulk.parts import parts_relation
+from projections.catalog.history import DIMENSIONS
 
 EXAMPLES = 5
 

@@ -2,9 +2,9 @@
 means and what to do about it, a few examples of each, and the records the time rule
 holds back.
 
-Read on a read-only connection (projections/query.py). A payload is shown as its first
+Read on a read-only connection (projections/reading/query.py). A payload is shown as its first
 `EXCERPT_BYTES`, as stored: with personal data and free text masked, or withheld whole
-when it names such a field and cannot be read field by field (projections/profiles.py
+when it names such a field and cannot be read field by field (projections/catalog/profiles.py
 `masked_payload`); rows stored before payloads were masked are masked as they are read.
 Projections that predate kinds or held records are read as they are: rows without a
 kind count as `unknown`, and no `held_records` table means none are held.
@@ -16,8 +16,8 @@ from typing import Any
 
 import duckdb
 
-from projections.dead_letters import KINDS, TIME, UNKNOWN
-from projections.profiles import masked_payload
+from projections.catalog.dead_letters import KINDS, TIME, UNKNOWN
+from projections.catalog.profiles import masked_payload
 
 EXCERPT_BYTES = 120
 

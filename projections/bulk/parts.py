@@ -21,19 +21,17 @@ from lifecycle.customer_fold import release_of, seq_of
 from lifecycle.partition_time import Held
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState, encode_state
-from projections import (
-    customers,
-    dead_letters,
-    history,
-    policies,
-    profiles,
-    transitions,
-    value_estimates,
-    value_movements,
-)
-from projections.dead_letters import DeadLetter, HeldRecord
-from projections.duckdb_tracking_recorder import DuckDBTrackingRecorder
-from projections.projection_store import DuckDBProjectionStore, PartitionTimes, check_projections
+from projections.catalog import customers
+from projections.catalog import dead_letters
+from projections.catalog import history
+from projections.catalog import policies
+from projections.catalog import profiles
+from projections.catalog import transitions
+from projections.catalog import value_estimates
+from projections.catalog import value_movements
+from projections.catalog.dead_letters import DeadLetter, HeldRecord
+from projections.stores.duckdb_tracking_recorder import DuckDBTrackingRecorder
+from projections.stores.projection_store import DuckDBProjectionStore, PartitionTimes, check_projections
 from schemas import decode_event, encode_event
 from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
@@ -188,7 +186,7 @@ def assemble(
 
 def _carry(connection: duckdb.DuckDBPyConnection, previous: Path) -> str | None:
     """What a replay keeps of the generation it replaces: the policies used, and when
-    the engine committed what (the known-at axis, projections/history.py); all of it or
+    the engine committed what (the known-at axis, projections/catalog/history.py); all of it or
     none. None when carried over, else why `previous` could not be read."""
     damage = check_projections(previous, thorough=False)
     if damage is not None:

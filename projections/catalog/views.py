@@ -4,14 +4,14 @@ The segmentations the domain is built on (docs/domain.md sections 2-5) depend on
 population (a quintile, the customers that bring 80% of the value), so they are
 computed over the customer set, in DuckDB, when queried, never per event: views cost
 the engine nothing (cohort retention reads `value_movements`, which the engine appends
-to with each batch: projections/value_movements.py). Each view's definition is documented in docs/catalog.md, and tested
+to with each batch: projections/catalog/value_movements.py). Each view's definition is documented in docs/catalog.md, and tested
 on hand-written populations. Times are UTC; days are UTC dates.
 """
 
 from __future__ import annotations
 
 from lifecycle.stage import LADDER
-from projections.history import DIMENSIONS
+from projections.catalog.history import DIMENSIONS
 
 _LADDER = ", ".join(f"('{stage}', {rung})" for rung, stage in enumerate(LADDER, start=1))
 _START = {"stage": LADDER[0], "activity": "active"}
@@ -93,7 +93,7 @@ FROM reached r ORDER BY r.rung
 def _daily(dimension: str) -> str:
     """Each value's intervals: a lifecycle event's value holds from its date until a later
     event of the customer (higher sequence) is dated earlier or later - the as-of rule of
-    projections/history.py, day by day - and the starting value from the first event."""
+    projections/catalog/history.py, day by day - and the starting value from the first event."""
     return f"""
 SELECT '{dimension}' AS dimension, to_value AS value, occurred_at AS since,
   min(occurred_at) OVER (PARTITION BY customer_id ORDER BY sequence

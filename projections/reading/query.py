@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import duckdb
 
 from projections.errors import ProjectionError
-from projections.snapshot import snapshot_path
+from projections.stores.snapshot import snapshot_path
 
 _LOCKED_DOWN = {
     "enable_external_access": False,

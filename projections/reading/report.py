@@ -5,7 +5,7 @@ small script, so it opens anywhere with no network: the stage funnel, the stage 
 between two dates, the value pyramid, the RFM grid, customers per stage each day,
 cohort retention, the value models' P(alive) distribution and value matrix, the
 activity mix and satisfaction, each chart with a short table under it. The data comes
-from the catalog views (projections/catalog.py), read as `lifecycle sql` reads them.
+from the catalog views (projections/catalog/views.py), read as `lifecycle sql` reads them.
 Every value shown is escaped.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from lifecycle.stage import LADDER
-from projections.query import reading
+from projections.reading.query import reading
 
 _COLOURS = ("#3b6ea5", "#e08a3c", "#5a9e5a", "#c0504d", "#8064a2", "#4bacc6", "#9c9c9c")
 _FLOW_DAYS = 90

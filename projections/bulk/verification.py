@@ -1,6 +1,6 @@
 """Comparing a replay of the log with the live stores, customer by customer.
 
-`lifecycle verify` replays the log into a scratch place (projections/bulk.py parts)
+`lifecycle verify` replays the log into a scratch place (projections/bulk/parts.py parts)
 and asks here what differs: each customer's `customers` row column by column, their
 `lifecycle_transitions` rows, their `value_movements`, their `value_estimates` (the
 figures of the latest value model fit, computed again from the replayed movements),
@@ -24,9 +24,10 @@ import duckdb
 import pyarrow as pa
 
 from lifecycle.policy import Policy
-from projections import customers, value_estimates
+from projections.catalog import customers
+from projections.catalog import value_estimates
 from projections.arrow_rows import append
-from projections.bulk import TRANSITION_COLUMNS, parts_glob, parts_relation, value_fits
+from projections.bulk.parts import TRANSITION_COLUMNS, parts_glob, parts_relation, value_fits
 
 CUSTOMERS = "customers"
 TRANSITIONS = "lifecycle_transitions"

@@ -1,8 +1,8 @@
 """A scratch DuckDB database that attaches the live projections read-only.
 
-Where a replay's parts (projections/bulk.py) are compared with the live stores, by
-`lifecycle verify` (projections/verification.py) and the policy dry run
-(projections/policy_diff.py): DuckDB spills to the scratch file beyond its memory
+Where a replay's parts (projections/bulk/parts.py) are compared with the live stores, by
+`lifecycle verify` (projections/bulk/verification.py) and the policy dry run
+(projections/bulk/policy_diff.py): DuckDB spills to the scratch file beyond its memory
 limit, so the comparison's memory is bounded whatever the population.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 from duckdb import DuckDBPyConnection
 
-from projections.bulk import MEMORY_LIMIT
+from projections.bulk.parts import MEMORY_LIMIT
 
 __all__ = ["DuckDBPyConnection", "open_comparison"]
 

@@ -6,7 +6,7 @@ log partition's latest clock, and with their figures from the latest value model
 (`value_estimates`). A clock reaches every customer of its partition, but the
 engine visits only those a deadline of theirs makes due (lifecycle/deadlines.py), so a
 row written before the clock would otherwise lag it. The engine's own state is not
-here: it lives in the state store (projections/state_store.py).
+here: it lives in the state store (projections/stores/state_store.py).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], obje
 )
 
 MODEL_COLUMNS = ("p_alive", "expected_purchases", "expected_spend_minor", "model_clv_minor")
-"""The figures of the latest value model fit (projections/value_estimates.py, which
+"""The figures of the latest value model fit (projections/catalog/value_estimates.py, which
 must be created first): NULL for a customer without a purchase by its cutoff."""
 
 DDL = (

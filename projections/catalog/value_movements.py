@@ -3,8 +3,8 @@
 Append-only, written with each batch (and in bulk by a replay, the same rows): what
 a customer's purchase history looks like without the engine's state, which keeps only
 what its rules need (orders for the refund window, purchase dates for the windows).
-Cohort retention and the value models read it (projections/catalog.py,
-projections/value_estimates.py). Each row holds what the event moved in the customer's
+Cohort retention and the value models read it (projections/catalog/views.py,
+projections/catalog/value_estimates.py). Each row holds what the event moved in the customer's
 historical value and net revenue as the engine booked it (`LifecycleEngine.booked`,
 base-currency minor units): a refund takes back its share of what its order brought
 (of the margin, where the order gave one), a refund before its purchase moves nothing

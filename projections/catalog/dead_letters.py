@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from projections.arrow_rows import append
-from projections.profiles import masked_payload
+from projections.catalog.profiles import masked_payload
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS dead_letters ("
