@@ -120,12 +120,21 @@ def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], 
     return parse
 
 
+def _common(parser: argparse.ArgumentParser, default: object) -> argparse.ArgumentParser:
+    """The options every command takes, given before the command or after it."""
+    parser.add_argument("--home", default=default, help=f"where local state lives (env {ENV_HOME}, default "
+                        "./.lifecycle)")
+    parser.add_argument("--kafka", default=default, help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: "
+                        "embedded log")
+    parser.add_argument("--roles", metavar="FILE", default=default, help=f"who may read what (env {ENV_ROLES}; "
+                        "default: the shipped roles: analyst, privacy)")
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", help=f"where local state lives (env {ENV_HOME}, default ./.lifecycle)")
-    common.add_argument("--kafka", help=f"Kafka bootstrap host:port (env {ENV_KAFKA}); default: embedded log")
-    common.add_argument("--roles", metavar="FILE", help=f"who may read what (env {ENV_ROLES}; default: the shipped "
-                        "roles: analyst, privacy)")
+    # After the command they override what was given before it; when not given after
+    # it, SUPPRESS leaves what was given before (or None) in place.
+    common = _common(argparse.ArgumentParser(add_help=False), argparse.SUPPRESS)
     reader = argparse.ArgumentParser(add_help=False)
     reader.add_argument("--role", help="read as this role of the roles file (default: its default, the analyst)")
     derive = argparse.ArgumentParser(add_help=False)
@@ -139,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifecycle", description=" ".join(__doc__.split("\n\n")[0].split()),
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('customer-lifecycle')}")
+    _common(parser, None)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable, text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:

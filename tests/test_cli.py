@@ -169,3 +169,17 @@ def test_version_and_defaults_in_help(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     for shown in ("(default: 20000)", "(default: 3600.0)", "(default: 60.0)", "(default: 1.0)"):
         assert shown in help_text
+
+
+def test_the_common_options_work_before_the_command_and_after_it_wins(tmp_path, capsys):
+    home, other = tmp_path / "home", tmp_path / "other"
+    assert main(["--home", str(home), "publish", str(MIXED)]) == 1
+    assert (home / "customer-events.sqlite").exists()
+    assert main(["--home", str(home), "process", "--once", "--no-clock"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "sql", "SELECT count(*) AS n FROM customers", "--format", "json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main(["--home", str(other), "sql", "SELECT count(*) AS n FROM customers", "--format", "json",
+                 "--home", str(home)]) == 0
+    assert json.loads(capsys.readouterr().out) == before and before[0]["n"] > 0
+    assert not other.exists(), "the option after the command is the one used"
