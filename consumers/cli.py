@@ -79,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        fault = store_faults.told(error, settings, args.name)
+        # The engine's own errors say what happened already; a library's are told here.
+        own = isinstance(error, _EXPECTED_ERRORS) and not isinstance(error, OSError)
+        fault = None if own else store_faults.told(error, settings, args.name)
         if isinstance(error, BrokenPipeError):
             return _reader_went_away()
         if fault is None and not isinstance(error, _EXPECTED_ERRORS):

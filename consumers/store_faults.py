@@ -117,8 +117,7 @@ def told(error: BaseException, settings: Settings | None, command: str) -> Lifec
     (None otherwise: it is the engine's own, and stays a traceback to report)."""
     if disk_full(error):
         return DiskFull(_full(settings, command, _cause(error, _FULL)))
-    text = " ".join(str(e).lower() for e in _chain(error))
-    if settings is None or not _store_error(error) or not any(words in text for words in _DAMAGED):
+    if settings is None or not any(map(_says_damaged, _chain(error))):
         return None
     suspect = _where(error, settings)
     only = frozenset((LOG_OF_RECORD, LIFECYCLE_LOG)) if suspect.store == LIFECYCLE_LOG else frozenset((suspect.store,))
@@ -152,10 +151,17 @@ def _full(settings: Settings | None, command: str, error: BaseException) -> str:
             f"Free some space, then run `lifecycle {command}` again{again}")
 
 
-def _store_error(error: BaseException) -> bool:
-    """Whether `error` comes from a store's library (the engine's own errors do not)."""
-    return any(isinstance(e, sqlite3.DatabaseError) or _from(e, "duckdb", "_duckdb", "eventsourcing", "rocksdict")
-               or type(e) is Exception for e in _chain(error))
+def _says_damaged(error: BaseException) -> bool:
+    """Whether a store's library raised `error` about damage: DuckDB's I/O errors (its
+    catalog errors, a query's "does not exist", are not), SQLite's, RocksDB's (plain
+    `Exception`s with RocksDB's status text)."""
+    if _from(error, "duckdb", "_duckdb") and type(error).__name__ != "IOException":
+        return False
+    if not (isinstance(error, sqlite3.DatabaseError) or _from(error, "duckdb", "_duckdb", "eventsourcing")
+            or type(error) is Exception):
+        return False
+    text = str(error).lower()
+    return any(words in text for words in _DAMAGED)
 
 
 def _from(error: BaseException, *libraries: str) -> bool:

@@ -169,3 +169,9 @@ def test_an_intact_home_passes_every_check(derived):
     settings, _ = derived
     assert check(settings, thorough=True) == ()
 
+
+
+def test_an_error_of_the_engine_or_a_query_is_not_told_as_damage(derived, capsys):
+    settings, _ = derived
+    status, _, err = _run(capsys, settings, "sql", "SELECT * FROM no_such_table")
+    assert status == 2 and "no_such_table does not exist" in err and "damaged" not in err
