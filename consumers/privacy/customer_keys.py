@@ -128,23 +128,23 @@ class SQLiteCustomerKeys:
         new = [(c, self.master.wrap(c, os.urandom(KEY_BYTES)), self.master.fingerprint)
                for c in wanted if c not in found]
         if new:
-            with self._transaction():
+            with _transaction(self._db):
                 self._db.executemany("INSERT OR IGNORE INTO customer_keys VALUES (?, ?, ?)", new)
             found.update(self.keys([c for c, _, _ in new]))
         return found
 
     def destroy(self, customer_ids: Iterable[str]) -> None:
         """Erase these customers' keys: what was sealed with them is unreadable from now on."""
-        ids = [(customer_id,) for customer_id in customer_ids]
-        self._db.executemany("DELETE FROM customer_keys WHERE customer_id = ?", ids)
-        for (customer_id,) in ids:
+        ids = list(customer_ids)
+        _delete(self._db, ids)
+        for customer_id in ids:
             self._cache.pop(customer_id, None)
 
     def rewrap(self, new: MasterKey) -> int:
         """Wrap every customer key by `new` instead, in one transaction: the keys and
         what they sealed stay the same. Returns how many were re-wrapped."""
         done, after = 0, ""
-        with self._transaction():
+        with _transaction(self._db):
             while rows := self._db.execute("SELECT customer_id, wrapped, master FROM customer_keys WHERE "
                                            "customer_id > ? ORDER BY customer_id LIMIT ?", (after, _PER_QUERY)).fetchall():
                 self._db.executemany("UPDATE customer_keys SET wrapped = ?, master = ? WHERE customer_id = ?", [
@@ -152,16 +152,6 @@ class SQLiteCustomerKeys:
                 done, after = done + len(rows), rows[-1][0]
         self.master = new
         return done
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _trim(self) -> None:
         if len(self._cache) > _CACHED:
@@ -204,6 +194,20 @@ def destroy_keys(path: Path, customer_ids: list[str]) -> None:
         return
     with closing(sqlite3.connect(path, timeout=120, isolation_level=None)) as db:
         db.execute("PRAGMA secure_delete = ON")
-        db.execute("BEGIN IMMEDIATE")
+        _delete(db, customer_ids)
+
+
+def _delete(db: sqlite3.Connection, customer_ids: list[str]) -> None:
+    with _transaction(db):
         db.executemany("DELETE FROM customer_keys WHERE customer_id = ?", [(c,) for c in customer_ids])
-        db.execute("COMMIT")
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
