@@ -125,28 +125,35 @@ class Opener:
         self.opened: dict[str, set[str]] = {}
 
     def open_profile(self, customer_id: str, stored: dict[str, str]) -> dict[str, str]:
-        """A `customer_profiles` row in clear, as far as the customer's key opens it."""
+        """A `customer_profiles` row in clear, as far as the customer's key opens it (a
+        value held in clear, from a log written before sealing, counts as read too)."""
         sealed = {name: value[len(SEALED_PREFIX):] for name, value in stored.items() if value.startswith(SEALED_PREFIX)}
-        opened = open_fields(customer_id, sealed, self.keys.key(customer_id)) if sealed else {}
-        readable = {name: value for name, value in opened.items() if value is not None}
-        if readable:
-            self.opened.setdefault(customer_id, set()).update(readable)
+        self._read(customer_id, [name for name in stored if name not in sealed])
+        readable = self._open(customer_id, sealed)
         return {name: readable.get(name, SEALED) if name in sealed else value for name, value in stored.items()}
 
     def open(self, event: AnyEvent) -> AnyEvent:
         """`event` with its sealed fields opened where the key opens them; its personal
         fields in clear (a log written before sealing) count as read too."""
-        clear = personal(event)
-        if clear:
-            self.opened.setdefault(event.customer_id, set()).update(clear)  # type: ignore[union-attr]
         sealed = getattr(event, "sealed", None)
-        if not sealed:
-            return event
-        customer_id = event.customer_id  # type: ignore[union-attr]
-        values = open_fields(customer_id, sealed, self.keys.key(customer_id))
-        readable = {name: value for name, value in values.items() if value is not None}
+        customer_id = getattr(event, "customer_id", "")
+        self._read(customer_id, personal(event))
+        readable = self._open(customer_id, sealed or {})
         if not readable:
             return event
-        self.opened.setdefault(customer_id, set()).update(readable)
         rest = {name: value for name, value in sealed.items() if name not in readable} or None
         return msgspec.structs.replace(event, sealed=rest, **readable)
+
+    def _open(self, customer_id: str, sealed: dict[str, str]) -> dict[str, str]:
+        """The sealed fields the customer's key opens, recorded as read."""
+        if not sealed:
+            return {}
+        opened = open_fields(customer_id, sealed, self.keys.key(customer_id))
+        readable = {name: value for name, value in opened.items() if value is not None}
+        self._read(customer_id, readable)
+        return readable
+
+    def _read(self, customer_id: str, names: Iterable[str]) -> None:
+        names = list(names)
+        if names:
+            self.opened.setdefault(customer_id, set()).update(names)
