@@ -43,8 +43,7 @@ from consumers.privacy.personal_data import Opener, Sealer
 from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.commands.progress import Progress
-from consumers.privacy.role_reading import readable, tail
-from consumers.privacy.roles_file import load_roles
+from consumers.privacy.role_reading import readable, role_of, tail
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
 from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, ENV_ROLES, Settings
@@ -356,8 +355,8 @@ def _moment(text: str) -> datetime:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
-    role = load_roles(settings.roles).role(args.role)
-    database = readable(settings, args.role)
+    role = role_of(settings, args.role)
+    database = readable(settings, role)
     try:
         if args.show_personal:
             role.require_clear("explain --show-personal")
@@ -377,7 +376,7 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
 
 def _access_log(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    load_roles(settings.roles).role(args.role).require_clear("access-log")
+    role_of(settings, args.role).require_clear("access-log")
     with SQLiteAccessLog(settings.home) as access:
         rows = access.reads(args.customer)
     write_rows(sys.stdout, ["at", "reader", "role", "command", "customer_id", "fields"], rows, args.format)
@@ -409,7 +408,7 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    database = readable(settings, args.role)
+    database = readable(settings, role_of(settings, args.role))
     result = run_query(database, args.query)
     note = snapshot_note(result.source, database)
     if note is not None:
@@ -421,7 +420,7 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    database = readable(settings, args.role)
+    database = readable(settings, role_of(settings, args.role))
     source, written = export_parquet(database, Path(args.parquet))
     if source != database:
         print("(a running `lifecycle process` holds the projections: exported from its snapshot)", file=sys.stderr)
@@ -432,7 +431,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
-    _write_report(readable(settings, args.role), Path(args.out), args.since, args.until)
+    _write_report(readable(settings, role_of(settings, args.role)), Path(args.out), args.since, args.until)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

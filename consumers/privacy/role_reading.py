@@ -21,16 +21,20 @@ from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
 from projections.catalog.profiles import WITHHELD, masked_payload
 from projections.reading.query import reading
-from projections.reading.roles import RoleRefused, snapshot_of
+from projections.reading.roles import Role, RoleRefused, snapshot_of
 from schemas import SchemaError, decode_event, decode_lifecycle_event, encode_event
 
 Shown = Callable[[bytes], bytes | None]
 """A record as the reader sees it; None: not for this reader."""
 
 
-def readable(settings: Settings, role_name: str | None) -> Path:
-    """The projections `role_name` reads: a partner's own snapshot, or the whole."""
-    role = load_roles(settings.roles).role(role_name)
+def role_of(settings: Settings, name: str | None) -> Role:
+    """The role named (the roles file's default if None)."""
+    return load_roles(settings.roles).role(name)
+
+
+def readable(settings: Settings, role: Role) -> Path:
+    """The projections `role` reads: a partner's own snapshot, or the whole."""
     if role.grant is None:
         return settings.views_path
     database = snapshot_of(settings.views_path, role)
@@ -62,11 +66,11 @@ def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack) -
     they are (they hold no personal data); customer events masked, or with
     `--show-personal` opened with the customers' keys, each batch's reads recorded in
     the access log before they are shown."""
-    role = load_roles(settings.roles).role(args.role)
+    role = role_of(settings, args.role)
     if role.grant is not None:
         if args.log == CUSTOMER_EVENTS or args.show_personal:
             raise RoleRefused(f"role {role.name!r} is a partner's: it reads customer-lifecycle, of its own customers")
-        with reading(readable(settings, role.name)) as (connection, _):
+        with reading(readable(settings, role)) as (connection, _):
             granted = {c for (c,) in connection.execute("SELECT customer_id FROM customer_rows").fetchall()}
         return lambda raw: raw if _customer_of(raw) in granted else None, lambda: None
     if args.log != CUSTOMER_EVENTS:

@@ -76,6 +76,6 @@ def load_roles(path: Path | None) -> Roles:
     if parsed.default not in parsed.roles:
         raise ConfigurationError(f"{where}: default = {parsed.default!r} is not one of its roles")
     roles = {name: Role(name, role.personal, None if role.grant is None else Grant(
-        *(tuple(getattr(role.grant, kind)) for kind in ("sources", "programmes", "stages", "value_bands"))))
+        **{kind: tuple(values) for kind, values in msgspec.structs.asdict(role.grant).items()}))
         for name, role in parsed.roles.items()}
     return Roles(parsed.default, roles)
