@@ -224,7 +224,7 @@ class LifecycleEngine:
             caused_by=[] if cause_id is None else [cause_id],
             facts=facts,
             previous_hash=state.chain_head,
-            consents=dict(sorted(state.consents.items())),
+            consents=dict(state.consents),  # a copy: the state goes on changing
         )
         # The bytes hashed are those the log will hold: encoding is deterministic.
         state.chain_head = record_hash(encode_event(event))

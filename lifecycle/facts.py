@@ -303,7 +303,11 @@ def _referral(state: CustomerState, event: ReferralMade, at: int, policy: Policy
 
 
 def _consent(state: CustomerState, event: ConsentChanged, at: int, policy: Policy) -> int:
-    state.consents[event.purpose] = event.granted
+    consents = state.consents
+    new = event.purpose not in consents
+    consents[event.purpose] = event.granted
+    if new:  # kept in purpose order, so every lifecycle event copies it as it is
+        state.consents = dict(sorted(consents.items()))
     return UNCHANGED
 
 

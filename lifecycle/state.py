@@ -134,8 +134,9 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
     # The sources the customer's events came from (the first `MAX_SOURCES`), for the
     # partners' grants; no rule reads them.
     sources: list[str] = msgspec.field(default_factory=list)
-    # Consent by purpose, as the latest `consent_changed` of each left it; no rule reads
-    # it: it goes on each lifecycle event for subscribers acting for a purpose.
+    # Consent by purpose, as the latest `consent_changed` of each left it, in purpose
+    # order; no rule reads it: it goes on each lifecycle event for subscribers acting
+    # for a purpose.
     consents: dict[str, bool] = msgspec.field(default_factory=dict)
 
 

@@ -27,8 +27,9 @@ _json = msgspec.json.encode
 
 
 def _consents(consents: dict[str, bool]) -> str:
-    """Consent by purpose as a JSON object (`consents->>'marketing'`), keys in order."""
-    return _json(dict(sorted(consents.items()))).decode() if consents else "{}"
+    """Consent by purpose as a JSON object (`consents->>'marketing'`), in purpose order
+    as the state keeps it."""
+    return _json(consents).decode() if consents else "{}"
 
 COLUMNS: tuple[tuple[str, str, pa.DataType, str | Callable[[CustomerState], object]], ...] = (
     ("customer_id", "VARCHAR NOT NULL", pa.string(), "customer_id"),
