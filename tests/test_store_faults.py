@@ -101,12 +101,18 @@ def _verify_names(capsys, settings: Settings, damaged: str) -> str:  # type: ign
     return err
 
 
+def _damaged(derived, damage) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Do `damage` to the generation: the store it damaged, and the log of record's digest before."""
+    (settings, generation), (store, do) = derived, damage
+    log_digest = _digest(settings.home / "customer-events.sqlite")
+    do(generation)
+    return store, log_digest
+
+
 @pytest.mark.parametrize("damage", sorted(OPENING))
 def test_a_damaged_store_is_refused_by_process_named_by_verify_and_mended_by_replay(derived, capsys, damage):
     settings, generation = derived
-    store, do = OPENING[damage]
-    log_digest = _digest(settings.home / "customer-events.sqlite")
-    do(generation)
+    store, log_digest = _damaged(derived, OPENING[damage])
 
     status, _, err = _run(capsys, settings, "process", "--once", "--no-clock")
     assert status == 2
@@ -122,9 +128,7 @@ def test_a_damaged_store_is_refused_by_process_named_by_verify_and_mended_by_rep
 @pytest.mark.parametrize("damage", sorted(READING))
 def test_damage_inside_a_store_is_found_by_verify(derived, capsys, damage):
     settings, generation = derived
-    store, do = READING[damage]
-    log_digest = _digest(settings.home / "customer-events.sqlite")
-    do(generation)
+    store, log_digest = _damaged(derived, READING[damage])
 
     _verify_names(capsys, settings, f"{store} at {generation}")
 
