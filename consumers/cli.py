@@ -30,7 +30,8 @@ from consumers.processing import engine_commands
 from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.commands.dead_letter_listing import list_dead_letters
 from consumers.commands.dead_letter_listing import render_text as render_dead_letters
-from consumers.privacy.customer_keys import MasterKey, open_customer_keys
+from consumers.privacy.customer_keys import MasterKey
+from consumers.privacy.key_store import open_customer_keys
 from consumers.replay.dry_run import dry_run
 from consumers.replay.dry_run import render_text as render_dry_run
 from consumers.processing.engine_session import EngineSession
@@ -46,7 +47,7 @@ from consumers.commands.progress import Progress
 from consumers.privacy.role_reading import readable, role_of, tail
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
-from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_MASTER_KEY, ENV_ROLES, Settings
+from consumers.settings import ENV_HOME, ENV_KAFKA, ENV_KEY_STORE, ENV_MASTER_KEY, ENV_ROLES, Settings
 from consumers.replay.verify import verify
 from lifecycle.errors import LifecycleDomainError
 from lifecycle.value_model import ModelNotFitted
@@ -73,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None),
                                   state_cache=getattr(args, "state_cache", None),
-                                  master_key=getattr(args, "master_key", None), roles=args.roles)
+                                  master_key=getattr(args, "master_key", None), roles=args.roles,
+                                  key_store=args.key_store)
         return args.command(args, settings)
     except KeyboardInterrupt:
         return 130
@@ -129,6 +131,9 @@ def _common(parser: argparse.ArgumentParser, default: object) -> argparse.Argume
                         "embedded log")
     parser.add_argument("--roles", metavar="FILE", default=default, help=f"who may read what (env {ENV_ROLES}; "
                         "default: the shipped roles: analyst, privacy)")
+    parser.add_argument("--key-store", metavar="URL", default=default, help="the PostgreSQL database of the customers' "
+                        f"keys, shared by several publishing machines (env {ENV_KEY_STORE}; default: HOME's own key "
+                        "file)")
     return parser
 
 

@@ -11,3 +11,7 @@ class ConfigurationError(LifecycleError):
 
 class LogUnavailable(LifecycleError):
     """The log cannot be reached or written."""
+
+
+class KeyStoreUnavailable(LifecycleError):
+    """The store of the customers' keys cannot be reached or written."""

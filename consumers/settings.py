@@ -17,6 +17,7 @@ ENV_KAFKA = "LIFECYCLE_KAFKA"
 ENV_HOME = "LIFECYCLE_HOME"
 ENV_MASTER_KEY = "LIFECYCLE_MASTER_KEY"
 ENV_ROLES = "LIFECYCLE_ROLES"
+ENV_KEY_STORE = "LIFECYCLE_KEY_STORE"
 DEFAULT_HOME = Path(".lifecycle")
 
 
@@ -36,6 +37,9 @@ class Settings:
 
     roles: Path | None = None
     """The roles file (consumers/privacy/roles_file.py); None: the shipped one."""
+    key_store: str | None = None
+    """The PostgreSQL database of the customers' keys, shared by several publishing
+    machines (consumers/privacy/key_store.py); None: `<home>/customer-keys.sqlite`."""
 
     @property
     def master_key_path(self) -> Path:
@@ -65,6 +69,7 @@ class Settings:
         state_cache: int | None = None,
         master_key: str | None = None,
         roles: str | None = None,
+        key_store: str | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
         """Flags win over the environment; the environment over the defaults."""
@@ -75,8 +80,13 @@ class Settings:
         cache = cls.state_cache if state_cache is None else state_cache
         key = master_key or environ.get(ENV_MASTER_KEY) or None
         roles = roles or environ.get(ENV_ROLES) or None
+        key_store = key_store or environ.get(ENV_KEY_STORE) or None
+        if key_store is not None and not key_store.startswith(("postgresql://", "postgres://")):
+            msg = (f"key store {key_store!r} is not a PostgreSQL address; give --key-store or {ENV_KEY_STORE} as "
+                   "postgresql://user@host:5432/database, or leave it out for the home's own key file")
+            raise ConfigurationError(msg)
         return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache,
-                   master_key=Path(key) if key else None, roles=Path(roles) if roles else None)
+                   master_key=Path(key) if key else None, roles=Path(roles) if roles else None, key_store=key_store)
 
 
 def _check_bootstrap(value: str) -> None:

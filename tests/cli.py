@@ -20,11 +20,13 @@ def _flags(settings: Settings) -> list[str]:
         flags += ["--kafka", settings.kafka]
     if settings.roles:
         flags += ["--roles", str(settings.roles)]
+    if settings.key_store:
+        flags += ["--key-store", settings.key_store]
     return flags
 
 
 def lifecycle(settings: Settings, *args: str) -> int:
-    """`lifecycle ARGS --home ... [--kafka ...] [--roles ...]`, returning the exit status."""
+    """`lifecycle ARGS --home ... [--kafka ...] [--roles ...] [--key-store ...]`, returning the exit status."""
     return main([*args, *_flags(settings)])
 
 

@@ -17,12 +17,27 @@ from consumers.settings import Settings
 BACKENDS = ("embedded", "kafka")
 
 
+
 @pytest.fixture
 def kafka_broker() -> Iterator[object]:
     from tests.broker import TansuBroker
 
     with TansuBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    from tests.postgres import PostgreSQLServer
+
+    with PostgreSQLServer() as server:
+        yield server
+
+
+@pytest.fixture
+def key_store(postgres_server) -> str:  # type: ignore[no-untyped-def]
+    """The address of a fresh PostgreSQL database for a shared key store."""
+    return postgres_server.database()
 
 
 @pytest.fixture(params=BACKENDS)

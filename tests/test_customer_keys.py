@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.privacy.customer_keys import MasterKey, SQLiteCustomerKeys, open_customer_keys
+from consumers.privacy.customer_keys import MasterKey
+from consumers.privacy.key_store import open_customer_keys
+from consumers.privacy.sqlite_customer_keys import SQLiteCustomerKeys
 from consumers.errors import ConfigurationError
 from consumers.settings import Settings
 from tests.cli import lifecycle

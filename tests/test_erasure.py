@@ -9,10 +9,11 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
 from kafka import KafkaAdminClient
 
 from consumers.privacy.access_log import SQLiteAccessLog
-from consumers.privacy.customer_keys import open_customer_keys
+from consumers.privacy.key_store import open_customer_keys
 from consumers.privacy.personal_data import open_value
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
@@ -91,7 +92,18 @@ def _lifecycle_log(settings: Settings, capsys) -> str:  # type: ignore[no-untype
     return capsys.readouterr().out
 
 
-def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchanged(settings, tmp_path, capsys):
+@pytest.fixture(params=["embedded", "kafka", "kafka, keys in postgresql"])
+def keyed(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for each log, and for Kafka with the key store several publishers share."""
+    if request.param == "embedded":
+        return Settings(home=tmp_path / "home")
+    broker = request.getfixturevalue("kafka_broker")
+    shared = request.getfixturevalue("key_store") if "postgresql" in request.param else None
+    return Settings(home=tmp_path / "home", kafka=broker.bootstrap, partitions=3, key_store=shared)
+
+
+def test_an_erased_customer_is_unreadable_everywhere_and_the_lifecycle_is_unchanged(keyed, tmp_path, capsys):
+    settings = keyed
     assert lifecycle(settings, "publish", str(_zelda(tmp_path))) == 0
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     assert _everywhere(settings) == {}, "sealed before any log: never in clear"

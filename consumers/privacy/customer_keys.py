@@ -12,10 +12,12 @@ holds opens it.
 Who needs the keys: `publish` (to seal), and a reader allowed personal data in clear.
 The engine, `replay` and `verify` never do: no rule reads personal data.
 
-The wrapped keys live in `<home>/customer-keys.sqlite`, written with SQLite's
-`secure_delete` (a deleted key is overwritten in the file, not left in a free page) and
-a rollback journal (no write-ahead log keeps an old copy of the page). Rotating the
-master key re-wraps every customer key in one transaction; nothing on the log changes.
+Where the wrapped keys live is the key store's to say: by default one SQLite file in the
+home (consumers/privacy/sqlite_customer_keys.py), for one publishing machine; with
+several, a PostgreSQL database they all reach (`--key-store postgresql://...`,
+consumers/privacy/postgres_customer_keys.py). `CustomerKeys` holds what both share: the
+master key, the unwrapped keys in memory, first-key-wins creation. Rotating the master
+key re-wraps every customer key in one transaction; nothing on the log changes.
 """
 
 from __future__ import annotations
@@ -23,23 +25,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consumers.errors import ConfigurationError
-from consumers.settings import Settings
 
 KEY_BYTES = 32
 _NONCE = 12
-_PER_QUERY = 500
+PER_QUERY = 500
 _CACHED = 100_000
-"""Customer keys kept unwrapped in memory: a publish of a large file meets a customer
-again soon, and each unwrap costs an AES-GCM decryption."""
+"""Customer keys kept unwrapped in memory, by their wrapped bytes: a publish of a large
+file meets a customer again soon, and each unwrap costs an AES-GCM decryption. Keyed by
+the wrapped bytes, which every lookup reads from the store again, because another
+publisher may have erased the customer in the meantime: a key held only in memory would
+seal new data that nobody can open."""
+
+Row = tuple[str, bytes, str]
+"""A stored key: customer id, wrapped key, fingerprint of the master key that wrapped it."""
 
 
 class MasterKey:
@@ -56,10 +63,7 @@ class MasterKey:
         """The master key in `path` (base64, one line); made there (mode 0600) if it is
         missing and `create`."""
         if not path.exists() and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", encoding="ascii") as file:
-                file.write(base64.b64encode(os.urandom(KEY_BYTES)).decode() + "\n")
+            _make(path)
         try:
             text = path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
@@ -86,21 +90,33 @@ class MasterKey:
             raise ValueError(f"master key {self.fingerprint} does not open the key of customer {customer_id}") from None
 
 
-class SQLiteCustomerKeys:
-    """Customer keys in one SQLite file, wrapped by `master`. Several publishers of one
-    home may make a customer's key at once: the first one written is everyone's."""
+def _make(path: Path) -> None:
+    """A new master key at `path`, unless another process makes one there first: written
+    whole to a file of its own, then linked into place, so no reader sees half a key and
+    two first uses at once agree on one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(base64.b64encode(os.urandom(KEY_BYTES)).decode() + "\n")
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
 
-    FILE = "customer-keys.sqlite"
 
-    def __init__(self, path: Path, master: MasterKey) -> None:
-        self.path, self.master = path, master
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=120, isolation_level=None)
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute("PRAGMA journal_mode = DELETE")
-        self._db.execute("CREATE TABLE IF NOT EXISTS customer_keys (customer_id TEXT PRIMARY KEY, "
-                         "wrapped BLOB NOT NULL, master TEXT NOT NULL)")
-        self._cache: dict[str, bytes] = {}
+class CustomerKeys(ABC):
+    """Customer keys wrapped by `master`, in a store of the subclass's. Several publishers
+    may make a customer's key at once: the first one stored is everyone's."""
+
+    where: str
+    """The store, for messages (a path or a database address without its password)."""
+
+    def __init__(self, master: MasterKey) -> None:
+        self.master = master
+        self._unwrapped: dict[bytes, bytes] = {}
 
     def key(self, customer_id: str) -> bytes | None:
         """The customer's key, or None if they have none (never sealed, or erased)."""
@@ -108,16 +124,17 @@ class SQLiteCustomerKeys:
 
     def keys(self, customer_ids: Iterable[str]) -> dict[str, bytes]:
         """The keys these customers have (not those without one)."""
-        customer_ids = list(customer_ids)
-        found = {c: self._cache[c] for c in customer_ids if c in self._cache}
-        missing = [c for c in customer_ids if c not in found]
-        for start in range(0, len(missing), _PER_QUERY):
-            chunk = missing[start:start + _PER_QUERY]
-            rows = self._db.execute(f"SELECT customer_id, wrapped, master FROM customer_keys WHERE customer_id IN "
-                                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
-            for customer_id, wrapped, master in rows:
-                found[customer_id] = self._cache[customer_id] = self._unwrap(customer_id, wrapped, master)
-        self._trim()
+        wanted = list(dict.fromkeys(customer_ids))
+        found = {}
+        for start in range(0, len(wanted), PER_QUERY):
+            for customer_id, wrapped, master in self._select(wanted[start:start + PER_QUERY]):
+                key = self._unwrapped.get(wrapped)
+                if key is None:
+                    key = self._unwrapped[wrapped] = self._unwrap(customer_id, wrapped, master)
+                found[customer_id] = key
+        if len(self._unwrapped) > _CACHED:
+            for wrapped in list(self._unwrapped)[: len(self._unwrapped) - _CACHED]:
+                del self._unwrapped[wrapped]
         return found
 
     def keys_or_new(self, customer_ids: Iterable[str]) -> dict[str, bytes]:
@@ -125,89 +142,79 @@ class SQLiteCustomerKeys:
         in one transaction."""
         wanted = list(dict.fromkeys(customer_ids))
         found = self.keys(wanted)
+        # In id order, so that two publishers making the same keys lock them in the same
+        # order and never wait on each other in a cycle.
         new = [(c, self.master.wrap(c, os.urandom(KEY_BYTES)), self.master.fingerprint)
-               for c in wanted if c not in found]
+               for c in sorted(wanted) if c not in found]
         if new:
-            with _transaction(self._db):
-                self._db.executemany("INSERT OR IGNORE INTO customer_keys VALUES (?, ?, ?)", new)
+            with self._transaction():
+                self._insert_new(new)
             found.update(self.keys([c for c, _, _ in new]))
         return found
 
     def destroy(self, customer_ids: Iterable[str]) -> None:
         """Erase these customers' keys: what was sealed with them is unreadable from now on."""
-        ids = list(customer_ids)
-        _delete(self._db, ids)
-        for customer_id in ids:
-            self._cache.pop(customer_id, None)
+        with self._transaction():
+            self._delete(list(customer_ids))
 
     def rewrap(self, new: MasterKey) -> int:
         """Wrap every customer key by `new` instead, in one transaction: the keys and
         what they sealed stay the same. Returns how many were re-wrapped."""
         done, after = 0, ""
-        with _transaction(self._db):
-            while rows := self._db.execute("SELECT customer_id, wrapped, master FROM customer_keys WHERE "
-                                           "customer_id > ? ORDER BY customer_id LIMIT ?", (after, _PER_QUERY)).fetchall():
-                self._db.executemany("UPDATE customer_keys SET wrapped = ?, master = ? WHERE customer_id = ?", [
-                    (new.wrap(c, self._unwrap(c, wrapped, master)), new.fingerprint, c) for c, wrapped, master in rows])
+        with self._transaction():
+            while rows := self._page(after, PER_QUERY):
+                self._update([(c, new.wrap(c, self._unwrap(c, wrapped, master)), new.fingerprint)
+                              for c, wrapped, master in rows])
                 done, after = done + len(rows), rows[-1][0]
         self.master = new
         return done
 
-    def _trim(self) -> None:
-        if len(self._cache) > _CACHED:
-            for customer_id in list(self._cache)[: len(self._cache) - _CACHED]:
-                del self._cache[customer_id]
-
     def wrapped_keys(self) -> list[tuple[str, bytes]]:
         """Every (customer id, wrapped key) held: what an auditor checks erasure against."""
-        return self._db.execute("SELECT customer_id, wrapped FROM customer_keys").fetchall()
+        rows, after = [], ""
+        while page := self._page(after, PER_QUERY):
+            rows += [(c, wrapped) for c, wrapped, _ in page]
+            after = page[-1][0]
+        return rows
 
     def _unwrap(self, customer_id: str, wrapped: bytes, master: str) -> bytes:
         if master != self.master.fingerprint:
-            msg = (f"the key of customer {customer_id} in {self.path} is wrapped by master key {master}, not by "
-                   f"the one given ({self.master.fingerprint}): give the master key this home uses")
+            msg = (f"the key of customer {customer_id} in {self.where} is wrapped by master key {master}, not by "
+                   f"the one given ({self.master.fingerprint}): give the master key this key store uses")
             raise ConfigurationError(msg)
         return self.master.unwrap(customer_id, wrapped)
 
-    def close(self) -> None:
-        self._db.close()
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """Commits what is written inside it at once, or nothing."""
 
-    def __enter__(self) -> SQLiteCustomerKeys:
+    @abstractmethod
+    def _select(self, customer_ids: list[str]) -> list[Row]:
+        """The stored keys of these customers (at most PER_QUERY of them)."""
+
+    @abstractmethod
+    def _page(self, after: str, limit: int) -> list[Row]:
+        """Up to `limit` stored keys, of the customers after `after` in id order."""
+
+    @abstractmethod
+    def _insert_new(self, rows: list[Row]) -> None:
+        """Store these keys, keeping the one already stored where a customer has one."""
+
+    @abstractmethod
+    def _update(self, rows: list[Row]) -> None:
+        """Replace these customers' wrapped keys."""
+
+    @abstractmethod
+    def _delete(self, customer_ids: list[str]) -> None:
+        """Delete these customers' keys, so that no copy stays readable in the store."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of the store."""
+
+    def __enter__(self) -> CustomerKeys:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def open_customer_keys(settings: Settings) -> SQLiteCustomerKeys:
-    """The home's customer keys, under the configured master key (the default one made
-    on first use; a master key named but missing is an error)."""
-    master = MasterKey.load(settings.master_key_path, create=settings.master_key is None)
-    return SQLiteCustomerKeys(settings.home / SQLiteCustomerKeys.FILE, master)
-
-
-def destroy_keys(path: Path, customer_ids: list[str]) -> None:
-    """Delete these customers' keys from the key store at `path`, if it exists: what the
-    engine does for each erasure it processes, so that one written to the log by another
-    producer than `publish` erases too. Needs no master key: it only deletes."""
-    if not customer_ids or not path.exists():
-        return
-    with closing(sqlite3.connect(path, timeout=120, isolation_level=None)) as db:
-        db.execute("PRAGMA secure_delete = ON")
-        _delete(db, customer_ids)
-
-
-def _delete(db: sqlite3.Connection, customer_ids: list[str]) -> None:
-    with _transaction(db):
-        db.executemany("DELETE FROM customer_keys WHERE customer_id = ?", [(c,) for c in customer_ids])
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

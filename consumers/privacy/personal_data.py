@@ -26,7 +26,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from consumers.privacy.customer_keys import SQLiteCustomerKeys
+from consumers.privacy.customer_keys import CustomerKeys
 from projections.catalog.profiles import SEALED, SEALED_PREFIX
 from schemas import CustomerErased
 from schemas.events import PERSONAL_FIELDS, AnyEvent
@@ -93,7 +93,7 @@ class Sealer:
     destroys its customer's key as it passes, so a profile given after it is sealed
     with a new one (the customer's data from before stays unreadable)."""
 
-    def __init__(self, keys: SQLiteCustomerKeys) -> None:
+    def __init__(self, keys: CustomerKeys) -> None:
         self.keys = keys
 
     def seal_all(self, events: Iterable[AnyEvent]) -> list[AnyEvent]:
@@ -120,7 +120,7 @@ class Opener:
     says which it opened (`opened`: customer -> fields), for the access log. A field
     whose customer was erased stays sealed: no key the system holds opens it."""
 
-    def __init__(self, keys: SQLiteCustomerKeys) -> None:
+    def __init__(self, keys: CustomerKeys) -> None:
         self.keys = keys
         self.opened: dict[str, set[str]] = {}
 

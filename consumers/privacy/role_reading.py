@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from consumers.privacy.access_log import SQLiteAccessLog
-from consumers.privacy.customer_keys import open_customer_keys
+from consumers.privacy.key_store import open_customer_keys
 from consumers.errors import ConfigurationError
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from datetime import UTC, datetime
 
 from consumers import home
-from consumers.privacy.customer_keys import SQLiteCustomerKeys, destroy_keys
+from consumers.privacy.key_store import destroy_keys
 from consumers.errors import ConfigurationError
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
 from consumers.logs.lifecycle_relay import LifecycleRelay
@@ -60,7 +60,7 @@ class EngineSession:
             self.partners = load_roles(settings.roles).partners()
             engine = LifecycleEngine(load_policy(settings.policy))
             self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size)
-            self.processor.on_erased = partial(destroy_keys, settings.home / SQLiteCustomerKeys.FILE)
+            self.processor.on_erased = partial(destroy_keys, settings)
             self._fit_tried_at: int | None = None
             self._resources = opening.pop_all()
 
