@@ -17,6 +17,18 @@ from consumers.settings import Settings
 BACKENDS = ("embedded", "kafka")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled core older than its source: the tests would run
+    yesterday's rules (tests/test_compiled_core.py)."""
+    from lifecycle import COMPILED
+
+    folder = Path(__file__).parent.parent / "lifecycle"
+    for name in COMPILED:
+        source = folder / f"{name}.py"
+        for built in folder.glob(f"{name}.*.so"):
+            if built.stat().st_mtime < source.stat().st_mtime:
+                pytest.exit(f"{source} changed since it was compiled: run `make test`, which rebuilds the core", 2)
+
 
 @pytest.fixture
 def kafka_broker() -> Iterator[object]:
