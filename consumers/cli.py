@@ -137,6 +137,9 @@ def _common(parser: argparse.ArgumentParser, default: object) -> argparse.Argume
     return parser
 
 
+_ROWS_HELP = "how rows are written: a table for people, csv or json for programs"
+
+
 def _parser() -> argparse.ArgumentParser:
     # After the command they override what was given before it; when not given after
     # it, SUPPRESS leaves what was given before (or None) in place.
@@ -168,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
     sub.add_argument("--allow-future", action="store_true",
                      help="take events dated more than a day ahead of this machine's clock")
+    sub.add_argument("--strict", action="store_true",
+                     help="refuse a line with fields the contract does not know (without it they are dropped, and "
+                     "counted)")
     sub = command("process", engine_commands.process, "derive the customers' lifecycle from the log", derive, cached)
     sub.add_argument("--once", action="store_true",
                      help="stop when caught up, after appending a clock dated now so that customers age (a batch run)")
@@ -215,7 +221,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="where the customer stood at this event time, as the log is known now")
     axis.add_argument("--known-at", type=_moment, metavar="TIME",
                       help="what the engine had said by this moment (lifecycle events recorded by then)")
-    sub.add_argument("--format", choices=("text", "json"), default="text")
+    sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
     sub.add_argument("--show-personal", action="store_true", help="open personal data in the causes with the "
                      "customer's key and show it in clear (needs the master key; each read goes in the access log)")
     sub = command("dead-letters", _dead_letters, "list the records the engine refused, by kind, with what to do")
@@ -226,13 +232,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("access-log", _access_log, "list the reads of personal data in clear: who, when, which customer "
                   "and fields, which command", reader)
     sub.add_argument("--customer", help="only the reads of this customer")
-    sub.add_argument("--format", choices=FORMATS, default="table")
+    sub.add_argument("--format", choices=FORMATS, default="table", help=_ROWS_HELP)
     sub = command("rotate-master-key", _rotate_master_key, "wrap every customer key by a new master key (nothing "
                   "on the logs changes)", keyed)
     sub.add_argument("new_key", metavar="NEW_KEY_FILE", help="the new master key (made there if missing)")
     sub = command("sql", _sql, "run a read-only query against the projections", reader)
-    sub.add_argument("query")
-    sub.add_argument("--format", choices=FORMATS, default="table")
+    sub.add_argument("query", help="one SQL statement, read-only (docs/catalog.md lists the tables and views)")
+    sub.add_argument("--format", choices=FORMATS, default="table", help=_ROWS_HELP)
     sub = command("export", _export, "write the catalog as Parquet files for warehouse tools (no personal data)",
                   reader)
     sub.add_argument("--parquet", required=True, metavar="DIR", help="the directory to write the files to")
@@ -244,16 +250,20 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: the population's time)")
     sub = command("tail", tail, "print the events of a log as JSON lines, oldest first (personal data masked)",
                   keyed, reader)
-    sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS))
+    sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS), help="which log")
     sub.add_argument("--show-personal", action="store_true", help="customer-events: open personal data with the "
                      "customers' keys and show it in clear (needs the master key; each read goes in the access log)")
+    sub.add_argument("--follow", action="store_true", help="keep printing new records as they come, until Ctrl-C")
+    sub.add_argument("--customer", metavar="ID", help="only this customer's records")
+    sub.add_argument("--type", action="append", metavar="TYPE",
+                     help="only records of this type (repeatable), e.g. stage_changed or purchase")
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
-    sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS))
+    sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS), help="which log's events")
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
-    sub.add_argument("--customers", type=_at_least(1, int), default=10_000)
-    sub.add_argument("--seed", type=int, default=7)
+    sub.add_argument("--customers", type=_at_least(1, int), default=10_000, help="customers in the synthetic population")
+    sub.add_argument("--seed", type=int, default=7, help="the population's seed: the same seed gives the same events")
     # Eighteen months: long enough for the one-year churn rule to show.
-    sub.add_argument("--days", type=_at_least(1, int), default=548)
+    sub.add_argument("--days", type=_at_least(1, int), default=548, help="days of history the population covers")
     return parser
 
 
@@ -263,8 +273,8 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log, \
             open_customer_keys(settings) as keys:
         try:
-            report = publish_lines(bounded_lines(stream, limit), log, _report_invalid,
-                                   max_line_bytes=limit, not_after=not_after, sealer=Sealer(keys))
+            report = publish_lines(bounded_lines(stream, limit), log, _report_invalid, max_line_bytes=limit,
+                                   not_after=not_after, sealer=Sealer(keys), strict=args.strict)
         except PublishFailed as failed:
             full = store_faults.disk_full(failed.cause)
             print(f"lifecycle publish: {'the disk is full: ' if full else ''}{failed}; "
@@ -281,10 +291,14 @@ def _report_invalid(line: int, reason: str) -> None:
 
 
 def _publish_summary(report: PublishReport) -> str:
-    return (
-        f"published {report.appended} events ({report.duplicates} already on the log, "
-        f"{report.conflicts} conflicts, {report.invalid} invalid lines of {report.lines})"
-    )
+    summary = (f"published {report.appended} events ({report.duplicates} already on the log, "
+               f"{report.conflicts} conflicts, {report.invalid} invalid lines of {report.lines})")
+    if report.unknown_fields:
+        fields = ", ".join(f"`{name}` ({lines:,} line{'s' * (lines != 1)})"
+                           for name, lines in sorted(report.unknown_fields.items()))
+        summary += (f"; fields the contract does not know were dropped: {fields} (`lifecycle schema "
+                    "customer-events` lists the fields; --strict refuses such lines)")
+    return summary
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,12 +7,18 @@ thousands deep, megabytes without a newline). Appending is idempotent: an event 
 id is already on the log with the same content is skipped; with other content it is a
 conflict, reported like an invalid line. Personal data is sealed with its customer's
 key before it is appended (consumers/privacy/personal_data.py).
+
+A refused line's message says the likely cause and fix where one is known
+(schemas/input_hints.py), once: a later line refused for the same cause points back to
+the first. Fields the contract does not know are dropped, counted by name and reported,
+or with `strict` the line is refused. A UTF-8 byte order mark before the first line is
+read past.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
 
@@ -20,9 +26,11 @@ from consumers.logs.event_log import EventLog
 from consumers.privacy.personal_data import Sealer
 from lifecycle.policy import InputPolicy
 from schemas import AnyEvent, InvalidEvent, decode_event, encode_event
+from schemas.input_hints import hint_for, unknown_fields
 
 CHUNK = 20_000
 _DRAIN = 1 << 20
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ class PublishReport:
     appended: int
     duplicates: int
     conflicts: int = 0
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    """Fields the contract does not know, by name: how many lines held each (dropped)."""
 
 
 class PublishFailed(Exception):
@@ -63,32 +73,66 @@ def publish_lines(
     max_line_bytes: int = InputPolicy().max_event_bytes,
     not_after: datetime | None = None,
     sealer: Sealer | None = None,
+    strict: bool = False,
 ) -> PublishReport:
     """Validate and append `lines`; call `report_invalid(line_number, reason)` for each
     bad one. `not_after`: refuse events dated later (the edge passes the wall clock
     plus a margin, unless told to allow the future). `sealer`: seals personal data
-    before it is appended (consumers/privacy/personal_data.py); without one it goes as given."""
+    before it is appended (consumers/privacy/personal_data.py); without one it goes as given.
+    `strict`: refuse a line with fields the contract does not know, instead of dropping them."""
     pending: list[tuple[int, AnyEvent, bytes]] = []
     count = invalid = appended = duplicates = conflicts = 0
+    checker = _LineChecker(max_line_bytes, not_after, strict)
     for count, line in enumerate(lines, start=1):
         line = line.strip()
+        if count == 1 and line.startswith(_BOM):
+            line = line[len(_BOM):]
         if not line:
             continue
         try:
-            event = _valid(line, max_line_bytes, not_after)
+            event = checker.valid(line)
         except InvalidEvent as error:
             invalid += 1
-            report_invalid(count, str(error))
+            report_invalid(count, checker.explained(count, line, str(error)))
             continue
         pending.append((count, event, line))
         if len(pending) >= CHUNK:
-            done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates,
-                                                                                conflicts), sealer)
+            done = _append_or_fail(pending, log, report_invalid, PublishReport(
+                count, invalid, appended, duplicates, conflicts, checker.unknown), sealer)
             appended, duplicates, conflicts = appended + done[0], duplicates + done[1], conflicts + done[2]
             pending = []
-    done = _append_or_fail(pending, log, report_invalid, PublishReport(count, invalid, appended, duplicates, conflicts),
-                           sealer)
-    return PublishReport(count, invalid, appended + done[0], duplicates + done[1], conflicts + done[2])
+    done = _append_or_fail(pending, log, report_invalid, PublishReport(
+        count, invalid, appended, duplicates, conflicts, checker.unknown), sealer)
+    return PublishReport(count, invalid, appended + done[0], duplicates + done[1], conflicts + done[2],
+                         checker.unknown)
+
+
+class _LineChecker:
+    """Decides each line: its event, or why not (with the likely cause, said once)."""
+
+    def __init__(self, max_line_bytes: int, not_after: datetime | None, strict: bool) -> None:
+        self.max_line_bytes, self.not_after, self.strict = max_line_bytes, not_after, strict
+        self.unknown: dict[str, int] = {}
+        self._hinted: dict[str, int] = {}
+
+    def valid(self, line: bytes) -> AnyEvent:
+        event = _valid(line, self.max_line_bytes, self.not_after)
+        unknown = unknown_fields(line, event)
+        if unknown and self.strict:
+            names = ", ".join(f"`{name}`" for name in sorted(unknown))
+            kind = event.__struct_config__.tag  # type: ignore[attr-defined]
+            raise InvalidEvent(f"fields the contract's {kind} does not have: {names} - at `$.{min(unknown)}`; "
+                               "remove them, or publish without --strict to drop them")
+        for name in unknown:
+            self.unknown[name] = self.unknown.get(name, 0) + 1
+        return event
+
+    def explained(self, number: int, line: bytes, message: str) -> str:
+        hint = hint_for(line, message)
+        if hint is None:
+            return message
+        first = self._hinted.setdefault(hint, number)
+        return f"{message}; {hint}" if first == number else f"{message} (likely as line {first})"
 
 
 def _append_or_fail(pending: list[tuple[int, AnyEvent, bytes]], log: EventLog,

@@ -183,3 +183,19 @@ def test_the_common_options_work_before_the_command_and_after_it_wins(tmp_path, 
                  "--home", str(home)]) == 0
     assert json.loads(capsys.readouterr().out) == before and before[0]["n"] > 0
     assert not other.exists(), "the option after the command is the one used"
+
+
+def test_every_option_of_every_command_says_what_it_is_for():
+    import argparse
+
+    from consumers.cli import _parser
+
+    parser = _parser()
+    [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    silent = [f"{name} {action.option_strings or action.dest}" for name, command in commands.choices.items()
+              for action in command._actions if not action.help and action.dest != "help"]
+    assert not silent, silent
+    for name, command in commands.choices.items():
+        text = command.format_help()
+        assert "(default: " in text or not any(a.default not in (None, False, argparse.SUPPRESS)
+                                               for a in command._actions if a.help), name

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+
+import msgspec
 
 from consumers.privacy.access_log import SQLiteAccessLog
 from consumers.privacy.key_store import open_customer_keys
@@ -44,21 +47,61 @@ def readable(settings: Settings, role: Role) -> Path:
     return database
 
 
+class _Head(msgspec.Struct):
+    """The two fields `tail` filters on, decoded without the rest of the record."""
+
+    type: str = ""
+    customer_id: str | None = None
+
+
+_head = msgspec.json.Decoder(_Head)
+_FOLLOW_EVERY_S = 1.0
+
+
 def tail(args: argparse.Namespace, settings: Settings) -> int:
     if settings.kafka is None:
         settings.require_home()
     out = sys.stdout.buffer
     # To a program the records go as they are; on a terminal, terminal-safe.
     safe = (lambda raw: safe_json(raw.decode("utf-8", "replace")).encode()) if sys.stdout.isatty() else bytes
+    wanted = _wanted(args)
+    positions: dict[str, int] = {}
     with ExitStack() as stack:
         log = stack.enter_context(open_event_log(settings, args.log, create=False))
         shown, after_batch = _tail_view(args, settings, stack)
-        for batch in log.read(lambda _: None):
-            lines = [safe(line) for line in map(shown, map(bytes, batch.values)) if line is not None]
-            after_batch()
-            out.write(b"".join(line + b"\n" for line in lines))
+        try:
+            while True:
+                for batch in log.read(positions.get):
+                    chosen = (shown(raw) for raw in map(bytes, batch.values) if wanted(raw))
+                    lines = [safe(line) for line in chosen if line is not None]
+                    after_batch()
+                    out.write(b"".join(line + b"\n" for line in lines))
+                    positions[batch.tracking.application_name] = batch.tracking.notification_id
+                if not args.follow:
+                    break
+                out.flush()
+                time.sleep(_FOLLOW_EVERY_S)
+        except KeyboardInterrupt:
+            if not args.follow:
+                raise  # Ctrl-C is how a follow ends; anywhere else it interrupts
     out.flush()
     return 0
+
+
+def _wanted(args: argparse.Namespace) -> Callable[[bytes], bool]:
+    """Whether a record is of the customer and types asked for (every record, if none)."""
+    customer, types = args.customer, frozenset(args.type or ())
+    if customer is None and not types:
+        return lambda raw: True
+
+    def wanted(raw: bytes) -> bool:
+        try:
+            head = _head.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        return (customer is None or head.customer_id == customer) and (not types or head.type in types)
+
+    return wanted
 
 
 def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack) -> tuple[Shown, Callable[[], None]]:
