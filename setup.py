@@ -6,11 +6,14 @@ where not: a checkout with no built modules runs the same rules, slower.
 """
 
 import os
+import sys
 
 from Cython.Build import cythonize
 from setuptools import setup
 
-from lifecycle import COMPILED
+# A build frontend runs this file from an isolated environment: the checkout is not on its path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lifecycle import COMPILED  # noqa: E402
 
 CORE = cythonize([f"lifecycle/{name}.py" for name in COMPILED], nthreads=os.cpu_count() or 1,
                  compiler_directives={"language_level": 3}, quiet=True)
