@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, CustomerState
+from schemas.lifecycle_events import DIMENSION_VALUES
 
-ACTIVE, DROWSY, HALF_ASLEEP, DORMANT, CHURNED = "active", "drowsy", "half_asleep", "dormant", "churned"
+ACTIVE, DROWSY, HALF_ASLEEP, DORMANT, CHURNED = DIMENSION_VALUES["activity"]
 ASLEEP = frozenset({DORMANT, CHURNED})
 """Where a purchase is a win-back (wake the sleepers, 激活和唤醒)."""
 

@@ -13,8 +13,9 @@ from lifecycle.attitude import POSITIVE
 from lifecycle.policy import Policy
 from lifecycle.stage import purchases_within
 from lifecycle.state import CustomerState
+from schemas.lifecycle_events import DIMENSION_VALUES
 
-TIERS = ("none", "silver", "gold", "platinum")
+TIERS = DIMENSION_VALUES["loyalty_tier"]
 _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 
 

@@ -14,10 +14,10 @@ from lifecycle import occasions
 from lifecycle.attitude import NEGATIVE
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, CustomerState
+from schemas.lifecycle_events import DIMENSION_VALUES
 
-PROSPECT, QUALIFIED, FIRST_TIME, REPEAT = "prospect", "qualified", "first_time", "repeat"
-LOYAL, MEMBER, ADVOCATE = "loyal", "member", "advocate"
-LADDER = (PROSPECT, QUALIFIED, FIRST_TIME, REPEAT, LOYAL, MEMBER, ADVOCATE)
+LADDER = DIMENSION_VALUES["stage"]
+PROSPECT, QUALIFIED, FIRST_TIME, REPEAT, LOYAL, MEMBER, ADVOCATE = LADDER
 
 
 def purchases_within(state: CustomerState, now: int, days: int, policy: Policy, enough: int | None = None) -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from lifecycle.policy import Policy
 from lifecycle.state import DAY, CustomerState
+from schemas.lifecycle_events import DIMENSION_VALUES
 
-SMALL, NORMAL, KEY = "small", "normal", "key"
+SMALL, NORMAL, KEY = DIMENSION_VALUES["value_band"]
 
 
 def clv_factors(policy: Policy) -> dict[str, float]:

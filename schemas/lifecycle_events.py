@@ -81,6 +81,19 @@ AnyLifecycleEvent = Union[
     RelationshipLevelChanged,
 ]
 
+DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
+    "stage": ("prospect", "qualified", "first_time", "repeat", "loyal", "member", "advocate"),
+    "activity": ("active", "drowsy", "half_asleep", "dormant", "churned"),
+    "loyalty_type": ("none", "latent", "spurious", "true"),
+    "loyalty_tier": ("none", "silver", "gold", "platinum"),
+    "value_band": ("small", "normal", "key"),
+    "relationship_level": ("basic", "reactive", "accountable", "proactive", "partnership"),
+}
+"""The values each dimension takes, in their order (the ladder, decline, the tiers, the
+pyramid, Kotler's levels): `from_value` and `to_value` of its lifecycle events are
+among them. The rules (lifecycle/) name their values from here, so that the contract
+and the rules cannot drift apart."""
+
 EVENT_FOR_DIMENSION: dict[str, type[LifecycleEvent]] = {
     "stage": StageChanged,
     "activity": ActivityChanged,

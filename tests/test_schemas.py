@@ -12,10 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import EVENT_TYPES, Clock, InvalidEvent, Purchase, customer_events_schema, decode_event, encode_event
+from lifecycle.population import PopulationSpec, generate
 from schemas.events import MAX_AMOUNT_MINOR
 from tests.cli import lifecycle
 
-V1 = Path(__file__).parent / "fixtures" / "events_v1.jsonl"
+FIXTURES = Path(__file__).parent / "fixtures"
+V1 = FIXTURES / "events_v1.jsonl"
 
 
 def _v1() -> list[bytes]:
@@ -83,11 +85,12 @@ def test_other_violations(line, message):
 def test_json_schema_lists_every_type(capsys):
     schema = customer_events_schema()
     tags = {
-        definition["properties"]["type"]["enum"][0]
+        definition["properties"]["type"]["const"]
         for definition in schema["$defs"].values()
         if "type" in definition.get("properties", {})
     }
     assert tags == set(EVENT_TYPES)
+    assert len(schema["oneOf"]) == len(EVENT_TYPES)
 
 
 def test_schema_command_prints_the_contract(tmp_path, capsys):
@@ -136,3 +139,33 @@ def test_a_value_model_fit_names_a_bad_parameter():
     with pytest.raises(InvalidEvent) as error:
         decode_event(json.dumps(fit))
     assert "at `$.gamma_gamma.q`" in str(error.value)
+
+
+def test_the_published_schemas_are_draft_2020_12_and_real_payloads_validate(tmp_path, capsys):
+    from jsonschema import Draft202012Validator
+
+    from consumers.settings import Settings
+    from schemas import customer_lifecycle_schema
+    from schemas.lifecycle_events import DIMENSION_VALUES
+
+    events, changes = (Draft202012Validator(make()) for make in (customer_events_schema, customer_lifecycle_schema))
+    for validator in (events, changes):
+        Draft202012Validator.check_schema(validator.schema)
+        assert validator.schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    raw = [line for line in (FIXTURES / "events_v1.jsonl").read_text().splitlines() if line.strip()]
+    assert raw and all(events.is_valid(json.loads(line)) for line in raw)
+
+    settings = Settings(home=tmp_path / "home")
+    source = tmp_path / "population.jsonl"
+    source.write_bytes(b"\n".join(generate(PopulationSpec(customers=300, seed=4, days=400))) + b"\n")
+    assert lifecycle(settings, "publish", str(source)) == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
+    capsys.readouterr()
+    assert lifecycle(settings, "tail") == 0
+    derived = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    old = [json.loads(line) for line in (FIXTURES / "lifecycle_events_v1.jsonl").read_text().splitlines() if line]
+    assert {e["dimension"] for e in derived} == set(DIMENSION_VALUES)
+    for event in [*derived, *old]:
+        assert not list(changes.iter_errors(event)), event
+    wrong = {**derived[0], "to_value": "platinum" if derived[0]["dimension"] != "loyalty_tier" else "advocate"}
+    assert not changes.is_valid(wrong), "a value of another dimension is refused"
