@@ -1,7 +1,8 @@
 """`lifecycle export --parquet DIR`: the catalog as Parquet files, for warehouse tools.
 
 One file per table or view analysts read: `customers`, `lifecycle_transitions`,
-`policies`, the time-axis table `engine_commits`, the value models' `value_models` and
+`value_movements` (each purchase and refund with what it moved), `policies`, the
+time-axis table `engine_commits`, the value models' `value_models` and
 `value_estimates`, and every catalog view
 (projections/catalog/views.py). Personal data stays out: `customer_profiles` is not
 exported, nor `dead_letters`, whose payloads are raw events that may hold it.
@@ -34,7 +35,7 @@ from projections.catalog import views as catalog
 from projections.errors import ProjectionError
 from projections.reading.query import reading
 
-TABLES = ("customers", "lifecycle_transitions", "policies", "engine_commits", "value_models", "value_estimates",
+TABLES = ("customers", "lifecycle_transitions", "value_movements", "policies", "engine_commits", "value_models", "value_estimates",
           *catalog.VIEWS)
 MANIFEST = "manifest.json"
 _BATCH_ROWS = 100_000
