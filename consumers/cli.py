@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   key_store=args.key_store)
         return args.command(args, settings)
     except KeyboardInterrupt:
+        print(f"lifecycle {args.name}: interrupted; {_INTERRUPTED.get(args.name, _NOTHING_CHANGED)}", file=sys.stderr)
         return 130
     except Exception as error:
         # The engine's own errors say what happened already; a library's are told here.
@@ -89,6 +90,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lifecycle {args.name}: {fault or error}", file=sys.stderr)
         return PARTLY_DONE if isinstance(fault, store_faults.DiskFull) else 2
+
+
+_NOTHING_CHANGED = "it only reads: nothing was changed"
+_INTERRUPTED = {
+    "publish": "the events appended before are on the log: publish the same file again, and what is there already "
+               "is skipped",
+    "process": "every batch committed is kept: run it again to go on from there",
+    "clock": "no clock was appended, or one was: `lifecycle tail customer-events --type clock` says which",
+    "replay": "the generation in use is unchanged and the half-built one was removed: run `lifecycle replay` again",
+    "verify": "nothing was changed: run `lifecycle verify` again",
+    "fit-value-model": "no fit was appended: run it again",
+    "export": "the previous export is whole (the new one was written beside it): run the export again",
+    "report": "the previous report is whole (the new one is written beside it first): run it again",
+    "rotate-master-key": "the keys are re-wrapped in one transaction, all or none: if the message of the rotation "
+                         "was not printed, check which master key opens them with `lifecycle explain CUSTOMER "
+                         "--show-personal --role privacy` before destroying either key",
+    "demo": "what was published and processed is kept: run the demo again (`make demo`); the events already "
+            "published are skipped and processing goes on",
+}
+"""What an interrupted command kept, and what to rerun: each says its own."""
 
 
 def _reader_went_away() -> int:
@@ -260,7 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS), help="which log's events")
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
-    sub.add_argument("--customers", type=_at_least(1, int), default=10_000, help="customers in the synthetic population")
+    sub.add_argument("--customers", type=_at_least(1, int), default=10_000,
+                     help="customers in the synthetic population")
     sub.add_argument("--seed", type=int, default=7, help="the population's seed: the same seed gives the same events")
     # Eighteen months: long enough for the one-year churn rule to show.
     sub.add_argument("--days", type=_at_least(1, int), default=548, help="days of history the population covers")
