@@ -502,7 +502,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             published = publish_lines(generate(spec), session.log, _report_invalid, max_line_bytes=limit,
                                       sealer=Sealer(keys))
         print(f"{_publish_summary(published)} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-        report = session.run_once()
+        progress = engine_commands.CommitProgress(session, "demo") if sys.stderr.isatty() else None
+        report = session.run_once(progress)
+        if progress is not None:
+            progress.finish()
         print(engine_commands.process_summary(report))
         try:
             engine_commands.print_fit(session.fit_value_models())

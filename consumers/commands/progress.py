@@ -1,4 +1,4 @@
-"""Progress of a long command (replay, verify, dry run) on a terminal."""
+"""Progress of a long command (replay, verify, dry run, process --once, demo) on a terminal."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ class Progress:
         self.started = time.monotonic()
         self.phase = ""
 
-    def __call__(self, phase: str, done: int, of: int) -> None:
+    def __call__(self, phase: str, done: int, of: int | None, unit: str = "records") -> None:
+        """`done` of `of` (None: not known) `unit`s in `phase`."""
         if phase != self.phase:
             self.phase, self.started = phase, time.monotonic()
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        left = f", {(of - done) / rate:,.0f} s left" if rate and of > done else ""
-        sys.stderr.write(f"\r{self.command}: {phase} {done:,} of {of:,} records, {rate:,.0f}/s{left}\x1b[K")
+        elapsed = time.monotonic() - self.started
+        # Under a second, a rate says nothing yet (the first batch may already be done).
+        rate = done / elapsed if elapsed >= 1 else 0
+        speed = f", {rate:,.0f}/s" if rate else ""
+        left = f", {(of - done) / rate:,.0f} s left" if rate and of is not None and of > done else ""
+        total = "" if of is None else f" of {of:,}"
+        sys.stderr.write(f"\r{self.command}: {phase} {done:,}{total} {unit}{speed}{left}\x1b[K")
         sys.stderr.flush()
 
     @staticmethod

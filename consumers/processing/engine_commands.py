@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from consumers.commands.progress import Progress
 from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.processing.engine_session import EngineSession, FitRun
 from consumers.errors import ConfigurationError, LogUnavailable
@@ -36,7 +37,11 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     on_commit = _print_commit if args.verbose else None
     with Stopping() as stopping, EngineSession(settings, batch_size=args.batch_size) as session:
         if args.once:
+            if on_commit is None and sys.stderr.isatty():
+                on_commit = CommitProgress(session, "process --once")
             report = session.run_once(on_commit, should_stop=stopping)
+            if isinstance(on_commit, CommitProgress):
+                on_commit.finish()
             if args.clock and not stopping():
                 report = report + _batch_clock(session, at, on_commit, stopping)
             session.publish_partner_snapshots()
@@ -191,6 +196,32 @@ class _Snapshots:
         if self.published_at is None or now - self.published_at >= self.every:
             self.session.publish_snapshots()
             self.published_at, self.stale = now, False
+
+
+class CommitProgress:
+    """On a terminal, a catch-up's progress after each commit: the records committed, and
+    of the log's positions as far as the log can tell its end (the embedded log)."""
+
+    def __init__(self, session: EngineSession, command: str) -> None:
+        self.progress = Progress(command)
+        self.ends = session.log.end_positions()
+        self.reached = dict(session.processor.positions)
+        self.records = 0
+        self.shown = False
+
+    def __call__(self, batch: RecordBatch) -> None:
+        self.records += len(batch.values)
+        self.reached[batch.tracking.application_name] = batch.tracking.notification_id
+        if self.ends is not None:
+            at, end = sum(self.reached.get(name, 0) for name in self.ends), sum(self.ends.values())
+            self.progress("position", at, end, unit=f"({self.records:,} records committed)")
+        else:
+            self.progress("committed", self.records, None)
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.progress.done()
 
 
 def _print_commit(batch: RecordBatch) -> None:
