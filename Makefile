@@ -13,8 +13,9 @@ CORE := lifecycle/.compiled
 demo: $(CORE)
 	$(BIN)/lifecycle demo
 
+# Two workers, one a core: each test starts the brokers and servers it needs on ports of its own.
 test: $(CORE)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(CORE)
 	$(BIN)/python benchmarks/derive.py

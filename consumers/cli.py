@@ -548,5 +548,15 @@ def _open_input(name: str) -> Iterator[BinaryIO]:
         yield stream
 
 
+def console() -> None:
+    """The `lifecycle` program: `main`, then its exit status."""
+    status = main()
+    if status == 130:
+        # Interrupted part-way, a library's half-made objects complain as they are
+        # collected ("Exception ignored in ..."); the line printed said all.
+        sys.unraisablehook = lambda unraisable: None
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

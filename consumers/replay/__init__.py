@@ -24,6 +24,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -152,7 +154,23 @@ def _workers(count: int) -> Iterator[Run]:
     if count == 1:
         yield lambda function, arguments: (function(*a) for a in arguments)
         return
-    with multiprocessing.get_context("spawn").Pool(count) as pool:
+    # The workers start with Ctrl-C blocked (a signal mask outlives exec), and this
+    # process takes a Ctrl-C only once they have started: then it ends them, and no
+    # worker is caught half-started, printing a traceback after the line it gets.
+    pending: list[int] = []
+    main = threading.current_thread() is threading.main_thread()  # only it may set a handler
+    handler = signal.signal(signal.SIGINT, lambda number, frame: pending.append(number)) if main else None
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(count)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if main:
+            signal.signal(signal.SIGINT, handler)
+    if pending:
+        pool.terminate()
+        raise KeyboardInterrupt
+    with pool:
         yield lambda function, arguments: pool.imap_unordered(_call, [(function, a) for a in arguments])
 
 
