@@ -34,7 +34,7 @@ class BrokerStartError(RuntimeError):
     """tansu did not come up; the message carries the end of its log."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -68,7 +68,7 @@ class TansuBroker:
     def start(self) -> None:
         # Another process may take the port between probing and binding: try again.
         for _attempt in range(3):
-            port = _free_port()
+            port = free_port()
             self.bootstrap = f"127.0.0.1:{port}"
             self._spawn(port)
             if self._wait_until_ready():

@@ -11,13 +11,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from tests.broker import free_port
 
 _USER = "lifecycle"
 
@@ -34,12 +35,6 @@ def _binaries() -> Path:
                 subprocess.run(["apt-get", "update"], capture_output=True, check=True)
                 subprocess.run(install, capture_output=True, check=True)
     raise AssertionError("postgresql was installed but no /usr/lib/postgresql/*/bin/initdb is there")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgreSQLServer:
@@ -61,7 +56,7 @@ class PostgreSQLServer:
             shutil.chown(self._dir, "postgres")
         subprocess.run(self._as_owner([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", _USER,
                                        "--no-sync", "-E", "UTF8"]), capture_output=True, check=True)
-        self._port = _free_port()
+        self._port = free_port()
         log = (self._dir / "server.log").open("ab")
         self._process = subprocess.Popen(self._as_owner([
             str(binaries / "postgres"), "-D", str(data), "-p", str(self._port), "-k", str(self._dir),

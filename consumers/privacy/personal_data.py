@@ -123,6 +123,16 @@ class Opener:
     def __init__(self, keys: CustomerKeys) -> None:
         self.keys = keys
         self.opened: dict[str, set[str]] = {}
+        # The keys looked up since `batch_done`: one lookup a customer a batch, not one a
+        # record; forgotten with each batch, so that an erasure meanwhile is seen.
+        self._looked_up: dict[str, bytes | None] = {}
+
+    def batch_done(self) -> list[tuple[str, set[str]]]:
+        """The reads since the last batch (customer, fields), for the access log; the
+        keys looked up for them are forgotten."""
+        done = list(self.opened.items())
+        self.opened, self._looked_up = {}, {}
+        return done
 
     def open_profile(self, customer_id: str, stored: dict[str, str]) -> dict[str, str]:
         """A `customer_profiles` row in clear, as far as the customer's key opens it (a
@@ -148,7 +158,9 @@ class Opener:
         """The sealed fields the customer's key opens, recorded as read."""
         if not sealed:
             return {}
-        opened = open_fields(customer_id, sealed, self.keys.key(customer_id))
+        if customer_id not in self._looked_up:
+            self._looked_up[customer_id] = self.keys.key(customer_id)
+        opened = open_fields(customer_id, sealed, self._looked_up[customer_id])
         readable = {name: value for name, value in opened.items() if value is not None}
         self._read(customer_id, readable)
         return readable

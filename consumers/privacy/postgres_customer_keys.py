@@ -72,7 +72,7 @@ class PostgreSQLCustomerKeys(CustomerKeys):
                          "WHERE k.customer_id = n.customer_id", _columns(rows))
 
     def _delete(self, customer_ids: list[str]) -> None:
-        self._db.execute("DELETE FROM customer_keys WHERE customer_id = ANY(%s)", (customer_ids,))
+        _delete(self._db, customer_ids)
 
     def close(self) -> None:
         self._db.close()
@@ -82,7 +82,7 @@ def delete_shared_keys(address: str, customer_ids: list[str]) -> None:
     """Delete these customers' keys from the database at `address`."""
     where = described(address)
     with _failing(where), _connect(address) as db:
-        db.execute("DELETE FROM customer_keys WHERE customer_id = ANY(%s)", (customer_ids,))
+        _delete(db, customer_ids)
 
 
 def described(address: str) -> str:
@@ -104,6 +104,10 @@ def _connect(address: str) -> psycopg.Connection:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
             db.execute(_TABLE)
         return db
+
+
+def _delete(db: psycopg.Connection, customer_ids: list[str]) -> None:
+    db.execute("DELETE FROM customer_keys WHERE customer_id = ANY(%s)", (customer_ids,))
 
 
 def _columns(rows: list[Row]) -> tuple[list[str], list[bytes], list[str]]:

@@ -133,8 +133,7 @@ def _tail_view(args: argparse.Namespace, settings: Settings, stack: ExitStack) -
         return raw if opened is event else encode_event(opened)
 
     def after_batch() -> None:
-        access.record(getpass.getuser(), role.name, "tail", opener.opened.items())
-        opener.opened.clear()
+        access.record(getpass.getuser(), role.name, "tail", opener.batch_done())
 
     return shown, after_batch
 
