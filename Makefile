@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-$(CORE): $(STAMP) setup.py $(wildcard lifecycle/*.py)
+$(CORE): $(STAMP) setup.py $(wildcard lifecycle/*.py lifecycle/*.pxd)
 	$(BIN)/python setup.py --quiet build_ext --inplace --parallel 2
 	touch $(CORE)
 

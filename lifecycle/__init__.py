@@ -6,5 +6,5 @@ where it is built, the source where not. Either way the rules are written once, 
 """
 
 COMPILED = ("activity", "attitude", "customer_fold", "deadlines", "engine", "facts", "loyalty", "occasions",
-            "partition_time", "reasons", "stage", "value")
+            "partition_time", "reasons", "rule_settings", "stage", "state", "value")
 """The hot path of every event, live and replayed."""

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Activity, the decline dimension (docs/domain.md section 2): active ... churned.
 
 Measured as the time since the last purchase against the customer's own usual gap
@@ -10,8 +11,8 @@ gap between purchase occasions (lifecycle/occasions.py).
 
 from __future__ import annotations
 
-from lifecycle.policy import Policy
-from lifecycle.state import DAY, CustomerState
+from lifecycle.rule_settings import RuleSettings
+from lifecycle.state import CustomerState
 from schemas.lifecycle_events import DIMENSION_VALUES
 
 ACTIVE, DROWSY, HALF_ASLEEP, DORMANT, CHURNED = DIMENSION_VALUES["activity"]
@@ -20,9 +21,14 @@ ASLEEP = frozenset({DORMANT, CHURNED})
 
 
 def reference_time(state: CustomerState) -> int:
+    """The moment the customer's silence is measured from."""
     if state.purchase_times:
         return state.purchase_times[-1]
-    return state.last_active_at or state.first_event_at or state.now
+    if state.last_active_at:
+        return state.last_active_at
+    if state.first_event_at:
+        return state.first_event_at
+    return state.now
 
 
 Limits = tuple[tuple[int, int, int, int], str]
@@ -30,28 +36,26 @@ Limits = tuple[tuple[int, int, int, int], str]
 and what they are based on (the customer's own rhythm, or the fixed thresholds)."""
 
 
-def thresholds(usual_gap: int | None, policy: Policy) -> Limits:
-    p = policy.activity
-    churned = p.churned_days * DAY
+def thresholds(usual_gap: int | None, rules: RuleSettings) -> Limits:
+    churned = rules.churned
     if usual_gap is None:
-        fixed = (p.drowsy_days * DAY, p.half_asleep_days * DAY, p.dormant_days * DAY, churned)
-        return fixed, "fixed_thresholds"
-    gap = max(usual_gap, p.rhythm_floor_days * DAY)
-    drowsy, half_asleep, dormant = (
-        min(int(gap * multiple), churned) for multiple in (p.drowsy_gaps, p.half_asleep_gaps, p.dormant_gaps)
-    )
-    return (drowsy, half_asleep, dormant, churned), "own_rhythm"
+        return (rules.drowsy, rules.half_asleep, rules.dormant, churned), _FIXED
+    gap = max(usual_gap, rules.rhythm_floor)
+    drowsy = min(int(gap * rules.drowsy_gaps), churned)
+    half_asleep = min(int(gap * rules.half_asleep_gaps), churned)
+    dormant = min(int(gap * rules.dormant_gaps), churned)
+    return (drowsy, half_asleep, dormant, churned), _OWN
 
 
 def activity_of(elapsed: int, limits: Limits) -> tuple[str, str]:
     """(activity, rule) after `elapsed` seconds of silence."""
     (drowsy, half_asleep, dormant, churned), basis = limits
     if elapsed < drowsy:
-        return ACTIVE, "activity.active"
+        return _ACTIVE
     if elapsed >= churned:
-        return CHURNED, "activity.churned_after_no_purchase"
-    level = DORMANT if elapsed >= dormant else HALF_ASLEEP if elapsed >= half_asleep else DROWSY
-    return level, f"activity.{level}_by_{basis}"
+        return _CHURNED
+    level = 2 if elapsed >= dormant else 1 if elapsed >= half_asleep else 0
+    return _DECLINE[basis][level]
 
 
 def next_activity_change(start: int, now: int, limits: Limits) -> int | None:
@@ -60,3 +64,11 @@ def next_activity_change(start: int, now: int, limits: Limits) -> int | None:
         if start + limit > now:
             return start + limit
     return None
+
+
+_FIXED, _OWN = "fixed_thresholds", "own_rhythm"
+_ACTIVE = (ACTIVE, "activity.active")
+_CHURNED = (CHURNED, "activity.churned_after_no_purchase")
+# (activity, rule) of each decline level by basis, made once: a decision allocates nothing.
+_DECLINE = {basis: [(level, f"activity.{level}_by_{basis}") for level in (DROWSY, HALF_ASLEEP, DORMANT)]
+            for basis in (_FIXED, _OWN)}

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The lifecycle engine: from a customer's events to the lifecycle events they cause.
 
 Two kinds of cause change a customer's dimensions:
@@ -31,8 +32,9 @@ from lifecycle.facts import NEW_PURCHASE, apply_facts, check_bounds, drop_unrefu
 from lifecycle.loyalty import loyalty_type_of, tier_of
 from lifecycle.policy import Policy
 from lifecycle.reasons import Facts, facts_read
+from lifecycle.rule_settings import RuleSettings
 from lifecycle.stage import next_referral_end, next_window_end, stage_of
-from lifecycle.state import DAY, CustomerState, as_datetime, epoch_seconds
+from lifecycle.state import CustomerState, as_datetime, epoch_seconds
 from lifecycle.value import clv_factors, clv_of, next_value_change, relationship_level_of, value_band_of
 from schemas import Clock, Purchase, encode_event
 from schemas.chain import record_hash
@@ -55,6 +57,7 @@ class LifecycleEngine:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self.rules = RuleSettings(policy)
         self._clv_factors = clv_factors(policy)
         self._limits: dict[int | None, Limits] = {}
         self.booked: tuple[int, int] | None = None
@@ -67,7 +70,7 @@ class LifecycleEngine:
         cannot take. Afterwards `booked` holds what the event added to the customer's
         historical value and revenue, or None if it was not taken (a repeat).
         """
-        check_bounds(state, event, self.policy)
+        check_bounds(state, event, self.rules)
         self.booked = None
         if self._seen(state, event):
             return []
@@ -79,26 +82,24 @@ class LifecycleEngine:
         passed = self._pass_deadlines(state, at - 1, out)
         due = self._advance(state, at)
         if passed or due:
-            drop_unrefundable(state, self.policy)
+            drop_unrefundable(state, self.rules)
         asleep = type(event) is Purchase and self._asleep_at(state, at)
         value, revenue = state.historical_value_minor, state.historical_revenue_minor
-        folded = apply_facts(state, event, at, self.policy)
+        folded = apply_facts(state, event, at, self.rules)
         self.booked = (state.historical_value_minor - value, state.historical_revenue_minor - revenue)
         if folded or due:
             reviewing = due and self._review(state)
-            self._decide(state, (event.event_id, event.occurred_at), out, reviewing=reviewing,
-                         win_back=folded == NEW_PURCHASE and asleep)
+            self._decide(state, (event.event_id, event.occurred_at), out, reviewing, folded == NEW_PURCHASE and asleep)
         return out
 
     def on_clock(self, state: CustomerState, clock: Clock) -> list[LifecycleEvent]:
         """Move the customer's time to the clock's; return what time alone changed."""
         out: list[LifecycleEvent] = []
         if self._pass_deadlines(state, epoch_seconds(clock.occurred_at), out):
-            drop_unrefundable(state, self.policy)
+            drop_unrefundable(state, self.rules)
         return out
 
-    @staticmethod
-    def _seen(state: CustomerState, event: AnyCustomerEvent) -> bool:
+    def _seen(self, state: CustomerState, event: AnyCustomerEvent) -> bool:
         """Is this a repeat of one of the customer's latest events (same event id)?"""
         # The id's low 64 bits: plain ints, cheap to compare and to store (msgpack takes
         # at most 64 bits); two of a customer's latest events will not share them.
@@ -128,7 +129,7 @@ class LifecycleEngine:
             # Gaps are in seconds, so nearly every customer has their own: keep it bounded.
             if len(self._limits) >= _LIMITS_CACHED:
                 self._limits.clear()
-            limits = self._limits[usual_gap] = thresholds(usual_gap, self.policy)
+            limits = self._limits[usual_gap] = thresholds(usual_gap, self.rules)
         return limits
 
     def _pass_deadlines(self, state: CustomerState, until: int, out: list[LifecycleEvent]) -> bool:
@@ -139,8 +140,8 @@ class LifecycleEngine:
         while state.next_deadline is not None and state.now < state.next_deadline <= until:
             deadline = state.next_deadline
             state.now = deadline
-            expire(state, self.policy)
-            self._decide(state, (None, as_datetime(deadline)), out, reviewing=self._review(state))
+            expire(state, self.rules)
+            self._decide(state, (None, as_datetime(deadline)), out, self._review(state), False)
             passed = True
         if until > state.now:
             state.now = until
@@ -153,7 +154,7 @@ class LifecycleEngine:
         state.now = at
         if state.next_deadline is None or state.next_deadline > at:
             return False
-        expire(state, self.policy)
+        expire(state, self.rules)
         return True
 
     def _review(self, state: CustomerState) -> bool:
@@ -161,45 +162,43 @@ class LifecycleEngine:
         if state.next_review_at is None or state.next_review_at > state.now:
             return False
         while state.next_review_at <= state.now:
-            state.next_review_at += self.policy.tier.review_every_days * DAY
+            state.next_review_at += self.rules.review_every
         return True
 
-    def _decide(
-        self,
-        state: CustomerState,
-        cause: Cause,
-        out: list[LifecycleEvent],
-        *,
-        reviewing: bool = False,
-        win_back: bool = False,
-    ) -> None:
-        policy, now = self.policy, state.now
+    def _decide(self, state: CustomerState, cause: Cause, out: list[LifecycleEvent], reviewing: bool,
+                win_back: bool) -> None:
+        rules, now = self.rules, state.now
         limits = self._limits_of(state.usual_gap)
         silent_since = reference_time(state)
-        state.attitude = attitude_of(state, now, policy)
-        activity, activity_rule = activity_of(now - silent_since, limits)
-        if win_back and activity == ACTIVE and state.activity in ASLEEP:
-            activity_rule = "activity.win_back"
+        state.attitude = attitude_of(state, now, rules)
+        activity = activity_of(now - silent_since, limits)
+        if win_back and activity[0] == ACTIVE and state.activity in ASLEEP:
+            activity = _WON_BACK
             state.win_backs += 1
-        state.clv_minor = clv_of(state, self._clv_factors[activity], policy)
-        band = value_band_of(state.clv_minor, policy)
-        decisions: tuple[tuple[Dimension, tuple[str, str]], ...] = (
-            ("stage", stage_of(state, now, state.attitude, policy)),
-            ("activity", (activity, activity_rule)),
-            ("loyalty_type", loyalty_type_of(state, now, state.attitude, policy)),
-            ("loyalty_tier", tier_of(state, reviewing, policy)),
-            ("value_band", band),
-            ("relationship_level", relationship_level_of(state, band[0], policy)),
+        state.clv_minor = clv_of(state, self._clv_factors[activity[0]], rules)
+        band = value_band_of(state.clv_minor, rules)
+        decided = (
+            stage_of(state, now, state.attitude, rules),
+            activity,
+            loyalty_type_of(state, now, state.attitude, rules),
+            tier_of(state, reviewing, rules),
+            band,
+            relationship_level_of(state, band[0], rules),
         )
+        before = (state.stage, state.activity, state.loyalty_type, state.loyalty_tier, state.value_band,
+                  state.relationship_level)
         prefix = None
-        for dimension, (value, rule) in decisions:
-            before = getattr(state, dimension)
-            if value != before:
+        for index in range(len(_DIMENSIONS)):
+            value, rule = decided[index]
+            if value != before[index]:
                 if prefix is None:  # the cause's part of the ids, made once per decision
                     prefix = f"{cause[0] or TIME_CAUSE}/{state.customer_id}/"
-                facts = facts_read(dimension, state, policy, limits, silent_since, band[0], reviewing)
-                out.append(self._changed(state, dimension, before, value, rule, cause, prefix, facts))
-                setattr(state, dimension, value)
+                dimension = _DIMENSIONS[index]
+                facts = facts_read(dimension, state, rules, limits, silent_since, band[0], reviewing)
+                out.append(self._changed(state, dimension, before[index], value, rule, cause, prefix, facts))
+        if prefix is not None:
+            (state.stage, state.activity, state.loyalty_type, state.loyalty_tier, state.value_band,
+             state.relationship_level) = (value for value, _ in decided)
         state.next_deadline = self._deadline(state, next_activity_change(silent_since, now, limits))
 
     def _changed(
@@ -232,14 +231,14 @@ class LifecycleEngine:
 
     def _deadline(self, state: CustomerState, activity_change: int | None) -> int | None:
         """The next event time at which time alone could change a dimension."""
-        policy, now = self.policy, state.now
+        rules, now = self.rules, state.now
         soonest = activity_change
         for at in (
-            next_window_end(state, now, policy.stage.loyal_window_days, policy),
-            next_window_end(state, now, policy.loyalty.window_days, policy),
-            next_referral_end(state, policy),
-            next_attitude_change(state, now, policy),
-            next_value_change(state, now, policy),
+            next_window_end(state, now, rules.loyal_window, rules),
+            next_window_end(state, now, rules.loyalty_window, rules),
+            next_referral_end(state, rules),
+            next_attitude_change(state, now, rules),
+            next_value_change(state, now, rules),
             state.next_review_at,
         ):
             if at is not None and at > now and (soonest is None or at < soonest):
@@ -247,6 +246,10 @@ class LifecycleEngine:
         return soonest
 
 
+_DIMENSIONS: tuple[Dimension, ...] = (
+    "stage", "activity", "loyalty_type", "loyalty_tier", "value_band", "relationship_level")
+"""In the order a decision emits their changes; `_decide` reads and sets them in this order."""
+_WON_BACK = (ACTIVE, "activity.win_back")
 _LIMITS_CACHED = 65_536
 # Racing producers write the same event close together; a few ids per customer catch that.
 _RECENT_EVENT_IDS = 8

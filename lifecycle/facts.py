@@ -14,8 +14,8 @@ from typing import Any
 
 from lifecycle import occasions
 from lifecycle.errors import FactOutOfRange
-from lifecycle.policy import Policy
-from lifecycle.state import DAY, MAX_SOURCES, NOT_PAID, CustomerState, Entry, Order
+from lifecycle.rule_settings import RuleSettings
+from lifecycle.state import MAX_SOURCES, NOT_PAID, CustomerState, Entry, Order
 from schemas import (
     ComplaintFiled,
     ComplaintResolved,
@@ -42,7 +42,7 @@ UNCHANGED, CHANGED, NEW_PURCHASE = 0, 1, 3
 purchase (which also changed facts). A bit mask: `NEW_PURCHASE & CHANGED` is true."""
 
 
-def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, policy: Policy) -> int:
+def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, rules: RuleSettings) -> int:
     """Fold `event` (at `at`, epoch seconds) into `state`; return UNCHANGED, CHANGED or NEW_PURCHASE."""
     state.events += 1
     # The first event always decides (it sets the first deadline); an earlier first
@@ -56,10 +56,10 @@ def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, policy: 
     if event.source not in sources and len(sources) < MAX_SOURCES:
         sources.append(event.source)
     handler = _HANDLERS.get(type(event))
-    return changed if handler is None else changed | handler(state, event, at, policy)
+    return changed if handler is None else changed | handler(state, event, at, rules)
 
 
-def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) -> None:
+def check_bounds(state: CustomerState, event: AnyCustomerEvent, rules: RuleSettings) -> None:
     """Raise `FactOutOfRange` if folding `event` could take one of the customer's money
     totals beyond `MAX_TOTAL_MINOR`; changes nothing, so a refused event leaves the
     customer as before it. Conservative: each total is checked with the event's whole
@@ -67,7 +67,7 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) 
     kind = type(event)
     if kind is not Purchase and kind is not Refund:
         return
-    revenue, value = priced(event, policy)
+    revenue, value = priced(event, rules)
     step = max(event.amount_minor, abs(revenue), abs(value))
     order = state.orders.get(event.order_id)
     totals = (
@@ -85,9 +85,9 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, policy: Policy) 
         raise FactOutOfRange(msg)
 
 
-def priced(event: Purchase | Refund, policy: Policy) -> tuple[int, int]:
+def priced(event: Purchase | Refund, rules: RuleSettings) -> tuple[int, int]:
     """(revenue, value) of the event in base-currency minor units; 0 without a rate."""
-    rate = policy.value.rates_to_base.get(event.currency, 0.0)
+    rate = rules.rates_to_base.get(event.currency, 0.0)
     revenue = round(event.amount_minor * rate)
     margin = getattr(event, "margin_minor", None)
     return revenue, revenue if margin is None else round(margin * rate)
@@ -98,15 +98,15 @@ def _active(state: CustomerState, at: int) -> None:
         state.last_active_at = at
 
 
-def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) -> int:
+def _purchase(state: CustomerState, event: Purchase, at: int, rules: RuleSettings) -> int:
     _active(state, at)
-    if event.currency not in policy.value.rates_to_base:
+    if event.currency not in rules.rates_to_base:
         state.unpriced_purchases += 1
-    revenue, value = priced(event, policy)
+    revenue, value = priced(event, rules)
     if event.margin_minor is not None:
         state.revenue_with_margin_minor += revenue
         state.margin_minor += value
-    order = _held(state, event.order_id, policy)
+    order = _held(state, event.order_id, rules)
     before = order is not None and order.counts
     if order is None:
         order = state.orders[event.order_id] = Order(event.amount_minor, 0, value, revenue, at)
@@ -121,16 +121,16 @@ def _purchase(state: CustomerState, event: Purchase, at: int, policy: Policy) ->
         order.at = at if order.at is None else order.at
     value_in = value - value * refunded_share // max(event.amount_minor, 1)
     revenue_in = revenue - revenue * refunded_share // max(event.amount_minor, 1)
-    _book(state, at, value_in, revenue_in, policy)
+    _book(state, at, value_in, revenue_in, rules)
     if order.counts and not before:
-        _count_purchase(state, event.order_id, at, policy)
+        _count_purchase(state, event.order_id, at, rules)
         return NEW_PURCHASE
     return CHANGED
 
 
-def _refund(state: CustomerState, event: Refund, at: int, policy: Policy) -> int:
+def _refund(state: CustomerState, event: Refund, at: int, rules: RuleSettings) -> int:
     _active(state, at)
-    order = _held(state, event.order_id, policy)
+    order = _held(state, event.order_id, rules)
     if order is None:
         # Held for its purchase, which may still come (a late event), as long as an order is.
         state.orders[event.order_id] = Order(NOT_PAID, event.amount_minor, 0, 0, None, at)
@@ -142,14 +142,14 @@ def _refund(state: CustomerState, event: Refund, at: int, policy: Policy) -> int
     if share and order.paid > 0:
         # A refund counts where its purchase counted: a purchase that has left the
         # window took its value with it, so its refund lowers only the history.
-        when = at if order.at is None or order.at > state.now - policy.value.window_days * DAY else None
-        _book(state, when, -(order.value * share // order.paid), -(order.revenue * share // order.paid), policy)
+        when = at if order.at is None or order.at > state.now - rules.value_window else None
+        _book(state, when, -(order.value * share // order.paid), -(order.revenue * share // order.paid), rules)
     if before and not order.counts:
-        _uncount_purchase(state, event.order_id, policy)
+        _uncount_purchase(state, event.order_id, rules)
     return CHANGED
 
 
-def _held(state: CustomerState, order_id: str, policy: Policy) -> Order | None:
+def _held(state: CustomerState, order_id: str, rules: RuleSettings) -> Order | None:
     """The order, if it is still held for refunds as of the customer's time.
 
     Orders are held `refund_window_days` from their payment (or a refund waiting for its
@@ -161,46 +161,46 @@ def _held(state: CustomerState, order_id: str, policy: Policy) -> Order | None:
     if order is None:
         return None
     since = order.held_since()
-    if since is not None and since <= state.now - policy.value.refund_window_days * DAY:
+    if since is not None and since <= state.now - rules.refund_window:
         del state.orders[order_id]
         return None
     return order
 
 
-def _book(state: CustomerState, at: int | None, value: int, revenue: int, policy: Policy) -> None:
+def _book(state: CustomerState, at: int | None, value: int, revenue: int, rules: RuleSettings) -> None:
     """Add value and revenue to the history, and with the points the revenue earns to
     the rolling window if `at` lies inside it (None: history only)."""
     state.historical_value_minor += value
     state.historical_revenue_minor += revenue
-    per_point = policy.tier.minor_units_per_point
+    per_point = rules.minor_units_per_point
     points = revenue // per_point if revenue >= 0 else -((-revenue) // per_point)
-    if at is not None and at > state.now - policy.value.window_days * DAY:
+    if at is not None and at > state.now - rules.value_window:
         insort(state.ledger, Entry(at, value, points), key=lambda entry: entry.at)
         state.current_value_minor += value
         state.points += points
 
 
-def _count_purchase(state: CustomerState, order_id: str, at: int, policy: Policy) -> None:
+def _count_purchase(state: CustomerState, order_id: str, at: int, rules: RuleSettings) -> None:
     state.purchases += 1
     times = state.purchase_times
     index = bisect_right(times, at)
-    if not occasions.shares_occasion(times, index, at, occasions.unit(policy)):
+    if not occasions.shares_occasion(times, index, at, rules.occasion):
         state.purchase_occasions += 1
     times.insert(index, at)
     state.purchase_orders.insert(index, order_id)
-    state.usual_gap = usual_gap(times, policy)
+    state.usual_gap = usual_gap(times, rules)
 
 
-def _uncount_purchase(state: CustomerState, order_id: str, policy: Policy) -> None:
+def _uncount_purchase(state: CustomerState, order_id: str, rules: RuleSettings) -> None:
     state.purchases -= 1
     times = state.purchase_times
     if order_id in state.purchase_orders:
         index = state.purchase_orders.index(order_id)
         at = times.pop(index)
         del state.purchase_orders[index]
-        if not occasions.shares_occasion(times, index, at, occasions.unit(policy)):
+        if not occasions.shares_occasion(times, index, at, rules.occasion):
             state.purchase_occasions -= 1
-        state.usual_gap = usual_gap(times, policy)
+        state.usual_gap = usual_gap(times, rules)
     else:
         # Its date has left the kept purchases (older than the windows): taken as an
         # occasion of its own.
@@ -209,17 +209,17 @@ def _uncount_purchase(state: CustomerState, order_id: str, policy: Policy) -> No
     state.purchase_occasions = max(min(state.purchase_occasions, state.purchases), min(state.purchases, 1))
 
 
-def usual_gap(times: list[int], policy: Policy) -> int | None:
+def usual_gap(times: list[int], rules: RuleSettings) -> int | None:
     """The customer's own rhythm: the median gap between recent purchase occasions, if enough."""
-    recent = occasions.recent_starts(times, policy.activity.rhythm_purchases_kept, occasions.unit(policy))
-    if len(recent) < policy.activity.rhythm_min_purchases:
+    recent = occasions.recent_starts(times, rules.rhythm_purchases_kept, rules.occasion)
+    if len(recent) < rules.rhythm_min_purchases:
         return None
     gaps = [later - earlier for earlier, later in zip(recent, recent[1:])]
     gaps.sort()
     return gaps[(len(gaps) - 1) // 2]
 
 
-def _complaint_filed(state: CustomerState, event: ComplaintFiled, at: int, policy: Policy) -> int:
+def _complaint_filed(state: CustomerState, event: ComplaintFiled, at: int, rules: RuleSettings) -> int:
     _active(state, at)
     complaint = event.complaint_id
     if complaint in state.open_complaints or complaint in state.closed_complaints:
@@ -234,7 +234,7 @@ def _complaint_filed(state: CustomerState, event: ComplaintFiled, at: int, polic
     return CHANGED
 
 
-def _complaint_resolved(state: CustomerState, event: ComplaintResolved, at: int, policy: Policy) -> int:
+def _complaint_resolved(state: CustomerState, event: ComplaintResolved, at: int, rules: RuleSettings) -> int:
     complaint = event.complaint_id
     if complaint in state.closed_complaints or complaint in state.early_resolutions:
         return UNCHANGED
@@ -258,7 +258,7 @@ def _close(state: CustomerState, complaint: str, filed_at: int, resolved_at: int
         state.last_recovery_satisfied = satisfied
 
 
-def _survey(state: CustomerState, event: SurveyAnswered, at: int, policy: Policy) -> int:
+def _survey(state: CustomerState, event: SurveyAnswered, at: int, rules: RuleSettings) -> int:
     _active(state, at)
     if event.nps is not None and (state.latest_nps_at is None or at >= state.latest_nps_at):
         state.latest_nps, state.latest_nps_at = event.nps, at
@@ -267,7 +267,7 @@ def _survey(state: CustomerState, event: SurveyAnswered, at: int, policy: Policy
     return CHANGED
 
 
-def _intent(state: CustomerState, event: Contact | Visit, at: int, policy: Policy) -> int:
+def _intent(state: CustomerState, event: Contact | Visit, at: int, rules: RuleSettings) -> int:
     if type(event) is Contact and event.direction != "inbound":
         return UNCHANGED
     _active(state, at)
@@ -278,17 +278,17 @@ def _intent(state: CustomerState, event: Contact | Visit, at: int, policy: Polic
     return CHANGED
 
 
-def _joined(state: CustomerState, event: MembershipJoined, at: int, policy: Policy) -> int:
+def _joined(state: CustomerState, event: MembershipJoined, at: int, rules: RuleSettings) -> int:
     _active(state, at)
     if event.programme not in state.programmes:
         state.programmes.append(event.programme)
     if state.member_since is None:
         state.member_since = at
-        state.next_review_at = at + policy.tier.review_every_days * DAY
+        state.next_review_at = at + rules.review_every
     return CHANGED
 
 
-def _left(state: CustomerState, event: MembershipLeft, at: int, policy: Policy) -> int:
+def _left(state: CustomerState, event: MembershipLeft, at: int, rules: RuleSettings) -> int:
     if event.programme in state.programmes:
         state.programmes.remove(event.programme)
     if not state.programmes:
@@ -296,13 +296,13 @@ def _left(state: CustomerState, event: MembershipLeft, at: int, policy: Policy) 
     return CHANGED
 
 
-def _referral(state: CustomerState, event: ReferralMade, at: int, policy: Policy) -> int:
+def _referral(state: CustomerState, event: ReferralMade, at: int, rules: RuleSettings) -> int:
     _active(state, at)
     insort(state.referral_times, at)
     return CHANGED
 
 
-def _consent(state: CustomerState, event: ConsentChanged, at: int, policy: Policy) -> int:
+def _consent(state: CustomerState, event: ConsentChanged, at: int, rules: RuleSettings) -> int:
     consents = state.consents
     new = event.purpose not in consents
     consents[event.purpose] = event.granted
@@ -311,12 +311,12 @@ def _consent(state: CustomerState, event: ConsentChanged, at: int, policy: Polic
     return UNCHANGED
 
 
-def _erased(state: CustomerState, event: CustomerErased, at: int, policy: Policy) -> int:
+def _erased(state: CustomerState, event: CustomerErased, at: int, rules: RuleSettings) -> int:
     state.erased = True
     return UNCHANGED
 
 
-_HANDLERS: dict[type, Callable[[CustomerState, Any, int, Policy], int]] = {
+_HANDLERS: dict[type, Callable[[CustomerState, Any, int, RuleSettings], int]] = {
     Purchase: _purchase,
     Refund: _refund,
     ComplaintFiled: _complaint_filed,
@@ -332,9 +332,9 @@ _HANDLERS: dict[type, Callable[[CustomerState, Any, int, Policy], int]] = {
 }
 
 
-def expire(state: CustomerState, policy: Policy) -> None:
+def expire(state: CustomerState, rules: RuleSettings) -> None:
     """Drop what has left the rolling windows as of `state.now`."""
-    value_since = state.now - policy.value.window_days * DAY
+    value_since = state.now - rules.value_window
     ledger = state.ledger
     gone = 0
     while gone < len(ledger) and ledger[gone].at <= value_since:
@@ -343,28 +343,24 @@ def expire(state: CustomerState, policy: Policy) -> None:
         gone += 1
     if gone:
         del ledger[:gone]
-    keep_since = state.now - _purchase_window_days(policy) * DAY
-    times, period = state.purchase_times, occasions.unit(policy)
+    keep_since = state.now - rules.purchase_window
+    times, period = state.purchase_times, rules.occasion
     drop = min(bisect_right(times, keep_since),
-               occasions.start_of_latest(times, policy.activity.rhythm_purchases_kept, period))
+               occasions.start_of_latest(times, rules.rhythm_purchases_kept, period))
     drop = occasions.whole(times, drop, period)
     if drop:
         del state.purchase_times[:drop]
         del state.purchase_orders[:drop]
-    referrals = bisect_right(state.referral_times, state.now - policy.stage.advocate_window_days * DAY)
+    referrals = bisect_right(state.referral_times, state.now - rules.advocate_window)
     if referrals:
         del state.referral_times[:referrals]
 
 
-def drop_unrefundable(state: CustomerState, policy: Policy) -> None:
+def drop_unrefundable(state: CustomerState, rules: RuleSettings) -> None:
     """Drop the orders no refund can match any more as of `state.now` (memory only: a
     refund never matches them, whether they are here or not; see `_held`)."""
-    refundable_since = state.now - policy.value.refund_window_days * DAY
+    refundable_since = state.now - rules.refund_window
     stale = [order_id for order_id, order in state.orders.items()
              if (since := order.held_since()) is not None and since <= refundable_since]
     for order_id in stale:
         del state.orders[order_id]
-
-
-def _purchase_window_days(policy: Policy) -> int:
-    return max(policy.stage.loyal_window_days, policy.loyalty.window_days)

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Purchase occasions: a customer's counted purchases, a day's (or `[stage] occasion_days`')
 taken as one.
 
@@ -13,24 +14,20 @@ of an occasion sit next to each other.
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import islice
-
-from lifecycle.policy import Policy
-from lifecycle.state import DAY
-
-
-def unit(policy: Policy) -> int:
-    """The length of an occasion's period, in seconds."""
-    return policy.stage.occasion_days * DAY
 
 
 def shares_occasion(times: list[int], index: int, at: int, period: int) -> bool:
     """Whether a purchase at `at`, to be inserted at `index` of `times`, falls on an
     occasion that a neighbour already makes."""
     bucket = at // period
-    return (index > 0 and times[index - 1] // period == bucket) or (
-        index < len(times) and times[index] // period == bucket
-    )
+    if index > 0:
+        neighbour = times[index - 1]
+        if neighbour // period == bucket:
+            return True
+    if index < len(times):
+        neighbour = times[index]
+        return neighbour // period == bucket
+    return False
 
 
 def within(times: list[int], since: int, period: int, enough: int | None = None) -> int:
@@ -38,34 +35,44 @@ def within(times: list[int], since: int, period: int, enough: int | None = None)
     start = bisect_right(times, since)
     if len(times) - start <= 1:
         return len(times) - start
-    count, last = 0, None
-    for at in islice(times, start, None):
+    limit = -1 if enough is None else enough
+    at = times[start]
+    count, last = 1, at // period
+    for index in range(start + 1, len(times)):
+        at = times[index]
         bucket = at // period
         if bucket != last:
-            count, last = count + 1, bucket
-            if count == enough:
+            if count == limit:
                 break
+            count, last = count + 1, bucket
     return count
 
 
-def next_window_end(times: list[int], since: int, days: int, period: int) -> int | None:
-    """When the oldest occasion after `since` leaves a window of `days`: as its last purchase does."""
+def next_window_end(times: list[int], since: int, window: int, period: int) -> int | None:
+    """When the oldest occasion after `since` leaves a window of `window` seconds: as its
+    last purchase does."""
     index = bisect_right(times, since)
     if index == len(times):
         return None
-    bucket = times[index] // period
-    while index + 1 < len(times) and times[index + 1] // period == bucket:
+    at = times[index]
+    bucket = at // period
+    while index + 1 < len(times):
+        at = times[index + 1]
+        if at // period != bucket:
+            break
         index += 1
-    return times[index] + days * DAY
+    at = times[index]
+    return at + window
 
 
 def recent_starts(times: list[int], count: int, period: int) -> list[int]:
     """The first purchase time of each of the latest `count` occasions, oldest first."""
     starts: list[int] = []
-    bucket = None
-    for at in reversed(times):
+    bucket = 0
+    for index in range(len(times) - 1, -1, -1):
+        at = times[index]
         this = at // period
-        if this != bucket:
+        if not starts or this != bucket:
             if len(starts) == count:
                 break
             starts.append(at)
@@ -78,18 +85,22 @@ def recent_starts(times: list[int], count: int, period: int) -> list[int]:
 
 def start_of_latest(times: list[int], count: int, period: int) -> int:
     """The index in `times` where the latest `count` occasions begin (0 if there are fewer)."""
-    seen, bucket = 0, None
+    seen, bucket = 0, 0
     for index in range(len(times) - 1, -1, -1):
-        if times[index] // period != bucket:
+        at = times[index]
+        if seen == 0 or at // period != bucket:
             if seen == count:
                 return index + 1
-            seen, bucket = seen + 1, times[index] // period
+            seen, bucket = seen + 1, at // period
     return 0
 
 
 def whole(times: list[int], index: int, period: int) -> int:
     """`index` moved back to the start of the occasion it falls in, so that a cut there
     never splits one."""
-    while 0 < index < len(times) and times[index - 1] // period == times[index] // period:
+    while 0 < index < len(times):
+        earlier, at = times[index - 1], times[index]
+        if earlier // period != at // period:
+            break
         index -= 1
     return index

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from lifecycle.activity import Limits
 from lifecycle.loyalty import earned_tier
-from lifecycle.policy import Policy
+from lifecycle.rule_settings import RuleSettings
 from lifecycle.stage import purchases_within
 from lifecycle.state import DAY, CustomerState
 
@@ -24,16 +24,16 @@ def _days(seconds: int | None) -> int | None:
 
 
 def facts_read(
-    dimension: str, state: CustomerState, policy: Policy, limits: Limits, silent_since: int, band: str,
+    dimension: str, state: CustomerState, rules: RuleSettings, limits: Limits, silent_since: int, band: str,
     reviewing: bool,
 ) -> Facts:
     """What the rule of `dimension` read, as of `state.now` (called as it decides)."""
-    now = state.now
+    now, policy = state.now, rules.policy
     if dimension == "stage":
         return {
             "purchases": state.purchases,
             "purchase_occasions": state.purchase_occasions,
-            "purchases_in_window": purchases_within(state, now, policy.stage.loyal_window_days, policy),
+            "purchases_in_window": purchases_within(state, now, rules.loyal_window, rules),
             "window_days": policy.stage.loyal_window_days,
             "open_complaints": len(state.open_complaints),
             "attitude": state.attitude,
@@ -56,13 +56,13 @@ def facts_read(
     if dimension == "loyalty_type":
         return {
             "attitude": state.attitude,
-            "purchases_in_window": purchases_within(state, now, policy.loyalty.window_days, policy),
+            "purchases_in_window": purchases_within(state, now, rules.loyalty_window, rules),
             "window_days": policy.loyalty.window_days,
         }
     if dimension == "loyalty_tier":
         return {
             "points": state.points,
-            "earned_tier": earned_tier(state.points, policy),
+            "earned_tier": earned_tier(state.points, rules),
             "member": bool(state.programmes),
             "review": reviewing,
         }

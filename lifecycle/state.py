@@ -6,13 +6,14 @@ the facts, the policy and the customer's event time, and kept here so that a cha
 can be told from a non-change. Times are whole seconds since the Unix epoch (UTC): a
 state is persisted and compared, and integers are exact. A state is stored as a msgpack
 array (0.57 KB on the benchmark population, against 1.27 KB as a map of field names),
-so changes to this Struct are additive *at its end* (new fields with defaults, last),
+so changes to `StoredState` are additive *at its end* (new fields with defaults, last),
 and a state stored by an older engine still decodes.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 import msgspec
 
@@ -63,8 +64,13 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     points: int
 
 
-class CustomerState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
-    """One customer, as of `now`: the latest event time that reached the customer."""
+class StoredState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
+    """A `CustomerState` as stored: its fields, in this order, with these defaults.
+
+    The stored form is this Struct's msgpack array; the engine works on `CustomerState`,
+    whose typed layout (state.pxd) the compiler turns into C fields. A field added here
+    is added there too, with the same default: a test keeps the two in step.
+    """
 
     customer_id: str
     now: int = 0
@@ -140,18 +146,104 @@ class CustomerState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
     consents: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
+class CustomerState:
+    """One customer, as of `now`: the latest event time that reached the customer.
+
+    The fields are `StoredState`'s (what each holds is said there). Compiled, this is a
+    C struct (state.pxd: times, counts and money int64, the rest typed objects), so a
+    rule reads a field as a C load instead of an attribute lookup; interpreted, it is a
+    plain class with the same fields.
+    """
+
+    def __init__(self, customer_id: str, **fields: object) -> None:
+        self.customer_id = customer_id
+        self.now = 0
+        self.first_event_at = None
+        self.last_event_at = None
+        self.last_active_at = None
+        self.events = 0
+        self.recent_event_ids = []
+        self.duplicates_ignored = 0
+        self.showed_intent = False
+        self.erased = False
+        self.orders = {}
+        self.purchases = 0
+        self.purchase_times = []
+        self.purchase_orders = []
+        self.usual_gap = None
+        self.historical_value_minor = 0
+        self.revenue_with_margin_minor = 0
+        self.margin_minor = 0
+        self.ledger = []
+        self.current_value_minor = 0
+        self.points = 0
+        self.unpriced_purchases = 0
+        self.open_complaints = {}
+        self.closed_complaints = []
+        self.early_resolutions = {}
+        self.complaints_filed = 0
+        self.complaints_resolved = 0
+        self.recoveries_satisfied = 0
+        self.resolve_seconds_total = 0
+        self.last_recovery_at = None
+        self.last_recovery_satisfied = None
+        self.latest_nps = None
+        self.latest_nps_at = None
+        self.latest_csat = None
+        self.latest_csat_at = None
+        self.referral_times = []
+        self.programmes = []
+        self.member_since = None
+        self.next_review_at = None
+        self.stage = "prospect"
+        self.activity = "active"
+        self.attitude = "neutral"
+        self.loyalty_type = "none"
+        self.loyalty_tier = "none"
+        self.value_band = "small"
+        self.relationship_level = "basic"
+        self.clv_minor = 0
+        self.win_backs = 0
+        self.sequence = 0
+        self.next_deadline = None
+        self.chain_head = ""
+        self.historical_revenue_minor = 0
+        self.purchase_occasions = 0
+        self.sources = []
+        self.consents = {}
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return repr(_as_stored(self))
+
+
 MAX_SOURCES = 32
 """Sources kept per customer: a producer writing a new source on every event must not
 grow a state without bound."""
 
 
+STATE_FIELDS = StoredState.__struct_fields__
+_fields_of = attrgetter(*STATE_FIELDS)
 _state_encoder = msgspec.msgpack.Encoder()
-_state_decoder = msgspec.msgpack.Decoder(CustomerState)
+_state_decoder = msgspec.msgpack.Decoder(StoredState)
 
 
 def encode_state(state: CustomerState) -> bytes:
-    return _state_encoder.encode(state)
+    """The state as `StoredState`'s msgpack array: the fields in their order, one C call
+    to read them all."""
+    return _state_encoder.encode(_fields_of(state))
 
 
 def decode_state(data: bytes) -> CustomerState:
-    return _state_decoder.decode(data)
+    """A stored state, of this engine or an older one (missing trailing fields take
+    their defaults)."""
+    stored = _state_decoder.decode(data)
+    state = CustomerState.__new__(CustomerState)
+    for name, value in zip(STATE_FIELDS, msgspec.structs.astuple(stored)):
+        setattr(state, name, value)
+    return state
+
+
+def _as_stored(state: CustomerState) -> StoredState:
+    return StoredState(**dict(zip(STATE_FIELDS, _fields_of(state))))

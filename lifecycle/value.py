@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Customer value (docs/domain.md section 4) and the relationship level it calls for (section 5).
 
 historical value: net revenue, or margin where given, in base-currency minor units;
@@ -12,7 +13,8 @@ the band and the margin ratio.
 from __future__ import annotations
 
 from lifecycle.policy import Policy
-from lifecycle.state import DAY, CustomerState
+from lifecycle.rule_settings import RuleSettings
+from lifecycle.state import CustomerState
 from schemas.lifecycle_events import DIMENSION_VALUES
 
 SMALL, NORMAL, KEY = DIMENSION_VALUES["value_band"]
@@ -35,37 +37,39 @@ def clv_factors(policy: Policy) -> dict[str, float]:
     return factors
 
 
-def clv_of(state: CustomerState, factor: float, policy: Policy) -> int:
+def clv_of(state: CustomerState, factor: float, rules: RuleSettings) -> int:
     """The current yearly value, repeated over the horizon with `factor` (see `clv_factors`)."""
     yearly = max(state.current_value_minor, 0) if state.purchases else 0
-    return round(yearly * factor) - policy.value.acquisition_cost_minor
+    return round(yearly * factor) - rules.acquisition_cost_minor
 
 
-def value_band_of(clv_minor: int, policy: Policy) -> tuple[str, str]:
-    p = policy.value
-    if clv_minor >= p.key_band_min_minor:
-        return KEY, "value_band.key_clv"
-    if clv_minor >= p.normal_band_min_minor:
-        return NORMAL, "value_band.normal_clv"
-    return SMALL, "value_band.small_clv"
+def value_band_of(clv_minor: int, rules: RuleSettings) -> tuple[str, str]:
+    if clv_minor >= rules.key_band_min_minor:
+        return _KEY
+    if clv_minor >= rules.normal_band_min_minor:
+        return _NORMAL
+    return _SMALL
 
 
-def relationship_level_of(state: CustomerState, band: str, policy: Policy) -> tuple[str, str]:
+def relationship_level_of(state: CustomerState, band: str, rules: RuleSettings) -> tuple[str, str]:
     """Many low-margin customers: basic/reactive; few high-margin ones: partnership."""
     revenue = state.revenue_with_margin_minor
-    high_margin = revenue > 0 and state.margin_minor >= revenue * policy.relationship.high_margin_ratio
-    margin = "high_margin" if high_margin else "low_margin"
-    if band == KEY:
-        level = "partnership" if high_margin else "proactive"
-    elif band == NORMAL:
-        level = "accountable" if high_margin else "reactive"
-    else:
-        level = "reactive" if high_margin else "basic"
-    return level, f"relationship_level.{band}_{margin}"
+    high_margin = revenue > 0 and state.margin_minor >= revenue * rules.high_margin_ratio
+    return _LEVELS[band][high_margin]
 
 
-def next_value_change(state: CustomerState, now: int, policy: Policy) -> int | None:
+def next_value_change(state: CustomerState, now: int, rules: RuleSettings) -> int | None:
     """The next moment an entry leaves the value window."""
     if not state.ledger:
         return None
-    return state.ledger[0].at + policy.value.window_days * DAY
+    return state.ledger[0].at + rules.value_window
+
+
+_KEY, _NORMAL, _SMALL = (KEY, "value_band.key_clv"), (NORMAL, "value_band.normal_clv"), (SMALL, "value_band.small_clv")
+# (level, rule) by band, then by high margin (False, True): made once, allocating nothing.
+_LEVELS = {
+    band: tuple((level, f"relationship_level.{band}_{margin}")
+                for level, margin in ((low, "low_margin"), (high, "high_margin")))
+    for band, low, high in ((KEY, "proactive", "partnership"), (NORMAL, "reactive", "accountable"),
+                            (SMALL, "basic", "reactive"))
+}
