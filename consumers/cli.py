@@ -382,7 +382,8 @@ def _replay_summary(report: ReplayReport) -> str:
     return (
         f"replayed {report.records} events into {report.generation}: {report.customers} customers, "
         f"{report.lifecycle_events} lifecycle events, {report.dead_letters} dead letters, "
-        f"{report.events_per_second:,.0f} events/s"
+        f"{report.events_per_second:,.0f} events/s ("
+        + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.phases.items()) + ")"
     )
 
 

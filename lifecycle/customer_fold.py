@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """One customer's whole history at once: the bulk replay's unit of work.
 
 The live processor takes the log in its order, all customers mixed, and a clock finds
@@ -81,11 +82,12 @@ class PartitionClocks:
 @dataclass
 class FoldedCustomer:
     """What a customer's history derived: the final state (None if no event was taken),
-    the lifecycle events with the take order of what derived them, and the take orders
-    of the events refused, with why."""
+    the lifecycle events with the take order of what derived them (and each one's
+    record, in `payloads`), and the take orders of the events refused, with why."""
 
     state: CustomerState | None
     derived: list[tuple[int, LifecycleEvent]] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     taken: list[tuple[int, tuple[int, int] | None]] = field(default_factory=list)
     """The take order of each event taken, with what it booked (`LifecycleEngine.booked`)."""
@@ -130,7 +132,9 @@ def fold_customer(
             latest = clocks.latest(upto)
             if latest is not None and latest > state.now:
                 state.now = latest
-            out.derived.extend((seq, e) for e in engine.on_event(state, event, at))
+            for derived in engine.on_event(state, event, at):
+                out.derived.append((seq, derived))
+            out.payloads.extend(engine.payloads)
             out.taken.append((seq, engine.booked))
         except FactOutOfRange as error:
             out.refused.append((seq, str(error)))
@@ -155,5 +159,8 @@ def _due_clocks(
         index = bisect_left(clocks.running_max, state.next_deadline, start, stop)
         if index == stop:
             return
-        out.derived.extend((clocks.sequence[index], e) for e in engine.on_clock(state, clocks.events[index]))
+        seq = clocks.sequence[index]
+        for derived in engine.on_clock(state, clocks.events[index]):
+            out.derived.append((seq, derived))
+        out.payloads.extend(engine.payloads)
         start = index + 1

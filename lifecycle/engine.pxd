@@ -15,6 +15,7 @@ cdef class LifecycleEngine:
     cdef dict _clv_factors
     cdef dict _limits
     cdef public object booked
+    cdef public list payloads
 
     @cython.locals(passed=bint, due=bint, asleep=bint, folded=Py_ssize_t, reviewing=bint)
     cpdef list on_event(self, CustomerState state, object event, object at=*)

@@ -53,7 +53,8 @@ TIME_CAUSE = "time"
 
 class LifecycleEngine:
     """Applies the policy's rules to customers' events; holds no customer's state (only
-    `booked`: what the latest event added to its customer's value)."""
+    `booked`: what the latest event added to its customer's value, and `payloads`: the
+    log bytes of the lifecycle events the latest call returned)."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -61,6 +62,10 @@ class LifecycleEngine:
         self._clv_factors = clv_factors(policy)
         self._limits: dict[int | None, Limits] = {}
         self.booked: tuple[int, int] | None = None
+        self.payloads: list[bytes] = []
+        """The record of each lifecycle event the latest `on_event` or `on_clock` returned,
+        in order: the bytes its successor's `previous_hash` chains, for the log as they are
+        (encoded once)."""
 
     def on_event(self, state: CustomerState, event: AnyCustomerEvent, at: int | None = None) -> list[LifecycleEvent]:
         """Fold one customer event into `state`; return the lifecycle events it causes.
@@ -70,8 +75,9 @@ class LifecycleEngine:
         cannot take. Afterwards `booked` holds what the event added to the customer's
         historical value and revenue, or None if it was not taken (a repeat).
         """
-        check_bounds(state, event, self.rules)
+        money = check_bounds(state, event, self.rules)
         self.booked = None
+        self.payloads = []
         if self._seen(state, event):
             return []
         if at is None:
@@ -85,7 +91,7 @@ class LifecycleEngine:
             drop_unrefundable(state, self.rules)
         asleep = type(event) is Purchase and self._asleep_at(state, at)
         value, revenue = state.historical_value_minor, state.historical_revenue_minor
-        folded = apply_facts(state, event, at, self.rules)
+        folded = apply_facts(state, event, at, self.rules, money)
         self.booked = (state.historical_value_minor - value, state.historical_revenue_minor - revenue)
         if folded or due:
             reviewing = due and self._review(state)
@@ -95,6 +101,7 @@ class LifecycleEngine:
     def on_clock(self, state: CustomerState, clock: Clock) -> list[LifecycleEvent]:
         """Move the customer's time to the clock's; return what time alone changed."""
         out: list[LifecycleEvent] = []
+        self.payloads = []
         if self._pass_deadlines(state, epoch_seconds(clock.occurred_at), out):
             drop_unrefundable(state, self.rules)
         return out
@@ -192,7 +199,7 @@ class LifecycleEngine:
             value, rule = decided[index]
             if value != before[index]:
                 if prefix is None:  # the cause's part of the ids, made once per decision
-                    prefix = f"{cause[0] or TIME_CAUSE}/{state.customer_id}/"
+                    prefix = f"{TIME_CAUSE if cause[0] is None else uuid_text(cause[0])}/{state.customer_id}/"
                 dimension = _DIMENSIONS[index]
                 facts = facts_read(dimension, state, rules, limits, silent_since, band[0], reviewing)
                 out.append(self._changed(state, dimension, before[index], value, rule, cause, prefix, facts))
@@ -225,8 +232,10 @@ class LifecycleEngine:
             previous_hash=state.chain_head,
             consents=dict(state.consents),  # a copy: the state goes on changing
         )
-        # The bytes hashed are those the log will hold: encoding is deterministic.
-        state.chain_head = record_hash(encode_event(event))
+        # The bytes hashed are those the log holds.
+        payload = encode_event(event)
+        state.chain_head = record_hash(payload)
+        self.payloads.append(payload)
         return event
 
     def _deadline(self, state: CustomerState, activity_change: int | None) -> int | None:
@@ -264,9 +273,20 @@ def lifecycle_event_id(name: str) -> uuid.UUID:
 
     The same bits as the standard library's: a test compares the two.
     """
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()
-    value = (int.from_bytes(digest[:16]) & _VERSION_MASK) | _VERSION_5
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    digest = _sha1(_NAMESPACE_BYTES + name.encode()).digest()
+    value = (_from_bytes(digest[:16]) & _VERSION_MASK) | _VERSION_5
+    made = _new(_UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", _SAFETY_UNKNOWN)
     return made
+
+
+def uuid_text(value: uuid.UUID) -> str:
+    """`str(value)`, formatted here rather than by `UUID.__str__` (a hot path)."""
+    digits = f"{value.int:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+# Looked up once: each lifecycle event's id makes all of these calls.
+_sha1, _from_bytes, _new, _set = hashlib.sha1, int.from_bytes, object.__new__, object.__setattr__
+_UUID, _SAFETY_UNKNOWN = uuid.UUID, uuid.SafeUUID.unknown

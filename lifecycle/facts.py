@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Folding one raw event into a customer's facts: what the event says, nothing decided.
 
 Each event is applied at its own event time, so a late event (earlier than the
@@ -42,8 +43,12 @@ UNCHANGED, CHANGED, NEW_PURCHASE = 0, 1, 3
 purchase (which also changed facts). A bit mask: `NEW_PURCHASE & CHANGED` is true."""
 
 
-def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, rules: RuleSettings) -> int:
-    """Fold `event` (at `at`, epoch seconds) into `state`; return UNCHANGED, CHANGED or NEW_PURCHASE."""
+def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, rules: RuleSettings,
+                money: tuple[int, int] | None = None) -> int:
+    """Fold `event` (at `at`, epoch seconds) into `state`; return UNCHANGED, CHANGED or NEW_PURCHASE.
+
+    `money`: the event's `priced` (revenue, value), if the caller has it already.
+    """
     state.events += 1
     # The first event always decides (it sets the first deadline); an earlier first
     # event moves where a customer with no activity yet is measured from.
@@ -55,19 +60,24 @@ def apply_facts(state: CustomerState, event: AnyCustomerEvent, at: int, rules: R
     sources = state.sources
     if event.source not in sources and len(sources) < MAX_SOURCES:
         sources.append(event.source)
-    handler = _HANDLERS.get(type(event))
+    kind = type(event)
+    if kind is Purchase:  # half of all events: called directly
+        return changed | _purchase(state, event, at, rules, priced(event, rules) if money is None else money)
+    handler = _HANDLERS.get(kind)
     return changed if handler is None else changed | handler(state, event, at, rules)
 
 
-def check_bounds(state: CustomerState, event: AnyCustomerEvent, rules: RuleSettings) -> None:
+def check_bounds(state: CustomerState, event: AnyCustomerEvent, rules: RuleSettings) -> tuple[int, int] | None:
     """Raise `FactOutOfRange` if folding `event` could take one of the customer's money
     totals beyond `MAX_TOTAL_MINOR`; changes nothing, so a refused event leaves the
     customer as before it. Conservative: each total is checked with the event's whole
-    amount, value or revenue added."""
+    amount, value or revenue added. Returns the event's `priced` (None if it moves no
+    money), for `apply_facts`."""
     kind = type(event)
     if kind is not Purchase and kind is not Refund:
-        return
-    revenue, value = priced(event, rules)
+        return None
+    money = priced(event, rules)
+    revenue, value = money
     step = max(event.amount_minor, abs(revenue), abs(value))
     order = state.orders.get(event.order_id)
     totals = (
@@ -83,13 +93,14 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, rules: RuleSetti
             "customer stays as before it"
         )
         raise FactOutOfRange(msg)
+    return money
 
 
 def priced(event: Purchase | Refund, rules: RuleSettings) -> tuple[int, int]:
     """(revenue, value) of the event in base-currency minor units; 0 without a rate."""
     rate = rules.rates_to_base.get(event.currency, 0.0)
     revenue = round(event.amount_minor * rate)
-    margin = getattr(event, "margin_minor", None)
+    margin = event.margin_minor if type(event) is Purchase else None
     return revenue, revenue if margin is None else round(margin * rate)
 
 
@@ -98,11 +109,11 @@ def _active(state: CustomerState, at: int) -> None:
         state.last_active_at = at
 
 
-def _purchase(state: CustomerState, event: Purchase, at: int, rules: RuleSettings) -> int:
+def _purchase(state: CustomerState, event: Purchase, at: int, rules: RuleSettings, money: tuple[int, int]) -> int:
     _active(state, at)
     if event.currency not in rules.rates_to_base:
         state.unpriced_purchases += 1
-    revenue, value = priced(event, rules)
+    revenue, value = money
     if event.margin_minor is not None:
         state.revenue_with_margin_minor += revenue
         state.margin_minor += value
@@ -175,9 +186,17 @@ def _book(state: CustomerState, at: int | None, value: int, revenue: int, rules:
     per_point = rules.minor_units_per_point
     points = revenue // per_point if revenue >= 0 else -((-revenue) // per_point)
     if at is not None and at > state.now - rules.value_window:
-        insort(state.ledger, Entry(at, value, points), key=lambda entry: entry.at)
+        ledger, entry = state.ledger, Entry(at, value, points)
+        if not ledger or ledger[-1].at <= at:  # in order, nearly always: where insort puts it
+            ledger.append(entry)
+        else:
+            insort(ledger, entry, key=_entry_time)
         state.current_value_minor += value
         state.points += points
+
+
+def _entry_time(entry: Entry) -> int:
+    return entry.at
 
 
 def _count_purchase(state: CustomerState, order_id: str, at: int, rules: RuleSettings) -> None:
@@ -317,7 +336,6 @@ def _erased(state: CustomerState, event: CustomerErased, at: int, rules: RuleSet
 
 
 _HANDLERS: dict[type, Callable[[CustomerState, Any, int, RuleSettings], int]] = {
-    Purchase: _purchase,
     Refund: _refund,
     ComplaintFiled: _complaint_filed,
     ComplaintResolved: _complaint_resolved,

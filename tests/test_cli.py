@@ -18,7 +18,7 @@ from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
-from lifecycle.engine import LIFECYCLE_NAMESPACE, lifecycle_event_id
+from lifecycle.engine import LIFECYCLE_NAMESPACE, lifecycle_event_id, uuid_text
 from lifecycle.population import PopulationSpec, generate
 from schemas import customer_lifecycle_schema
 from tests.cli import ROOT, lifecycle, lifecycle_command
@@ -31,6 +31,11 @@ def test_lifecycle_event_ids_are_standard_uuid5(name):
     fast, standard = lifecycle_event_id(name), uuid.uuid5(LIFECYCLE_NAMESPACE, name)
     assert fast == standard and str(fast) == str(standard) and hash(fast) == hash(standard)
     assert fast.version == 5 and fast.variant == uuid.RFC_4122
+
+
+@given(st.uuids())
+def test_the_engine_writes_a_uuid_as_the_standard_library_does(value):
+    assert uuid_text(value) == str(value)
 
 
 def test_schema_command_prints_the_lifecycle_contract(tmp_path, capsys):

@@ -40,7 +40,7 @@ from lifecycle.state import CustomerState, epoch_seconds
 from projections.catalog.dead_letters import ENGINE_FAILED, INVALID, OUT_OF_RANGE, TIME, TOO_LARGE, DeadLetter, HeldRecord
 from projections.stores.projection_store import BatchEffects, DuckDBProjectionStore
 from projections.stores.state_store import RocksDBStateStore, StateBatch
-from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event, encode_event
+from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event
 from schemas.events import AnyCustomerEvent
 
 
@@ -227,7 +227,8 @@ class LifecycleProcessor:
                                  self.times[name].state(), list(batch.held.values()), batch.released)
         recorded = self.lifecycle_log.recorded_position(name)
         if recorded is None or recorded < position:
-            fresh = [encode_event(e) for at, e, _ in effects.lifecycle_events if recorded is None or at > recorded]
+            fresh = [payload for (at, _, _), payload in zip(effects.lifecycle_events, effects.payloads, strict=True)
+                     if recorded is None or at > recorded]
             self.lifecycle_log.record(fresh, tracking)
         if in_views is None or in_views < position:
             self.store.write(prepared)
@@ -361,6 +362,7 @@ class LifecycleProcessor:
         # Where the cause sits, if elsewhere: for the changes the event itself caused.
         cause = None if own == position else own
         effects.lifecycle_events.extend((position, e, cause if e.caused_by else None) for e in derived)
+        effects.payloads.extend(self.engine.payloads)
         if state.next_deadline != deadline:
             batch.pending.push(state)
         batch.changed[event.customer_id] = state
@@ -378,6 +380,7 @@ class LifecycleProcessor:
         derived = effects.lifecycle_events
         for state in due(written, batch.pending, at, self._due_state):
             derived.extend((position, e, None) for e in self.engine.on_clock(state, clock))
+            effects.payloads.extend(self.engine.payloads)
             batch.pending.push(state)
             batch.changed[state.customer_id] = state
 

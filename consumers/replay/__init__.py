@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eventsourcing.persistence import Tracking
@@ -62,6 +62,17 @@ class ReplayReport(FoldResult):
     history_lost: str | None = None
     """Why the engine-commit history and the policy versions of the generation replaced
     could not be carried over (it was damaged); None when they were."""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds of wall time per step, in order: scan, time, fold, then the writes of the
+    projections, the lifecycle log and the states."""
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - started
 
     @property
     def events_per_second(self) -> float:
@@ -103,14 +114,17 @@ def _derive(settings: Settings, policy: Policy, workers: int, progress: Progress
     report, taking = derive_parts(settings, policy, workers, parts, progress)
     report.generation = generation
     previous_views = previous / home.VIEWS if previous is not None else None
-    report.history_lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times,
-                                        taking.positions)
-    _write_lifecycle_log(generation, parts, taking.positions)
-    states = RocksDBStateStore(generation / home.STATES, cache_size=0)
-    try:
-        states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
-    finally:
-        states.close()
+    with report.timed("projections"):
+        report.history_lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times,
+                                            taking.positions)
+    with report.timed("lifecycle log"):
+        _write_lifecycle_log(generation, parts, taking.positions)
+    with report.timed("states"):
+        states = RocksDBStateStore(generation / home.STATES, cache_size=0)
+        try:
+            states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
+        finally:
+            states.close()
     shutil.rmtree(parts)
     return report
 
@@ -129,12 +143,15 @@ def derive_parts(
     report = ReplayReport()
     buckets = workers * BUCKETS_PER_WORKER
     with _workers(workers) as run:
-        scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
-        taking = take_log(scans, policy)
-        bulk.write_dead_letters(parts, len(scans), taking.dead)
-        bulk.write_waiting(parts, len(scans), taking.waiting_clocks)
-        bulk.write_fits(parts, [(s.unit.partition, position, raw) for s in scans for position, raw in s.fits])
-        folds = _fold(run, scans, buckets, parts, policy, taking, report, progress)
+        with report.timed("scan"):
+            scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
+        with report.timed("time"):
+            taking = take_log(scans, policy)
+            bulk.write_dead_letters(parts, len(scans), taking.dead)
+            bulk.write_waiting(parts, len(scans), taking.waiting_clocks)
+            bulk.write_fits(parts, [(s.unit.partition, position, raw) for s in scans for position, raw in s.fits])
+        with report.timed("fold"):
+            folds = _fold(run, scans, buckets, parts, policy, taking, report, progress)
     report.dead_letters = sum(f.dead_letters for f in folds) + len(taking.dead) + sum(s.dead_letters for s in scans)
     report.waiting = sum(f.waiting for f in folds) + len(taking.waiting_clocks)
     report.lifecycle_events = sum(f.lifecycle_events for f in folds)

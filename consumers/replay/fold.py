@@ -67,6 +67,8 @@ class _Parts:
 
     states: list[tuple[str, CustomerState]] = field(default_factory=list)
     derived: list[tuple[str, int, LifecycleEvent, int | None]] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    """The record of each of `derived`, as the engine encoded it for its chain."""
     dead: list[DeadLetter] = field(default_factory=list)
     waiting: list[tuple[HeldRecord, Held, bytes]] = field(default_factory=list)
     changes: ProfileChanges = field(default_factory=ProfileChanges)
@@ -94,11 +96,12 @@ def fold_bucket(task: FoldTask, parts: Path, policy: Policy) -> FoldResult:
         if folded.state is not None:
             out.states.append((partition, folded.state))
         out.derived.extend((partition, order, e, _cause(order, e, own)) for order, e in folded.derived)
+        out.payloads.extend(folded.payloads)
         _taken(events, folded, own, partition, out, policy.value.rates_to_base, result.unpriced)
     result.customers, result.lifecycle_events = len(out.states), len(out.derived)
     result.dead_letters, result.waiting = len(out.dead), len(out.waiting)
     number = FOLD_PART_BASE + task.bucket
-    bulk.write_fold(parts, number, out.states, out.derived, out.changes, out.movements)
+    bulk.write_fold(parts, number, out.states, out.derived, out.payloads, out.changes, out.movements)
     bulk.write_dead_letters(parts, number, out.dead)
     bulk.write_waiting(parts, number, out.waiting)
     return result

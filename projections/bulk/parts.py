@@ -32,7 +32,7 @@ from projections.catalog import value_movements
 from projections.catalog.dead_letters import DeadLetter, HeldRecord
 from projections.stores.duckdb_tracking_recorder import DuckDBTrackingRecorder
 from projections.stores.projection_store import DuckDBProjectionStore, PartitionTimes, check_projections
-from schemas import decode_event, encode_event
+from schemas import decode_event
 from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
 
@@ -104,12 +104,14 @@ def write_fold(
     number: int,
     states: Sequence[tuple[str, CustomerState]],
     derived: Sequence[tuple[str, int, LifecycleEvent, int | None]],
+    payloads: Sequence[bytes],
     changes: profiles.ProfileChanges,
     movements: value_movements.ValueMovements,
 ) -> None:
     """One bucket's results: final states (with their partitions), lifecycle events
     (partition, the order their cause was taken in, event, the cause's own position if
-    it was taken later than there: `consumers/replay/__init__.py`) and personal data."""
+    it was taken later than there: `consumers/replay/__init__.py`) with their records
+    (`payloads`, as the engine encoded them) and personal data."""
     partitions = [partition for partition, _ in states]
     folded = [state for _, state in states]
     if folded:
@@ -127,7 +129,7 @@ def write_fold(
         assert rows is not None
         rows = rows.append_column("cause_seq", pa.array(seqs, pa.int64()))
         rows = rows.append_column("cause_sub", pa.array([release_of(order) for _, order, _, _ in derived], pa.int32()))
-        rows = rows.append_column("payload", pa.array([encode_event(e) for _, _, e, _ in derived], pa.binary()))
+        rows = rows.append_column("payload", pa.array(payloads, pa.binary()))
         _write(directory, "transitions", number, rows)
     _write(directory, "profiles", number, profiles.table(changes.updates))
     _write(directory, "movements", number, value_movements.table(movements.rows))

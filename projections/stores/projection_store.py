@@ -50,6 +50,8 @@ class BatchEffects:
     tracking: Tracking
     states: list[CustomerState] = field(default_factory=list)
     lifecycle_events: list[transitions.Derived] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    """The record of each of `lifecycle_events`, as the engine encoded it for its chain."""
     partition_times: PartitionTimes | None = None
     held: list[dead_letters.HeldRecord] = field(default_factory=list)
     released: list[tuple[str, int]] = field(default_factory=list)
