@@ -5,9 +5,11 @@ grouped by customer, its clocks shared as one partition's, and each customer fol
 through `fold_customer` (lifecycle/customer_fold.py), as a replay worker does. Each
 variant runs in a process of its own, alternating, `--rounds` times; CPU time of the
 fold alone, per event, median. The interpreted variant runs a copy of `lifecycle/`
-without its built modules (PYTHONPATH first), so both run the very same source.
+without its built modules (PYTHONPATH first), so both run the very same source; with
+`--baseline REV`, a third variant runs `lifecycle/` and `schemas/` as they were at
+commit REV, interpreted (the engine before a change, in the same run).
 
-    .venv/bin/python benchmarks/fold.py [--customers N] [--rounds R]
+    .venv/bin/python benchmarks/fold.py [--customers N] [--rounds R] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", metavar="REV", help="also run the interpreted engine of this commit")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -75,22 +78,39 @@ def main() -> None:
         return
     source = Path(tempfile.mkdtemp(prefix="fold-source-"))
     shutil.copytree(ROOT / "lifecycle", source / "lifecycle", ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
-    runs: dict[str, list[dict[str, object]]] = {"interpreted": [], "compiled": []}
+    variants: list[tuple[str, Path | None]] = [("interpreted", source), ("compiled", None)]
+    if args.baseline:
+        variants.insert(0, (f"interpreted {args.baseline}", _checkout(args.baseline, source.parent)))
+    runs: dict[str, list[dict[str, object]]] = {name: [] for name, _ in variants}
     try:
         for round_ in range(args.rounds):
-            for name, path in (("interpreted", source), ("compiled", None)):
+            for name, path in variants:
                 runs[name].append(_variant(args.customers, path))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]['seconds']:.1f} s", file=sys.stderr)
     finally:
-        shutil.rmtree(source)
+        for _, path in variants:
+            if path is not None:
+                shutil.rmtree(path)
     first = runs["interpreted"][0]
+    assert all(done[0]["derived"] == first["derived"] for done in runs.values()), "the variants derived differently"
     print(f"{first['events']:,} events of {args.customers:,} customers, {first['derived']:,} lifecycle events; "
           f"CPU time of the fold, median of {args.rounds}")
     medians = {}
     for name, done in runs.items():
         medians[name] = statistics.median(float(run["seconds"]) for run in done)  # type: ignore[arg-type]
-        print(f"{name:12} {1e6 * medians[name] / int(first['events']):6.2f} us an event   ({done[0]['core']})")
-    print(f"compiled: {medians['interpreted'] / medians['compiled']:.2f}x the interpreted fold")
+        print(f"{name:20} {1e6 * medians[name] / int(first['events']):6.2f} us an event   ({done[0]['core']})")
+    for name in medians:
+        if name != "compiled":
+            print(f"compiled: {medians[name] / medians['compiled']:.2f}x the {name} fold")
+
+
+def _checkout(revision: str, beside: Path) -> Path:
+    """`lifecycle/` and `schemas/` as they were at `revision`, in a directory of their own."""
+    target = Path(tempfile.mkdtemp(prefix="fold-baseline-", dir=beside))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "lifecycle", "schemas"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 if __name__ == "__main__":
