@@ -91,8 +91,11 @@ def replay(
     started = time.perf_counter()
     with home.engine_lock(settings.home):
         previous = home.current(settings.home)
+        # A Ctrl-C while the generation is made waits until the `try` that removes it.
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         generation = home.next_generation(settings.home)
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
             report = _derive(settings, policy, workers, progress, generation, previous)
         except BaseException:
             shutil.rmtree(generation, ignore_errors=True)  # it was never in use; a full disk gets its space back
