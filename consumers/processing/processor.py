@@ -108,11 +108,15 @@ class _Batch:
     """The customers one batch has touched, what it changed, and the records it set
     waiting for time (with their bytes) or took out of waiting."""
 
-    def __init__(self, partition: str, clock_at: int | None = None) -> None:
+    def __init__(self, partition: str, clock_at: int | None = None, index_read_to: int | None = None) -> None:
         self.partition = partition
         # The latest clock taken so far, as the customers see it: the time rule's own
         # runs ahead of it while the clocks it released wait to be taken.
         self.clock_at = clock_at
+        # The written deadline index has been read up to here: each customer due by then
+        # was decided and their deadline moved past it (into `pending`), so a later clock
+        # of the batch reads on from here instead of from the written clock again.
+        self.index_read_to = index_read_to
         self.touched: dict[str, CustomerState] = {}
         self.deadlines_before: dict[str, int | None] = {}
         self.changed: dict[str, CustomerState] = {}
@@ -270,7 +274,7 @@ class LifecycleProcessor:
         times = self.times.get(partition)
         if times is None:
             times = self.times[partition] = PartitionTime(self.engine.policy)
-        self._batch = _Batch(partition, times.clock_at)
+        self._batch = _Batch(partition, times.clock_at, self._written_clock.get(partition))
         limit = self.engine.policy.input.max_event_bytes
         for seq, position, raw in records.numbered():
             if len(raw) > limit:
@@ -376,7 +380,10 @@ class LifecycleProcessor:
         batch = self._batch
         if batch.clock_at is None or at > batch.clock_at:
             batch.clock_at = at
-        written = self.states.due(batch.partition, self._written_clock.get(batch.partition), at)
+        read_to = batch.index_read_to
+        written = self.states.due(batch.partition, read_to, at)
+        if read_to is None or at > read_to:
+            batch.index_read_to = at
         derived = effects.lifecycle_events
         for state in due(written, batch.pending, at, self._due_state):
             derived.extend((position, e, None) for e in self.engine.on_clock(state, clock))
