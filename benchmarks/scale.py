@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--state-cache", type=int, default=100_000)
     parser.add_argument("--skip-live", action="store_true", help="measure the replay only")
+    parser.add_argument("--checkpoint-batches", default="10",
+                        help="live runs, one for each of these comma-separated `--checkpoint-batches` (1: the "
+                        "projections and states written every batch, as before checkpoints)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "out")
     return parser.parse_args()
 
@@ -129,9 +132,9 @@ def replay(args: argparse.Namespace, home: Path, lines: int) -> dict:
     return {"seconds": seconds, "rate": lines / seconds, "rss": peak}
 
 
-def live(args: argparse.Namespace, home: Path, lines: int) -> dict:
+def live(args: argparse.Namespace, home: Path, lines: int, checkpoint_batches: str) -> dict:
     forget_derived(home)
-    say("processing live, batch by batch ...")
+    say(f"processing live, batch by batch, a checkpoint every {checkpoint_batches} batches ...")
     commits: list[tuple[float, int]] = []
 
     def on_line(line: str, at: float) -> None:
@@ -139,7 +142,8 @@ def live(args: argparse.Namespace, home: Path, lines: int) -> dict:
             done = (commits[-1][1] if commits else 0) + int(line.split()[1])
             commits.append((at, done))
 
-    command = [*LIFECYCLE, "process", "--once", "-v", "--state-cache", str(args.state_cache), "--home", str(home)]
+    command = [*LIFECYCLE, "process", "--once", "-v", "--state-cache", str(args.state_cache), "--home", str(home),
+               "--checkpoint-batches", checkpoint_batches]
     seconds, peak, _ = run(command, on_line)
     return {"seconds": seconds, "rate": lines / seconds, "rss": peak,
             "first_tenth": _rate(commits, 0.0, 0.1), "last_tenth": _rate(commits, 0.9, 1.0)}
@@ -160,7 +164,8 @@ def main() -> None:
     home, publish_s = published_home(args, path, lines)
     rows = [("replay", replay(args, home, lines))]
     if not args.skip_live:
-        rows.append(("live process", live(args, home, lines)))
+        for every in args.checkpoint_batches.split(","):
+            rows.append((f"live process, checkpoint every {every} batches", live(args, home, lines, every)))
     print(f"\n{args.customers:,} customers, {lines:,} events, {args.workers} workers"
           + (f"; published in {publish_s:.0f} s ({lines / publish_s:,.0f} events/s)" if publish_s else ""))
     print("| run | seconds | events/s | first tenth events/s | last tenth events/s | peak RSS, all processes |")

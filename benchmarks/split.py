@@ -32,7 +32,7 @@ RATE = 100
 PARTS = (
     ("ids", ("lifecycle_event_id", "record_hash", "chain.py")),
     ("decode", ("decode_event", "_segment ", "_numbered")),
-    ("writes", ("_commit ", "write ", "write_many", "record ", "prepare ", "upsert", "customers_table",
+    ("writes", ("_commit ", "checkpoint ", "write ", "write_many", "record ", "prepare ", "upsert", "customers_table",
                 "encode_state", "put_many")),
     ("state reads", ("state_store.py", "decode_state")),
     ("rules", ("engine.py", "facts.py", "activity.py", "attitude.py", "stage.py", "loyalty.py", "value.py",

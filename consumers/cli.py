@@ -34,6 +34,7 @@ from consumers.privacy.customer_keys import MasterKey
 from consumers.privacy.key_store import open_customer_keys
 from consumers.replay.dry_run import dry_run
 from consumers.replay.dry_run import render_text as render_dry_run
+from consumers.processing.checkpoint import CheckpointPolicy
 from consumers.processing.engine_session import EngineSession
 from consumers.errors import ConfigurationError, LifecycleError
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.build(home=args.home, kafka=args.kafka, policy=getattr(args, "policy", None),
                                   state_cache=getattr(args, "state_cache", None),
+                                  projections_memory=getattr(args, "projections_memory", None),
                                   master_key=getattr(args, "master_key", None), roles=args.roles,
                                   key_store=args.key_store)
         return args.command(args, settings)
@@ -175,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     cached = argparse.ArgumentParser(add_help=False)
     cached.add_argument("--state-cache", type=_at_least(0, int), default=Settings.state_cache,
                         help="customers' states kept decoded in memory; the others are read from the state store")
+    cached.add_argument("--projections-memory", metavar="SIZE", default=Settings.projections_memory,
+                        help="the most memory DuckDB takes for the projections (e.g. 512MB, 2GB); past it, it "
+                        "spills to disk")
     parser = argparse.ArgumentParser(prog="lifecycle", description=" ".join(__doc__.split("\n\n")[0].split()),
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('customer-lifecycle')}")
@@ -209,7 +214,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="when live, append a clock event this often, in seconds (0: never)")
     sub.add_argument("--snapshot-every", type=_at_least(0, float), default=60.0,
                      help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
-    sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000, help="most records per transaction")
+    sub.add_argument("--batch-size", type=_at_least(1, int), default=20_000,
+                     help="most records per batch (its lifecycle events are one transaction)")
+    sub.add_argument("--checkpoint-batches", type=_at_least(1, int), default=CheckpointPolicy.batches,
+                     help="write the projections and the engine's states after this many batches (1: after every "
+                     "batch); a crash derives the batches since the last checkpoint again")
+    sub.add_argument("--checkpoint-seconds", type=_at_least(0, float), default=CheckpointPolicy.seconds,
+                     help="or after this many seconds, whichever comes first")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("clock", engine_commands.clock, "append a clock event (dated now, or --at) so that time moves "
                   "for every customer, and process it", derive, cached)

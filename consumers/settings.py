@@ -6,6 +6,7 @@ Nothing below `consumers/` reads the environment; everything it needs is passed 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ class Settings:
     policy: Path | None = None
     state_cache: int = 100_000
     """Customers' states kept decoded in memory (the rest are read from the state store)."""
+    projections_memory: str = "1GB"
+    """The most memory DuckDB takes for the engine's projections (its `memory_limit`;
+    past it, it spills to disk): its default, 80% of the machine, let one engine's
+    projections crowd out its states and everything else on the machine."""
     master_key: Path | None = None
     """The file of the master key that wraps the customers' keys (consumers/privacy/customer_keys.py);
     None: `<home>/master.key`, made on first use."""
@@ -67,6 +72,7 @@ class Settings:
         kafka: str | None = None,
         policy: str | None = None,
         state_cache: int | None = None,
+        projections_memory: str | None = None,
         master_key: str | None = None,
         roles: str | None = None,
         key_store: str | None = None,
@@ -78,6 +84,7 @@ class Settings:
             _check_bootstrap(kafka)
         home = Path(home or environ.get(ENV_HOME) or DEFAULT_HOME)
         cache = cls.state_cache if state_cache is None else state_cache
+        memory = cls.projections_memory if projections_memory is None else _memory_size(projections_memory)
         key = master_key or environ.get(ENV_MASTER_KEY) or None
         roles = roles or environ.get(ENV_ROLES) or None
         key_store = key_store or environ.get(ENV_KEY_STORE) or None
@@ -86,7 +93,17 @@ class Settings:
                    "postgresql://user@host:5432/database, or leave it out for the home's own key file")
             raise ConfigurationError(msg)
         return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache,
-                   master_key=Path(key) if key else None, roles=Path(roles) if roles else None, key_store=key_store)
+                   projections_memory=memory, master_key=Path(key) if key else None, roles=Path(roles) if roles else None, key_store=key_store)
+
+
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _memory_size(value: str) -> str:
+    if not _MEMORY_SIZE.fullmatch(value.strip()):
+        msg = f"memory size {value!r} is not a number and a unit; give it as e.g. 512MB or 2GB"
+        raise ConfigurationError(msg)
+    return value.strip()
 
 
 def _check_bootstrap(value: str) -> None:

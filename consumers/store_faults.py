@@ -144,6 +144,8 @@ def _full(settings: Settings | None, command: str, error: BaseException) -> str:
         if positions:
             reached = ", ".join(f"position {p:,} of {name}" for name, p in sorted(positions.items()))
             kept += f" ({generation.name} is derived up to {reached})"
+        elif positions is not None:
+            kept += f" ({generation.name} has no checkpoint yet: it is derived again from the start of the log)"
     if command == "replay":
         kept += "; the half-built generation was removed (a replay needs about as much space again as the one in use)"
     again = ": it goes on from there" if command in _GOES_ON else ""

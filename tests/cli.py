@@ -35,10 +35,11 @@ def lifecycle_command(settings: Settings, *args: str) -> list[str]:
     return [sys.executable, "-m", "consumers.cli", *args, *_flags(settings)]
 
 
-def kill_processor_after_commits(settings: Settings, batch_size: int, commits: int = 3) -> None:
-    """Start `lifecycle process --once` with small batches; SIGKILL it after `commits` commits."""
+def kill_processor_after_commits(settings: Settings, batch_size: int, commits: int = 3, *flags: str) -> None:
+    """Start `lifecycle process --once FLAGS` with small batches; SIGKILL it after `commits` commits."""
     process = subprocess.Popen(
-        lifecycle_command(settings, "process", "--once", "--no-clock", "--verbose", "--batch-size", str(batch_size)),
+        lifecycle_command(settings, "process", "--once", "--no-clock", "--verbose", "--batch-size", str(batch_size),
+                          *flags),
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,

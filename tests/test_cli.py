@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from consumers.cli import main
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
+from consumers.processing.engine_session import EngineSession
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.engine import LIFECYCLE_NAMESPACE, lifecycle_event_id, uuid_text
@@ -141,6 +142,8 @@ def test_tables_show_control_characters_escaped(tmp_path, capsys):
         ("process", "--clock-every", "-1"),
         ("demo", "--customers", "0"),
         ("process", "--batch-size", "many"),
+        ("process", "--checkpoint-batches", "0"),
+        ("process", "--checkpoint-seconds", "-1"),
     ],
 )
 def test_nonsense_numbers_are_refused(tmp_path, capsys, args):
@@ -149,6 +152,18 @@ def test_nonsense_numbers_are_refused(tmp_path, capsys, args):
     assert stopped.value.code == 2
     assert f"argument {args[1]}" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_the_projections_take_the_memory_they_are_given(tmp_path, capsys):
+    settings = Settings(home=tmp_path / "home")
+    lifecycle(settings, "publish", str(MIXED))
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--projections-memory", "lots") == 2
+    assert "memory size 'lots' is not a number and a unit; give it as e.g. 512MB or 2GB" in capsys.readouterr().err
+    assert lifecycle(settings, "process", "--once", "--no-clock", "--projections-memory", "300MB") == 0
+    with EngineSession(Settings.build(home=str(settings.home), projections_memory="300MB")) as session:
+        with session.store.recorder.transaction() as connection:
+            (limit,) = connection.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit == "286.1 MiB", "300 MB, as DuckDB tells it"
 
 
 def test_tail_on_a_home_that_does_not_exist_creates_nothing(tmp_path, capsys):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.home import STATES, current
 from consumers.logs import open_event_log
@@ -24,12 +26,15 @@ def _customers(settings: Settings, capsys) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def test_killed_processor_resumes_to_the_same_customers(settings, tmp_path, capsys):
+@pytest.mark.parametrize("checkpoint_batches", ["10", "2"], ids=["before-a-checkpoint", "between-checkpoints"])
+def test_killed_processor_resumes_to_the_same_customers(settings, tmp_path, capsys, checkpoint_batches):
+    """Killed before its first checkpoint, or after one with the lifecycle log of a
+    batch past it: either way the batches since are derived again, each once."""
     with open_event_log(settings, CUSTOMER_EVENTS) as log:
         report = publish_lines(generate(SPEC), log, lambda n, reason: None)
     assert report.invalid == 0 and report.appended > 10 * 500
 
-    kill_processor_after_commits(settings, batch_size=500, commits=COMMITS_BEFORE_KILL)
+    kill_processor_after_commits(settings, 500, COMMITS_BEFORE_KILL, "--checkpoint-batches", checkpoint_batches)
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     recovered = _customers(settings, capsys)
 

@@ -57,7 +57,8 @@ def test_process_on_a_full_disk_says_how_far_it_got_and_goes_on_from_there(tmp_p
     events, home_dir = _events(tmp_path / "events.jsonl", 600), tmp_path / "home"
     assert _run(home_dir, AMPLE, "publish", str(events)).returncode == 0
 
-    done = _run(home_dir, 2_000_000, "process", "--once", "--no-clock", "--batch-size", "500")
+    done = _run(home_dir, 2_000_000, "process", "--once", "--no-clock", "--batch-size", "500", "--checkpoint-batches",
+                "1")
     assert done.returncode == 3
     message = _one_line(done.stderr)
     assert message.startswith("lifecycle process: the disk is full")

@@ -18,6 +18,7 @@ import pytest
 from eventsourcing.persistence import Tracking
 from kafka import KafkaProducer
 
+from consumers.processing.checkpoint import CheckpointPolicy
 from consumers.processing.engine_session import EngineSession
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs import open_event_log
@@ -282,20 +283,22 @@ class _FaultyEngine(LifecycleEngine):
         return super().on_event(state, event, at)
 
 
-def test_an_event_the_engine_fails_on_is_dead_lettered_and_the_batch_redone_without_it(tmp_path, capsys):
-    """The batch is done again from the committed states, without the record: what the
-    batch derives equals what it derives when that record was never there."""
+@pytest.mark.parametrize("checkpoint_batches", [10, 2], ids=["before-a-checkpoint", "after-one"])
+def test_an_event_the_engine_fails_on_is_dead_lettered_and_the_batch_redone_without_it(tmp_path, capsys,
+                                                                                      checkpoint_batches):
+    """The batches since the last checkpoint are done again from its states, without the
+    record: what they derive equals what they derive when that record was never there,
+    and each record read is counted once."""
     bug = _purchase(30, customer_id="p-bug", occurred_at="2025-02-01T12:00:00Z")
     middle = len(VALID) * 2 // 3
     settings = Settings(home=tmp_path / "faulty")
     lifecycle(settings, "publish", str(_write(tmp_path / "first.jsonl", VALID[:40])))
     lifecycle(settings, "publish", str(_write(tmp_path / "rest.jsonl", [*VALID[40:middle], bug, *VALID[middle:]])))
-    with EngineSession(settings) as session:
+    with EngineSession(settings, 40, CheckpointPolicy(checkpoint_batches, 3_600.0)) as session:
         processor = session.processor
         processor.engine = _FaultyEngine(processor.engine.policy)
-        processor.batch_size = 40
         report = processor.run_once()
-    assert report.dead_letters == 1
+    assert report.dead_letters == 1 and report.events == len(VALID) + 1
     (letter,) = _query(settings, capsys, "SELECT reason FROM dead_letters")
     assert letter["reason"] == "the engine could not fold this event (ZeroDivisionError: a bug)"
     assert _query(settings, capsys, CUSTOMERS) == _reference(Settings(home=tmp_path), tmp_path, capsys, VALID)

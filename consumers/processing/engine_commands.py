@@ -17,10 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 from consumers.commands.progress import Progress
 from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
+from consumers.processing.checkpoint import CheckpointPolicy
 from consumers.processing.engine_session import EngineSession, FitRun
 from consumers.errors import ConfigurationError, LogUnavailable
 from consumers.logs.event_log import RecordBatch
-from consumers.processing.processor import ProcessReport
+from consumers.processing.process_report import ProcessReport
 from consumers.settings import Settings
 from consumers.commands.stopping import Stopping
 from lifecycle.value_model import ModelNotFitted
@@ -35,7 +36,8 @@ a day covers clocks set a little wrong and offsets written by hand."""
 def process(args: argparse.Namespace, settings: Settings) -> int:
     at = _clock_time(args.clock_at, args.allow_future)
     on_commit = _print_commit if args.verbose else None
-    with Stopping() as stopping, EngineSession(settings, batch_size=args.batch_size) as session:
+    checkpoints = CheckpointPolicy(args.checkpoint_batches, args.checkpoint_seconds)
+    with Stopping() as stopping, EngineSession(settings, args.batch_size, checkpoints) as session:
         if args.once:
             if on_commit is None and sys.stderr.isatty():
                 on_commit = CommitProgress(session, "process --once")
@@ -57,6 +59,8 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             outage.over()
             stopping.wait(args.poll_interval)
+        # Stopped at a batch boundary: what the batches since the last checkpoint did is whole.
+        session.processor.checkpoint()
         return 0
 
 
@@ -70,7 +74,7 @@ class _Live:
         self.last_clock = time.monotonic()
 
     def step(self) -> None:
-        report = self.session.run_once(self.on_commit, should_stop=self.stopping)
+        report = self.session.run_once(self.on_commit, should_stop=self.stopping, checkpoint=False)
         if report.events:
             print_report(report)
         if self.stopping():
@@ -189,7 +193,7 @@ class _Snapshots:
         self.stale = True
 
     def after(self, report: ProcessReport) -> None:
-        self.stale = self.stale or report.events > 0
+        self.stale = self.stale or report.checkpoints > 0
         if not self.every or not self.stale:
             return
         now = time.monotonic()

@@ -17,7 +17,9 @@ from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, Record
 from consumers.logs.lifecycle_relay import LifecycleRelay
 from consumers.logs import open_event_log
 from consumers.policy_file import load_policy
-from consumers.processing.processor import LifecycleProcessor, ProcessReport
+from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.processing.process_report import ProcessReport
+from consumers.processing.processor import LifecycleProcessor
 from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
 from consumers.logs.sqlite_event_log import SQLiteEventLog
@@ -42,14 +44,15 @@ CLOCK_NAMESPACE = uuid.UUID("0f6a3f0e-8d7c-4c1e-9a55-2b7e3c4d5f60")
 class EngineSession:
     """The engine's parts for one command; use as a context manager."""
 
-    def __init__(self, settings: Settings, batch_size: int = 20_000) -> None:
+    def __init__(self, settings: Settings, batch_size: int = 20_000,
+                 checkpoints: CheckpointPolicy = CheckpointPolicy()) -> None:
         self._resources = ExitStack()
         with ExitStack() as opening:
             opening.enter_context(home.engine_lock(settings.home))
             derived = home.current_or_new(settings.home)
             self.log = opening.enter_context(open_event_log(settings, CUSTOMER_EVENTS))
             self.lifecycle_log = opening.enter_context(SQLiteEventLog(home=derived, name=CUSTOMER_LIFECYCLE))
-            self.store = DuckDBProjectionStore(derived / home.VIEWS)
+            self.store = DuckDBProjectionStore(derived / home.VIEWS, settings.projections_memory)
             opening.callback(self.store.close)
             self.states = RocksDBStateStore(derived / home.STATES, settings.state_cache)
             opening.callback(self.states.close)
@@ -59,7 +62,8 @@ class EngineSession:
                 self.relay = LifecycleRelay(self.lifecycle_log, topic)
             self.partners = load_roles(settings.roles).partners()
             engine = LifecycleEngine(load_policy(settings.policy))
-            self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size)
+            self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size,
+                                                checkpoints)
             self.processor.on_erased = partial(destroy_keys, settings)
             self._fit_tried_at: int | None = None
             self._resources = opening.pop_all()
@@ -68,10 +72,12 @@ class EngineSession:
         self,
         on_commit: Callable[[RecordBatch], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        checkpoint: bool = True,
     ) -> ProcessReport:
         """Process what is new on the log (stopping early at a batch boundary once
-        `should_stop()`), then relay new lifecycle events to Kafka if used."""
-        report = self.processor.run_once(on_commit, should_stop)
+        `should_stop()`), then relay new lifecycle events to Kafka if used.
+        `checkpoint`: as `LifecycleProcessor.run_once`."""
+        report = self.processor.run_once(on_commit, should_stop, checkpoint)
         if self.relay is not None:
             self.relay.relay()
         return report

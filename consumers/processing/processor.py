@@ -1,16 +1,17 @@
 """The lifecycle processor: reads the log, runs the lifecycle engine, commits per batch.
 
 Exactly once with respect to the input log, in three stores, in this order, each with
-the input position after the batch:
-1. the lifecycle events the batch caused go to the `customer-lifecycle` log (an
-   eventsourcing process recorder), in one transaction;
-2. the batch's rows go to the DuckDB projections, in one transaction;
-3. the engine's states, deadline index, partitions' time rules and the records waiting
-   for time go to the state store (RocksDB), in one write.
-All three are built before any is written, so a batch whose data cannot be stored
-records nothing. Reading resumes where the state store stands, which is never past the
-others; after a crash the batches in between are derived again (the derivation is
-deterministic, so identically), and each store skips what it already holds.
+the input position it reflects:
+1. the lifecycle events each batch caused go to the `customer-lifecycle` log (an
+   eventsourcing process recorder), in one transaction per batch, as it is committed;
+2. at a checkpoint (consumers/processing/checkpoint.py: every few batches or seconds,
+   and at the end of a batch run), the rows of the batches since the last one go to
+   the DuckDB projections, in one transaction a partition;
+3. then the engine's states, deadline index, partitions' time rules and the records
+   waiting for time go to the state store (RocksDB), in one write.
+Reading resumes where the state store stands, which is never past the others; after a
+crash the batches in between are derived again (the derivation is deterministic, so
+identically), and each store skips what it already holds.
 
 No record stops the engine. A record that is not a valid event, is larger than the
 policy allows, or that the engine cannot fold becomes a dead letter with its reason
@@ -23,16 +24,18 @@ waiting, or dead-lettered.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+
+from eventsourcing.persistence import Tracking
 
 from consumers.errors import LifecycleError
-from consumers.logs.event_log import EventLog, RecordBatch
+from consumers.logs.event_log import EventLog, RecordBatch, record_seq
 from consumers.logs.sqlite_event_log import SQLiteEventLog
-from lifecycle.deadlines import DeadlineQueue, due
+from consumers.processing.checkpoint import CheckpointClock, CheckpointPolicy, SinceCheckpoint
+from consumers.processing.process_report import ProcessReport, RunCount
+from lifecycle.deadlines import due
 from lifecycle.engine import LifecycleEngine
 from lifecycle.errors import FactOutOfRange
 from lifecycle.partition_time import CLOCK, REFUSE, TAKE, WAIT, Held, PartitionTime, customer_key, waiting_reason
@@ -42,34 +45,6 @@ from projections.stores.projection_store import BatchEffects, DuckDBProjectionSt
 from projections.stores.state_store import RocksDBStateStore, StateBatch
 from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event
 from schemas.events import AnyCustomerEvent
-
-
-@dataclass(frozen=True)
-class ProcessReport:
-    """What one run of the processor did: `events` records were read, of which
-    `dead_letters` were refused; `waiting` records (of this run or before) wait for
-    time now; `unpriced` counts purchases by currency the policy has no rate for (they
-    count no value)."""
-
-    events: int
-    dead_letters: int
-    lifecycle_events: int
-    batches: int
-    seconds: float
-    unpriced: Counter[str] = field(default_factory=Counter)
-    waiting: int = 0
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
-
-    def __add__(self, later: ProcessReport) -> ProcessReport:
-        """Two runs told as one; what waits is as of the later."""
-        return ProcessReport(
-            self.events + later.events, self.dead_letters + later.dead_letters,
-            self.lifecycle_events + later.lifecycle_events, self.batches + later.batches,
-            self.seconds + later.seconds, self.unpriced + later.unpriced, later.waiting,
-        )
 
 
 FAILURES_PER_BATCH = 20
@@ -86,6 +61,11 @@ class EngineFailing(LifecycleError):
             "policy nobody foresaw. Nothing of this batch was committed (what came before it was); report it with "
             "this message, and once fixed, `lifecycle process` goes on from here"
         )
+
+
+class _Rewind(Exception):
+    """A batch failed, and what the batches since the last checkpoint changed was
+    forgotten: reading starts again from the checkpoint."""
 
 
 class _FoldFailed(Exception):
@@ -105,25 +85,20 @@ def _fold_failed(seq: int, error: Exception) -> Exception:
 
 
 class _Batch:
-    """The customers one batch has touched, what it changed, and the records it set
-    waiting for time (with their bytes) or took out of waiting."""
+    """The batch in hand: its partition, the latest clock its customers have seen, the
+    currencies it met with no rate, and where its changes go (with those of the
+    batches before it since the last checkpoint)."""
 
-    def __init__(self, partition: str, clock_at: int | None = None, index_read_to: int | None = None) -> None:
+    def __init__(self, partition: str, clock_at: int | None, since: SinceCheckpoint,
+                 refused: dict[int, str]) -> None:
         self.partition = partition
         # The latest clock taken so far, as the customers see it: the time rule's own
         # runs ahead of it while the clocks it released wait to be taken.
         self.clock_at = clock_at
-        # The written deadline index has been read up to here: each customer due by then
-        # was decided and their deadline moved past it (into `pending`), so a later clock
-        # of the batch reads on from here instead of from the written clock again.
-        self.index_read_to = index_read_to
-        self.touched: dict[str, CustomerState] = {}
-        self.deadlines_before: dict[str, int | None] = {}
-        self.changed: dict[str, CustomerState] = {}
-        self.pending = DeadlineQueue()
+        self.since = since
+        self.refused = refused
+        """Records of the partition the engine failed on, by seq: dead-lettered instead."""
         self.unpriced: Counter[str] = Counter()
-        self.held: dict[int, tuple[Held, bytes]] = {}
-        self.released: list[int] = []
 
 
 class LifecycleProcessor:
@@ -137,6 +112,7 @@ class LifecycleProcessor:
         states: RocksDBStateStore,
         engine: LifecycleEngine,
         batch_size: int = 20_000,
+        checkpoints: CheckpointPolicy = CheckpointPolicy(),
     ) -> None:
         self.log = log
         self.store = store
@@ -145,9 +121,11 @@ class LifecycleProcessor:
         self.engine = engine
         self.batch_size = batch_size
         self.on_erased: Callable[[list[str]], None] | None = None
-        """Told the customers each committed batch erased (to destroy their keys)."""
+        """Told the customers each checkpoint erased (to destroy their keys)."""
         store.adopt_policy(engine.policy)
-        self._batch = _Batch("")
+        self._checkpoint_clock = CheckpointClock(checkpoints)
+        self._since: dict[str, SinceCheckpoint] = {}
+        self._refused: dict[str, dict[int, str]] = {}
         self._load()
 
     def _load(self) -> None:
@@ -158,7 +136,10 @@ class LifecycleProcessor:
             partition: PartitionTime(policy, clock_at, witnesses, self.states.held(partition), latest)
             for partition, (clock_at, latest, witnesses) in self.states.partition_rules().items()
         }
-        self._written_clock = {p: t.clock_at for p, t in self.times.items()}
+        # How far each partition's written deadline index has been read: each customer
+        # due by then was decided and their deadline moved past it, so a clock reads on
+        # from here instead of from the written clock again.
+        self._index_read_to = {p: t.clock_at for p, t in self.times.items()}
         self._check_positions()
 
     def _check_positions(self) -> None:
@@ -182,99 +163,149 @@ class LifecycleProcessor:
                 raise LifecycleError(msg)
 
     def position_of(self, application_name: str) -> int | None:
-        """Where reading resumes in a partition: where the state store stands."""
+        """Where reading goes on in a partition: after the last batch derived."""
         return self.positions.get(application_name)
 
     def run_once(
         self,
         on_commit: Callable[[RecordBatch], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        checkpoint: bool = True,
     ) -> ProcessReport:
-        """Process everything on the log past the recorded positions, then return; or
+        """Process everything on the log past the positions reached, then return; or
         sooner, after the first batch committed once `should_stop()` is true.
 
-        `on_commit` is told of each batch once it is committed (for progress output).
+        `on_commit` is told of each batch once its lifecycle events are committed (for
+        progress output). `checkpoint`: end with a checkpoint, so that every store
+        stands at the same position (a batch run); a live engine's loop passes False
+        and its checkpoints come when due, and calls `checkpoint()` when it stops.
         """
-        started = time.perf_counter()
-        events = dead = derived = batches = 0
-        unpriced: Counter[str] = Counter()
+        run = RunCount()
+        while self._read(run, on_commit, should_stop):
+            pass
+        if checkpoint or self._checkpoint_clock.due():
+            if self.checkpoint():
+                run.checkpointed()
+        waiting = sum(len(times.held) for times in self.times.values())
+        return run.report(waiting)
+
+    def _read(
+        self, run: RunCount, on_commit: Callable[[RecordBatch], None] | None, should_stop: Callable[[], bool] | None,
+    ) -> bool:
+        """Derive and commit batch after batch from the positions reached; True if a
+        batch failed and reading must start again from the last checkpoint."""
         with closing(self.log.read(self.position_of, self.batch_size)) as reading:
             for batch in reading:
-                effects = self.process(batch, should_stop)
-                if effects is None:
-                    break
                 try:
-                    self._commit(effects)
+                    first = self._process(batch)
+                except _Rewind:
+                    run.rewound()
+                    return not (should_stop is not None and should_stop())
+                effects = self._since[batch.tracking.application_name].effects
+                try:
+                    self._commit(batch.tracking, first)
                 except BaseException:
-                    # The cached states ran ahead of what was written.
                     self._discard()
                     raise
-                events += len(batch.values)
-                dead += len(effects.dead_letters)
-                derived += len(effects.lifecycle_events)
-                unpriced.update(self._batch.unpriced)
-                batches += 1
+                run.count(len(batch.values), len(effects.dead_letters) - first[1],
+                          len(effects.lifecycle_events) - first[0], self._batch.unpriced)
+                self._checkpoint_clock.batch_done()
                 if on_commit is not None:
                     on_commit(batch)
+                unwritten = sum(len(since.changed) for since in self._since.values())
+                if (self._checkpoint_clock.due() or unwritten > self.states.cache_size) and self.checkpoint():
+                    run.checkpointed()
                 if should_stop is not None and should_stop():
                     break
-        waiting = sum(len(times.held) for times in self.times.values())
-        return ProcessReport(events, dead, derived, batches, time.perf_counter() - started, unpriced, waiting)
+        return False
 
-    def _commit(self, effects: BatchEffects) -> None:
-        tracking = effects.tracking
+    def _commit(self, tracking: Tracking, first: tuple[int, int]) -> None:
+        """The batch's lifecycle events (from `first[0]` of those since the checkpoint)
+        to the lifecycle log, with the position after the batch."""
         name, position = tracking.application_name, tracking.notification_id
-        in_views = self.store.position_of(name)
-        prepared = self.store.prepare(effects, written=in_views)
-        batch = self._batch
-        state_batch = StateBatch(tracking, name, list(batch.changed.values()), batch.deadlines_before,
-                                 self.times[name].state(), list(batch.held.values()), batch.released)
+        effects = self._since[name].effects
         recorded = self.lifecycle_log.recorded_position(name)
         if recorded is None or recorded < position:
-            fresh = [payload for (at, _, _), payload in zip(effects.lifecycle_events, effects.payloads, strict=True)
+            start = first[0]
+            fresh = [payload for (at, _, _), payload in zip(effects.lifecycle_events[start:], effects.payloads[start:],
+                                                            strict=True)
                      if recorded is None or at > recorded]
             self.lifecycle_log.record(fresh, tracking)
-        if in_views is None or in_views < position:
-            self.store.write(prepared)
-        self.states.write(state_batch)
         self.positions[name] = position
-        self._written_clock[name] = self.times[name].clock_at
-        if effects.profiles.erased and self.on_erased is not None:
-            self.on_erased(effects.profiles.erased)
+
+    def checkpoint(self) -> bool:
+        """Write the projections, then the engine's states, of every batch since the last
+        checkpoint; whether there was anything to write. On failure everything since is
+        forgotten (it is derived again from the checkpoint) and the error raised."""
+        self._checkpoint_clock.written()
+        if not self._since:
+            return False
+        try:
+            prepared = []
+            for name, since in self._since.items():
+                since.effects.states = list(since.changed.values())
+                in_views = self.store.position_of(name)
+                if in_views is None or in_views < since.effects.tracking.notification_id:
+                    prepared.append(self.store.prepare(since.effects, written=in_views))
+            batches = [StateBatch(since.effects.tracking, name, since.effects.states, since.deadlines_before,
+                                  self.times[name].state(), list(since.held.values()), since.released)
+                       for name, since in self._since.items()]
+            for rows in prepared:
+                self.store.write(rows)
+            self.states.write_many(batches)
+        except BaseException:
+            self._discard()
+            raise
+        erased = [customer for since in self._since.values() for customer in since.effects.profiles.erased]
+        self._since.clear()
+        self._refused.clear()
+        if erased and self.on_erased is not None:
+            self.on_erased(erased)
+        return True
 
     def _discard(self) -> None:
-        """Forget what the batch in hand changed: states are read again as written."""
-        self.states.forget(self._batch.touched)
+        """Forget everything since the last checkpoint: states are read again as
+        written, and reading goes on from the checkpoint's positions."""
+        for since in self._since.values():
+            self.states.forget(since.touched)
+        self._since.clear()
+        self._checkpoint_clock.written()
         self._load()
 
-    def process(self, batch: RecordBatch, should_stop: Callable[[], bool] | None = None) -> BatchEffects | None:
-        """Run one batch through the engine; return what changed, to be committed.
+    def _process(self, records: RecordBatch) -> tuple[int, int]:
+        """Run one batch through the engine, adding to what the batches since the last
+        checkpoint changed; where its lifecycle events and dead letters begin there.
 
-        The batch must follow the last committed one: if the engine fails on a record,
-        the written states are read again and the batch is done again with that record
-        dead-lettered. A storm of such failures stops the run (`EngineFailing`) instead
-        of redoing the batch record by record; asked to stop meanwhile, None: nothing of
-        the batch is committed.
+        If the engine fails on a record, everything since the last checkpoint is
+        forgotten and `_Rewind` raised: the batches since are derived again, with that
+        record dead-lettered. A storm of such failures stops the run (`EngineFailing`)
+        instead of redoing the batch record by record.
         """
-        refused: dict[int, str] = {}
-        while True:
-            try:
-                return self._process(batch, refused)
-            except _FoldFailed as failed:
-                refused[failed.seq] = failed.reason
-                self._discard()
-                if len(refused) >= FAILURES_PER_BATCH:
-                    raise EngineFailing(batch.tracking.application_name, len(refused), failed.reason) from None
-                if should_stop is not None and should_stop():
-                    return None
+        try:
+            return self._derive(records)
+        except _FoldFailed as failed:
+            partition = records.tracking.application_name
+            refused = self._refused.setdefault(partition, {})
+            refused[failed.seq] = failed.reason
+            self._discard()
+            first = record_seq(records.positions[0], 0)
+            failures = sum(seq >= first for seq in refused)
+            if failures >= FAILURES_PER_BATCH:
+                raise EngineFailing(partition, failures, failed.reason) from None
+            raise _Rewind from None
 
-    def _process(self, records: RecordBatch, refused: dict[int, str]) -> BatchEffects:
+    def _derive(self, records: RecordBatch) -> tuple[int, int]:
         partition = records.tracking.application_name
-        effects = BatchEffects(records.tracking)
         times = self.times.get(partition)
         if times is None:
             times = self.times[partition] = PartitionTime(self.engine.policy)
-        self._batch = _Batch(partition, times.clock_at, self._written_clock.get(partition))
+        since = self._since.get(partition)
+        if since is None:
+            since = self._since[partition] = SinceCheckpoint(records.tracking)
+        effects = since.effects
+        effects.tracking = records.tracking
+        first = (len(effects.lifecycle_events), len(effects.dead_letters))
+        self._batch = _Batch(partition, times.clock_at, since, self._refused.get(partition, {}))
         limit = self.engine.policy.input.max_event_bytes
         for seq, position, raw in records.numbered():
             if len(raw) > limit:
@@ -282,15 +313,11 @@ class LifecycleProcessor:
                 effects.dead_letters.append(DeadLetter(partition, position, reason, bytes(raw)[:limit], len(raw),
                                                        TOO_LARGE))
             else:
-                self._offer(raw, seq, position, times, effects, refused)
-        effects.states = list(self._batch.changed.values())
+                self._offer(raw, seq, position, times, effects)
         effects.partition_times = (times.latest, times.clock_at)
-        return effects
+        return first
 
-    def _offer(
-        self, raw: bytes, seq: int, position: int, times: PartitionTime, effects: BatchEffects,
-        refused: dict[int, str],
-    ) -> None:
+    def _offer(self, raw: bytes, seq: int, position: int, times: PartitionTime, effects: BatchEffects) -> None:
         """Offer one record to the time rule and take it, or set it waiting, or refuse
         it; then take what its arrival released."""
         try:
@@ -309,7 +336,7 @@ class LifecycleProcessor:
         else:
             verdict = times.offer_event(seq, at, customer_key(event.customer_id))
         if verdict == TAKE:
-            self._take(event, at, seq, position, position, effects, refused, raw)
+            self._take(event, at, seq, position, position, effects, raw)
         elif verdict == WAIT:
             self._wait(times, times.held[seq], event, raw, effects)
         elif verdict == REFUSE:
@@ -317,35 +344,36 @@ class LifecycleProcessor:
             effects.dead_letters.append(DeadLetter(self._batch.partition, position, times.refusal, bytes(raw),
                                                    len(raw), TIME))
         for record in times.released():
-            self._release(record, position, effects, refused)
+            self._release(record, position, effects)
 
     def _wait(self, times: PartitionTime, record: Held, event: AnyEvent, raw: bytes, effects: BatchEffects) -> None:
         batch = self._batch
-        batch.held[record.seq] = (record, bytes(raw))
+        batch.since.held[record.seq] = (record, bytes(raw))
         customer = None if type(event) is Clock else event.customer_id  # type: ignore[union-attr]
         kind = "clock" if record.kind == CLOCK else "event"
         reason = waiting_reason(record, times.confirmed, self.engine.policy)
         effects.held.append(HeldRecord(batch.partition, record.seq, kind, customer, record.at, reason))
 
-    def _release(self, record: Held, position: int, effects: BatchEffects, refused: dict[int, str]) -> None:
+    def _release(self, record: Held, position: int, effects: BatchEffects) -> None:
         """Take a record that waited for time, at `position`, where its release came."""
         batch = self._batch
-        waited = batch.held.pop(record.seq, None)
-        raw = waited[1] if waited is not None else self.states.held_bytes(batch.partition, record.seq)
-        batch.released.append(record.seq)
+        waited = batch.since.held.pop(record.seq, None)
+        if waited is None:  # set waiting before the last checkpoint: its bytes are in the state store
+            raw = self.states.held_bytes(batch.partition, record.seq)
+            batch.since.released.append(record.seq)
+        else:
+            raw = waited[1]
         effects.released.append((batch.partition, record.seq))
-        self._take(decode_event(raw), record.at, record.seq, record.seq >> 10, position, effects, refused, raw)
+        self._take(decode_event(raw), record.at, record.seq, record.seq >> 10, position, effects, raw)
 
-    def _take(
-        self, event: AnyEvent, at: int, seq: int, own: int, position: int, effects: BatchEffects,
-        refused: dict[int, str], raw: bytes,
-    ) -> None:
+    def _take(self, event: AnyEvent, at: int, seq: int, own: int, position: int, effects: BatchEffects,
+              raw: bytes) -> None:
         """Take a record (at log position `own`) at `position` of the batch; a record the
-        engine failed on before (in `refused`) is dead-lettered instead."""
-        partition = self._batch.partition
-        if seq in refused:
-            effects.dead_letters.append(DeadLetter(partition, own, refused[seq], bytes(raw), len(raw), ENGINE_FAILED,
-                                                   position))
+        engine failed on before is dead-lettered instead."""
+        batch = self._batch
+        if seq in batch.refused:
+            effects.dead_letters.append(DeadLetter(batch.partition, own, batch.refused[seq], bytes(raw), len(raw),
+                                                   ENGINE_FAILED, position))
             return
         try:
             if type(event) is Clock:
@@ -353,8 +381,8 @@ class LifecycleProcessor:
             else:
                 self._fold(event, at, own, position, effects)  # type: ignore[arg-type]
         except FactOutOfRange as error:
-            effects.dead_letters.append(DeadLetter(partition, own, str(error), bytes(raw), len(raw), OUT_OF_RANGE,
-                                                   position))
+            effects.dead_letters.append(DeadLetter(batch.partition, own, str(error), bytes(raw), len(raw),
+                                                   OUT_OF_RANGE, position))
         except Exception as error:
             raise _fold_failed(seq, error) from error
 
@@ -368,8 +396,8 @@ class LifecycleProcessor:
         effects.lifecycle_events.extend((position, e, cause if e.caused_by else None) for e in derived)
         effects.payloads.extend(self.engine.payloads)
         if state.next_deadline != deadline:
-            batch.pending.push(state)
-        batch.changed[event.customer_id] = state
+            batch.since.pending.push(state)
+        batch.since.changed[event.customer_id] = state
         if type(event) is Purchase and event.currency not in self.engine.policy.value.rates_to_base:
             batch.unpriced[event.currency] += 1
         effects.profiles.take(event)
@@ -380,37 +408,38 @@ class LifecycleProcessor:
         batch = self._batch
         if batch.clock_at is None or at > batch.clock_at:
             batch.clock_at = at
-        read_to = batch.index_read_to
+        read_to = self._index_read_to.get(batch.partition)
         written = self.states.due(batch.partition, read_to, at)
         if read_to is None or at > read_to:
-            batch.index_read_to = at
+            self._index_read_to[batch.partition] = at
+        since = batch.since
         derived = effects.lifecycle_events
-        for state in due(written, batch.pending, at, self._due_state):
+        for state in due(written, since.pending, at, self._due_state):
             derived.extend((position, e, None) for e in self.engine.on_clock(state, clock))
             effects.payloads.extend(self.engine.payloads)
-            batch.pending.push(state)
-            batch.changed[state.customer_id] = state
+            since.pending.push(state)
+            since.changed[state.customer_id] = state
 
     def _due_state(self, customer_id: str) -> CustomerState:
         return self._touch(customer_id, None)
 
     def _touch(self, customer_id: str, clock_at: int | None) -> CustomerState:
-        """The customer's state, noted as touched by the batch in hand (a new one if
+        """The customer's state, noted as touched since the checkpoint (a new one if
         unknown), with their time moved to the partition's latest clock `clock_at`.
 
         A clock reaches every customer of its partition; for one whose deadline it has
         not passed it changes only their time, so that is done here, when they are next
         seen, instead of visiting every customer at every clock.
         """
-        batch = self._batch
-        state = batch.touched.get(customer_id)
+        since = self._batch.since
+        state = since.touched.get(customer_id)
         if state is None:
             state = self.states.get(customer_id)
             if state is None:
                 state = CustomerState(customer_id=customer_id)
                 self.states.add(state)
-            batch.touched[customer_id] = state
-            batch.deadlines_before[customer_id] = state.next_deadline
+            since.touched[customer_id] = state
+            since.deadlines_before[customer_id] = state.next_deadline
         if clock_at is not None and clock_at > state.now:
             state.now = clock_at
         return state

@@ -1,0 +1,87 @@
+"""The processor's checkpoints (consumers/processing/checkpoint.py): lifecycle events are
+committed batch by batch, the projections and states at checkpoints, and where
+checkpoints fall changes nothing that is derived."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from consumers.logs import open_event_log
+from consumers.logs.event_log import CUSTOMER_EVENTS
+from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.processing.engine_session import EngineSession
+from consumers.publisher import publish_lines
+from consumers.settings import Settings
+from lifecycle.population import PopulationSpec, generate
+
+SPEC = PopulationSpec(customers=400, seed=23, days=200)
+BATCH = 300
+NEVER_DUE = CheckpointPolicy(batches=10_000, seconds=3_600.0)
+
+
+def _published(settings: Settings) -> Settings:
+    with open_event_log(settings, CUSTOMER_EVENTS) as log:
+        report = publish_lines(generate(SPEC), log, lambda n, reason: None)
+    assert report.invalid == 0 and report.appended > 10 * BATCH
+    return settings
+
+
+def _positions(session: EngineSession) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Where the lifecycle log, the projections and the state store stand, by partition."""
+    processor = session.processor
+    lifecycle_log = {name: processor.lifecycle_log.recorded_position(name) or 0 for name in session.log.partitions()}
+    return lifecycle_log, session.store.positions(), session.states.positions()
+
+
+def _derived(session: EngineSession) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """The customers, the transitions and the value movements, in a fixed order."""
+    with session.store.recorder.transaction() as connection:
+        return tuple(connection.execute(sql).fetchall() for sql in (  # type: ignore[return-value]
+            "SELECT * FROM customers ORDER BY customer_id",
+            "SELECT * FROM lifecycle_transitions ORDER BY event_id",
+            "SELECT * FROM value_movements ORDER BY event_id",
+        ))
+
+
+def test_lifecycle_events_go_out_each_batch_and_projections_and_states_at_the_checkpoint(settings):
+    _published(settings)
+    with EngineSession(settings, BATCH, NEVER_DUE) as session:
+        report = session.run_once(checkpoint=False)
+        assert report.batches > 3 and report.checkpoints == 0
+        lifecycle_log, views, states = _positions(session)
+        assert sum(lifecycle_log.values()) > 0 and views == {} and states == {}
+
+        assert session.processor.checkpoint()
+        lifecycle_log, views, states = _positions(session)
+        assert views == states == {name: at for name, at in lifecycle_log.items() if at}
+        assert not session.processor.checkpoint(), "nothing left to write"
+
+
+@pytest.mark.parametrize("checkpoints", [CheckpointPolicy(3, 3_600.0), CheckpointPolicy(1, 3_600.0)],
+                         ids=["every-3-batches", "every-batch"])
+def test_where_checkpoints_fall_changes_nothing_derived(settings, tmp_path, checkpoints):
+    _published(settings)
+    with EngineSession(settings, BATCH, checkpoints) as session:
+        report = session.run_once(checkpoint=False)
+        assert report.checkpoints == report.batches // checkpoints.batches
+        lifecycle_log, views, states = _positions(session)
+        assert all(states.get(name, 0) <= views.get(name, 0) <= at for name, at in lifecycle_log.items())
+        session.processor.checkpoint()
+        derived = _derived(session)
+
+    reference = replace(settings, home=tmp_path / "reference")
+    if settings.kafka is None:
+        _published(reference)
+    with EngineSession(reference, 100_000) as session:
+        assert session.run_once().checkpoints == 1
+        assert _derived(session) == derived
+
+
+def test_more_changed_customers_than_the_state_cache_holds_bring_a_checkpoint(tmp_path):
+    settings = _published(Settings(home=tmp_path / "home", state_cache=50))
+    with EngineSession(settings, BATCH, NEVER_DUE) as session:
+        report = session.run_once(checkpoint=False)
+        assert 0 < report.checkpoints <= report.batches
+        assert session.states.positions(), "the states were written without a checkpoint being due"
