@@ -394,9 +394,7 @@ def _replay_summary(report: ReplayReport) -> str:
         f"replayed {report.records} events into {report.generation}: {report.customers} customers, "
         f"{report.lifecycle_events} lifecycle events, {report.dead_letters} dead letters, "
         f"{report.events_per_second:,.0f} events/s ("
-        + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.phases.items())
-        + (" of " + ", ".join(f"{store} {seconds:.1f} s" for store, seconds in report.stores.items()) + " at once"
-           if report.stores else "") + ")"
+        + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.phases.items()) + ")"
     )
 
 

@@ -10,10 +10,9 @@ As Flink runs a bounded input in batch mode: sort by key, hold one key's state a
 3. fold (workers): bucket by bucket, each customer's events with their partition's
    clocks, in the order taken, through the same engine as live processing
    (`consumers/replay/fold.py`);
-4. write (workers): the parts go in bulk into the projections, the lifecycle log and the
-   state store of a new generation, the three at once, with the positions reached, so
-   that `lifecycle process` goes on from there; then the generation is switched in
-   (consumers/home.py).
+4. write (here): the parts go in bulk into the projections, the lifecycle log and the
+   state store of a new generation, with the positions reached, so that `lifecycle
+   process` goes on from there; then the generation is switched in (consumers/home.py).
 
 The replayed lifecycle log holds the same events as live processing would have recorded
 (per customer the same ids, sequences and causes), ordered by log partition, then the
@@ -64,9 +63,8 @@ class ReplayReport(FoldResult):
     """Why the engine-commit history and the policy versions of the generation replaced
     could not be carried over (it was damaged); None when they were."""
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds of wall time per step, in order: scan, time, fold, write."""
-    stores: dict[str, float] = field(default_factory=dict)
-    """Seconds each store took within the write (projections, lifecycle log, states: at once)."""
+    """Seconds of wall time per step, in order: scan, time, fold, then the writes of the
+    projections, the lifecycle log and the states."""
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -116,48 +114,22 @@ def _derive(settings: Settings, policy: Policy, workers: int, progress: Progress
     when it can be read."""
     parts = generation / "replay-parts"
     parts.mkdir()
-    with _workers(workers) as run:
-        report, taking = derive_parts(settings, policy, workers, parts, progress, run=run)
-        report.generation = generation
-        previous_views = previous / home.VIEWS if previous is not None else None
-        stores = [
-            (PROJECTIONS, (generation, parts, policy, previous_views, taking.times, taking.positions)),
-            (LIFECYCLE_LOG, (generation, parts, taking.positions)),
-            (STATES, (generation, parts, taking.rules, taking.positions)),
-        ]
-        written: dict[str, float] = {}
-        with report.timed("write"):
-            # Each store is a worker's: the projections (DuckDB's own threads) on one, the
-            # lifecycle log and the states on the other.
-            for store, seconds, lost in run(_write_store, stores):
-                written[store] = seconds
-                if store == PROJECTIONS:
-                    report.history_lost = lost
-        report.stores = {store: written[store] for store, _ in stores}
-    shutil.rmtree(parts)
-    return report
-
-
-PROJECTIONS, LIFECYCLE_LOG, STATES = "projections", "lifecycle log", "states"
-
-
-def _write_store(store: str, arguments: tuple) -> tuple[str, float, str | None]:  # type: ignore[type-arg]
-    """Write one store of the new generation from the parts: (store, seconds, why the
-    history of the generation replaced could not be carried over, for the projections)."""
-    started, lost = time.perf_counter(), None
-    if store == PROJECTIONS:
-        generation, parts, policy, previous_views, times, positions = arguments
-        lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, times, positions)
-    elif store == LIFECYCLE_LOG:
-        _write_lifecycle_log(*arguments)
-    else:
-        generation, parts, rules, positions = arguments
+    report, taking = derive_parts(settings, policy, workers, parts, progress)
+    report.generation = generation
+    previous_views = previous / home.VIEWS if previous is not None else None
+    with report.timed("projections"):
+        report.history_lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times,
+                                            taking.positions)
+    with report.timed("lifecycle log"):
+        _write_lifecycle_log(generation, parts, taking.positions)
+    with report.timed("states"):
         states = RocksDBStateStore(generation / home.STATES, cache_size=0)
         try:
-            states.load(bulk.encoded_states(parts), rules, bulk.waiting_records(parts), positions)
+            states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
         finally:
             states.close()
-    return store, time.perf_counter() - started, lost
+    shutil.rmtree(parts)
+    return report
 
 
 def derive_parts(
@@ -167,26 +139,22 @@ def derive_parts(
     parts: Path,
     progress: Progress | None = None,
     until: Mapping[str, int] | None = None,
-    run: Run | None = None,
 ) -> tuple[ReplayReport, LogTaking]:
     """Steps 1-3 into `parts` (projections/bulk/parts.py), for the log up to `until` (each
     partition's position; the whole log if None): the report, and where the time rule
-    left each partition (its rule, times and the position reached). `run`: the workers
-    to use (default: `workers` of its own)."""
-    if run is None:
-        with _workers(workers) as run:
-            return derive_parts(settings, policy, workers, parts, progress, until, run)
+    left each partition (its rule, times and the position reached)."""
     report = ReplayReport()
     buckets = workers * BUCKETS_PER_WORKER
-    with report.timed("scan"):
-        scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
-    with report.timed("time"):
-        taking = take_log(scans, policy)
-        bulk.write_dead_letters(parts, len(scans), taking.dead)
-        bulk.write_waiting(parts, len(scans), taking.waiting_clocks)
-        bulk.write_fits(parts, [(s.unit.partition, position, raw) for s in scans for position, raw in s.fits])
-    with report.timed("fold"):
-        folds = _fold(run, scans, buckets, parts, policy, taking, report, progress)
+    with _workers(workers) as run:
+        with report.timed("scan"):
+            scans = _scan(run, workers, settings, parts, buckets, policy, report, progress, until)
+        with report.timed("time"):
+            taking = take_log(scans, policy)
+            bulk.write_dead_letters(parts, len(scans), taking.dead)
+            bulk.write_waiting(parts, len(scans), taking.waiting_clocks)
+            bulk.write_fits(parts, [(s.unit.partition, position, raw) for s in scans for position, raw in s.fits])
+        with report.timed("fold"):
+            folds = _fold(run, scans, buckets, parts, policy, taking, report, progress)
     report.dead_letters = sum(f.dead_letters for f in folds) + len(taking.dead) + sum(s.dead_letters for s in scans)
     report.waiting = sum(f.waiting for f in folds) + len(taking.waiting_clocks)
     report.lifecycle_events = sum(f.lifecycle_events for f in folds)
