@@ -93,7 +93,8 @@ class Settings:
                    "postgresql://user@host:5432/database, or leave it out for the home's own key file")
             raise ConfigurationError(msg)
         return cls(home=home, kafka=kafka, policy=Path(policy) if policy else None, state_cache=cache,
-                   projections_memory=memory, master_key=Path(key) if key else None, roles=Path(roles) if roles else None, key_store=key_store)
+                   projections_memory=memory, master_key=Path(key) if key else None,
+                   roles=Path(roles) if roles else None, key_store=key_store)
 
 
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)

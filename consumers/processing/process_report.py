@@ -41,37 +41,33 @@ class ProcessReport:
 
 
 class RunCount:
-    """What one `run_once` did, counted batch by batch; those since the last checkpoint
-    apart, since a rewind derives them again."""
+    """What one `run_once` did, counted batch by batch; a rewind takes the counts back to
+    the last checkpoint, since the batches after it are derived again."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
-        self.done = [0, 0, 0, 0]  # records, dead letters, lifecycle events, batches
+        self.records = self.dead_letters = self.lifecycle_events = self.batches = self.checkpoints = 0
         self.unpriced: Counter[str] = Counter()
-        self.since_checkpoint = [0, 0, 0, 0]
-        self.unpriced_since: Counter[str] = Counter()
-        self.checkpoints = 0
+        self._at_checkpoint = self._counts()
+
+    def _counts(self) -> tuple[int, int, int, int, Counter[str]]:
+        return self.records, self.dead_letters, self.lifecycle_events, self.batches, Counter(self.unpriced)
 
     def count(self, records: int, dead: int, derived: int, unpriced: Counter[str]) -> None:
-        for counts in (self.done, self.since_checkpoint):
-            for index, value in enumerate((records, dead, derived, 1)):
-                counts[index] += value
+        self.records += records
+        self.dead_letters += dead
+        self.lifecycle_events += derived
+        self.batches += 1
         self.unpriced.update(unpriced)
-        self.unpriced_since.update(unpriced)
 
     def checkpointed(self) -> None:
         self.checkpoints += 1
-        self.since_checkpoint = [0, 0, 0, 0]
-        self.unpriced_since = Counter()
+        self._at_checkpoint = self._counts()
 
     def rewound(self) -> None:
-        self.done = [done - again for done, again in zip(self.done, self.since_checkpoint, strict=True)]
-        self.unpriced.subtract(self.unpriced_since)
-        self.unpriced = +self.unpriced
-        self.since_checkpoint = [0, 0, 0, 0]
-        self.unpriced_since = Counter()
+        self.records, self.dead_letters, self.lifecycle_events, self.batches, unpriced = self._at_checkpoint
+        self.unpriced = Counter(unpriced)
 
     def report(self, waiting: int) -> ProcessReport:
-        records, dead, derived, batches = self.done
-        return ProcessReport(records, dead, derived, batches, time.perf_counter() - self.started, self.unpriced,
-                             waiting, self.checkpoints)
+        return ProcessReport(self.records, self.dead_letters, self.lifecycle_events, self.batches,
+                             time.perf_counter() - self.started, self.unpriced, waiting, self.checkpoints)

@@ -203,7 +203,7 @@ class LifecycleProcessor:
                     return not (should_stop is not None and should_stop())
                 effects = self._since[batch.tracking.application_name].effects
                 try:
-                    self._commit(batch.tracking, first)
+                    self._commit(batch.tracking, effects, first[0])
                 except BaseException:
                     self._discard()
                     raise
@@ -219,14 +219,12 @@ class LifecycleProcessor:
                     break
         return False
 
-    def _commit(self, tracking: Tracking, first: tuple[int, int]) -> None:
-        """The batch's lifecycle events (from `first[0]` of those since the checkpoint)
-        to the lifecycle log, with the position after the batch."""
+    def _commit(self, tracking: Tracking, effects: BatchEffects, start: int) -> None:
+        """The batch's lifecycle events (from `start` of those since the checkpoint) to
+        the lifecycle log, with the position after the batch."""
         name, position = tracking.application_name, tracking.notification_id
-        effects = self._since[name].effects
         recorded = self.lifecycle_log.recorded_position(name)
         if recorded is None or recorded < position:
-            start = first[0]
             fresh = [payload for (at, _, _), payload in zip(effects.lifecycle_events[start:], effects.payloads[start:],
                                                             strict=True)
                      if recorded is None or at > recorded]
