@@ -1,5 +1,5 @@
-"""The `lifecycle` command: publish, process, clock, fit-value-model, replay, verify, explain, dead-letters,
-access-log, rotate-master-key, sql, export, report, tail, schema, demo.
+"""The `lifecycle` command: publish, process, status, clock, fit-value-model, replay, verify, explain,
+dead-letters, access-log, rotate-master-key, sql, export, report, tail, schema, demo.
 
 The edge of the engine: it reads flags and the environment into one `Settings`, opens
 the logs and the projections, and turns the engine's errors into one-line messages and
@@ -45,6 +45,9 @@ from consumers.privacy.personal_data import Opener, Sealer
 from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
 from consumers.commands.progress import Progress
+from consumers.commands.status import as_json as status_json
+from consumers.commands.status import engine_status
+from consumers.commands.status import render_text as render_status
 from consumers.privacy.role_reading import readable, role_of, tail
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
 from consumers.replay import ReplayReport, default_workers, replay
@@ -221,6 +224,11 @@ def _parser() -> argparse.ArgumentParser:
                      "batch); a crash derives the batches since the last checkpoint again")
     sub.add_argument("--checkpoint-seconds", type=_at_least(0, float), default=CheckpointPolicy.seconds,
                      help="or after this many seconds, whichever comes first")
+    sub.add_argument("--metrics-port", type=_at_least(0, int), metavar="PORT",
+                     help="serve metrics for Prometheus on this port while processing (0: any free port; "
+                     "default: none); docs/operations.md lists them")
+    sub.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                     help="the address the metrics are served on (0.0.0.0: every interface)")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
     sub = command("clock", engine_commands.clock, "append a clock event (dated now, or --at) so that time moves "
                   "for every customer, and process it", derive, cached)
@@ -289,6 +297,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--customer", metavar="ID", help="only this customer's records")
     sub.add_argument("--type", action="append", metavar="TYPE",
                      help="only records of this type (repeatable), e.g. stage_changed or purchase")
+    sub = command("status", _status, "where the engine stands: running or not, and per partition what is committed, "
+                  "where the log ends and the lag")
+    sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS), help="which log's events")
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
@@ -298,6 +309,15 @@ def _parser() -> argparse.ArgumentParser:
     # Eighteen months: long enough for the one-year churn rule to show.
     sub.add_argument("--days", type=_at_least(1, int), default=548, help="days of history the population covers")
     return parser
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    status = engine_status(settings)
+    if args.format == "json":
+        print(json.dumps(status_json(status)))
+    else:
+        print(render_status(status, datetime.now(UTC)))
+    return 0
 
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:

@@ -38,12 +38,16 @@ class RecordBatch:
 
     `values[i]` is one raw JSON event as it is on the log (it may be invalid: the log
     takes what producers wrote); `positions[i]` is the position after it; `tracking` is
-    the position after the whole batch, the one to record with its effects.
+    the position after the whole batch, the one to record with its effects. `end` is
+    where the partition ended when this read began (the embedded log's last position,
+    Kafka's high-water mark from the fetch), so `end - tracking.notification_id` is how
+    far behind the log the reader was after this batch; None if the log did not say.
     """
 
     tracking: Tracking
     values: list[bytes]
     positions: list[int]
+    end: int | None = None
 
     def numbered(self) -> Iterator[tuple[int, int, bytes]]:
         """(seq, position, raw) of each record: `seq` is its place in the partition (see
@@ -107,6 +111,11 @@ class EventLog(ABC):
         embedded log); None if not (Kafka: the test broker's answer is wrong, so its
         ends are learnt while reading)."""
         return None
+
+    def ends_from(self, position_of: PositionOf) -> dict[str, int]:
+        """Where each partition ends now, as a reader standing at `position_of` learns it
+        (Kafka: the high-water marks its first fetch brings)."""
+        return self.end_positions() or {}
 
     @abstractmethod
     def close(self) -> None:

@@ -110,8 +110,9 @@ def _offsets_written(sent: Iterable[RecordMetadata]) -> dict[int, list[int]]:
 
 def _drain(
     consumer: KafkaConsumer, starts: dict[TopicPartition, int], max_records: int
-) -> Iterator[tuple[TopicPartition, list[ConsumerRecord]]]:
-    """Records of the assigned partitions, per partition, up to the end when reading began.
+) -> Iterator[tuple[TopicPartition, list[ConsumerRecord], int]]:
+    """Records of the assigned partitions, per partition, up to the end when reading
+    began, with that end.
 
     The end of a partition is the first high-water mark a fetch response brings for it.
     Not `end_offsets()`: tansu answers ListOffsets(latest) wrongly (1 for a partition of
@@ -130,7 +131,7 @@ def _drain(
             records = _before(records, ends.setdefault(tp, consumer.highwater(tp)))
             if tp in nexts and records:
                 nexts[tp] = records[-1].offset + 1
-                yield tp, records
+                yield tp, records, ends[tp]
         for tp in list(nexts):
             if tp not in ends and consumer.highwater(tp) is not None:
                 ends[tp] = consumer.highwater(tp)
@@ -307,7 +308,7 @@ class KafkaEventLog(EventLog):
 
     def _read_from(
         self, starts: dict[int, int], max_records: int
-    ) -> Iterator[tuple[int, list[ConsumerRecord]]]:
+    ) -> Iterator[tuple[int, list[ConsumerRecord], int]]:
         # A new consumer per read: kafka-python keeps a partition's last high-water
         # mark across seek() and re-assign(), and a stale one would end a read early.
         # It costs ~6 ms to connect on loopback.
@@ -317,8 +318,8 @@ class KafkaEventLog(EventLog):
             consumer.assign(list(tps))
             for tp, offset in tps.items():
                 consumer.seek(tp, offset)
-            for tp, records in _drain(consumer, tps, max_records):
-                yield tp.partition, records
+            for tp, records, end in _drain(consumer, tps, max_records):
+                yield tp.partition, records, end
         except OffsetOutOfRangeError as error:
             message = f"reading {self.name} at {self.bootstrap}: {error}; the records are gone"
             raise KafkaPositionError(message) from error
@@ -339,7 +340,7 @@ class KafkaEventLog(EventLog):
         wanted = [p for p in self._partition_ids if partitions is None or names[p] in partitions]
         starts = {p: position_of(names[p]) or 0 for p in wanted}
         stops = {p: until[names[p]] for p in wanted if until is not None and names[p] in until}
-        for partition, records in self._read_from(starts, max_records):
+        for partition, records, end in self._read_from(starts, max_records):
             stop = stops.get(partition)
             if stop is not None:
                 records = [record for record in records if record.offset < stop]
@@ -349,7 +350,25 @@ class KafkaEventLog(EventLog):
             # A tombstone (no value) is as invalid an event as any other bad value.
             values = [record.value if record.value is not None else b"" for record in records]
             tracking = Tracking(names[partition], positions[-1])
-            yield RecordBatch(tracking=tracking, values=values, positions=positions)
+            yield RecordBatch(tracking=tracking, values=values, positions=positions, end=end)
+
+    def ends_from(self, position_of: PositionOf) -> dict[str, int]:
+        """The high-water mark of each partition, from fetches at `position_of` (the
+        broker answers a fetch of an empty or read partition too); a partition that
+        does not answer within the stall timeout is left out."""
+        names = {p: f"{self.name}:{p}" for p in self._partition_ids}
+        consumer = self._consumer()
+        try:
+            tps = [TopicPartition(self.name, p) for p in self._partition_ids]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, position_of(names[tp.partition]) or 0)
+            deadline = time.monotonic() + _STALL_TIMEOUT_S
+            while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+                consumer.poll(timeout_ms=_POLL_TIMEOUT_MS, max_records=1)
+            return {names[tp.partition]: consumer.highwater(tp) for tp in tps if consumer.highwater(tp) is not None}
+        finally:
+            consumer.close()
 
     # -- appending ---------------------------------------------------------------------
 
@@ -375,7 +394,7 @@ class KafkaEventLog(EventLog):
         stored = dict(rows.fetchall())
         nexts = {p: stored.get(p, 0) for p in self._partition_ids}
         try:
-            for partition, records in self._read_from(nexts, _CATCH_UP_BATCH):
+            for partition, records, _ in self._read_from(nexts, _CATCH_UP_BATCH):
                 # Ids and the position after them in one transaction: a crash between
                 # the two would skip ids (position first) or re-read them (ids first).
                 with self._db:

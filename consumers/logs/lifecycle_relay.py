@@ -19,10 +19,13 @@ from schemas import decode_lifecycle_event
 class LifecycleRelay:
     """Copies new lifecycle events from `source` to `target`."""
 
+    POSITION_PREFIX = "relay:"
+    """The relay's position in `source` is tracked under this prefix and the target's name."""
+
     def __init__(self, source: SQLiteEventLog, target: EventLog) -> None:
         self.source = source
         self.target = target
-        self.position_name = f"relay:{target.name}"
+        self.position_name = f"{self.POSITION_PREFIX}{target.name}"
 
     def relay(self) -> int:
         """Copy what is new since the last relay; return how many events were copied."""

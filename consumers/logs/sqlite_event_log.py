@@ -182,7 +182,7 @@ class SQLiteEventLog(EventLog):
         if partitions is not None and self.name not in partitions:
             return
         position = position_of(self.name) or 0
-        end = self.recorder.max_notification_id() or 0
+        last = end = self.recorder.max_notification_id() or 0
         if until is not None and self.name in until:
             end = min(end, until[self.name])
         per_query = max(1, max_records // SEGMENT_SIZE)
@@ -199,7 +199,7 @@ class SQLiteEventLog(EventLog):
                 values.extend(segment)
                 positions.extend([notification.id] * len(segment))
             position = notifications[-1].id
-            yield RecordBatch(Tracking(self.name, position), values, positions)
+            yield RecordBatch(Tracking(self.name, position), values, positions, last)
 
     def close(self) -> None:
         self.datastore.close()

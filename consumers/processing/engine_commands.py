@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from consumers.commands.progress import Progress
 from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.processing.engine_metrics import EngineMetrics, both
 from consumers.processing.engine_session import EngineSession, FitRun
 from consumers.errors import ConfigurationError, LogUnavailable
 from consumers.logs.event_log import RecordBatch
@@ -37,20 +40,23 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     at = _clock_time(args.clock_at, args.allow_future)
     on_commit = _print_commit if args.verbose else None
     checkpoints = CheckpointPolicy(args.checkpoint_batches, args.checkpoint_seconds)
-    with Stopping() as stopping, EngineSession(settings, args.batch_size, checkpoints) as session:
+    with Stopping() as stopping, EngineSession(settings, args.batch_size, checkpoints) as session, \
+            _serving(args.metrics_host, args.metrics_port) as metrics:
         if args.once:
-            if on_commit is None and sys.stderr.isatty():
-                on_commit = CommitProgress(session, "process --once")
+            progress = CommitProgress(session, "process --once") if on_commit is None and sys.stderr.isatty() else None
+            on_commit = both(on_commit or progress, metrics and metrics.batch_committed)
             report = session.run_once(on_commit, should_stop=stopping)
-            if isinstance(on_commit, CommitProgress):
-                on_commit.finish()
+            if progress is not None:
+                progress.finish()
             if args.clock and not stopping():
                 report = report + _batch_clock(session, at, on_commit, stopping)
+            if metrics is not None:
+                metrics.run_done(report)
             session.publish_partner_snapshots()
             print_report(report)
             return 0
-        live = _Live(session, args, on_commit, stopping)
-        outage = _Outage()
+        live = _Live(session, args, both(on_commit, metrics and metrics.batch_committed), stopping, metrics)
+        outage = _Outage(metrics)
         while not stopping():
             try:
                 live.step()
@@ -64,17 +70,37 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
 
+@contextmanager
+def _serving(host: str, port: int | None) -> Iterator[EngineMetrics | None]:
+    """The engine's metrics, served at `host`:`port` while it runs; None without a port."""
+    if port is None:
+        yield None
+        return
+    metrics = EngineMetrics()
+    print(f"lifecycle process: metrics for Prometheus at {metrics.serve(host, port)}", file=sys.stderr, flush=True)
+    try:
+        yield metrics
+    finally:
+        metrics.close()
+
+
 class _Live:
     """One pass of a live engine: what is new on the log, a fit when due, a snapshot when
     due, a clock when due."""
 
-    def __init__(self, session: EngineSession, args: argparse.Namespace, on_commit, stopping) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: EngineSession, args: argparse.Namespace, on_commit, stopping,  # type: ignore[no-untyped-def]
+                 metrics: EngineMetrics | None) -> None:
         self.session, self.args, self.on_commit, self.stopping = session, args, on_commit, stopping
+        self.metrics = metrics
         self.snapshot = _Snapshots(session, args.snapshot_every)
         self.last_clock = time.monotonic()
 
     def step(self) -> None:
+        if self.metrics is not None:
+            self.metrics.run_started()
         report = self.session.run_once(self.on_commit, should_stop=self.stopping, checkpoint=False)
+        if self.metrics is not None:
+            self.metrics.run_done(report)
         if report.events:
             print_report(report)
         if self.stopping():
@@ -91,12 +117,15 @@ class _Outage:
     """A live engine's view of an unreachable log: it waits and tries again, for as long
     as it runs, each wait twice the last (1 s to `MAX_RETRY_WAIT`), and says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: EngineMetrics | None) -> None:
         self.delay = 0.0
         self.since: float | None = None
+        self.metrics = metrics
 
     def wait(self, error: Exception) -> float:
         """How long to wait before trying again, after telling what happened."""
+        if self.metrics is not None:
+            self.metrics.log_reachable.set(0)
         self.since = time.monotonic() if self.since is None else self.since
         self.delay = min(max(self.delay * 2, 1.0), MAX_RETRY_WAIT)
         down = time.monotonic() - self.since
@@ -106,6 +135,8 @@ class _Outage:
         return self.delay
 
     def over(self) -> None:
+        if self.metrics is not None:
+            self.metrics.log_reachable.set(1)
         if self.since is not None:
             print(f"lifecycle process: the log is reachable again after {time.monotonic() - self.since:.0f} s",
                   file=sys.stderr, flush=True)
