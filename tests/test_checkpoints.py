@@ -30,8 +30,7 @@ def _published(settings: Settings) -> Settings:
 
 def _positions(session: EngineSession) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """Where the lifecycle log, the projections and the state store stand, by partition."""
-    processor = session.processor
-    lifecycle_log = {name: processor.lifecycle_log.recorded_position(name) or 0 for name in session.log.partitions()}
+    lifecycle_log = {name: session.lifecycle_log.recorded_position(name) or 0 for name in session.log.partitions()}
     return lifecycle_log, session.store.positions(), session.states.positions()
 
 

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.home import current
 from consumers.logs import open_event_log
+from consumers.processing.outputs import LocalOutputs
 from consumers.processing.processor import LifecycleProcessor
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
@@ -241,7 +242,8 @@ def process(stream: list[AnyEvent], parts: Path, batch_size: int, cache_size: in
             store = DuckDBProjectionStore(":memory:")
             states = RocksDBStateStore(home / "states", cache_size=cache_size)
             try:
-                processor = LifecycleProcessor(log, store, lifecycle_log, states, LifecycleEngine(POLICY), batch_size)
+                processor = LifecycleProcessor(log, LocalOutputs(store, lifecycle_log), states, LifecycleEngine(POLICY),
+                                               batch_size)
                 assert processor.run_once().dead_letters == 0
             finally:
                 states.close()

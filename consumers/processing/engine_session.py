@@ -18,6 +18,7 @@ from consumers.logs.lifecycle_relay import LifecycleRelay
 from consumers.logs import open_event_log
 from consumers.policy_file import load_policy
 from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.processing.outputs import LocalOutputs
 from consumers.processing.process_report import ProcessReport
 from consumers.processing.processor import LifecycleProcessor
 from consumers.privacy.roles_file import load_roles
@@ -62,8 +63,8 @@ class EngineSession:
                 self.relay = LifecycleRelay(self.lifecycle_log, topic)
             self.partners = load_roles(settings.roles).partners()
             engine = LifecycleEngine(load_policy(settings.policy))
-            self.processor = LifecycleProcessor(self.log, self.store, self.lifecycle_log, self.states, engine, batch_size,
-                                                checkpoints)
+            self.processor = LifecycleProcessor(self.log, LocalOutputs(self.store, self.lifecycle_log), self.states,
+                                                engine, batch_size, checkpoints)
             self.processor.on_erased = partial(destroy_keys, settings)
             self._fit_tried_at: int | None = None
             self._resources = opening.pop_all()

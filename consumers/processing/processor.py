@@ -1,7 +1,8 @@
 """The lifecycle processor: reads the log, runs the lifecycle engine, commits per batch.
 
 Exactly once with respect to the input log, in three stores, in this order, each with
-the input position it reflects:
+the input position it reflects (for one engine owning a home; a member of a consumer
+group has other outputs: consumers/processing/outputs.py):
 1. the lifecycle events each batch caused go to the `customer-lifecycle` log (an
    eventsourcing process recorder), in one transaction per batch, as it is committed;
 2. at a checkpoint (consumers/processing/checkpoint.py: every few batches or seconds,
@@ -32,8 +33,8 @@ from eventsourcing.persistence import Tracking
 
 from consumers.errors import LifecycleError
 from consumers.logs.event_log import EventLog, RecordBatch, record_seq
-from consumers.logs.sqlite_event_log import SQLiteEventLog
 from consumers.processing.checkpoint import CheckpointClock, CheckpointPolicy, SinceCheckpoint
+from consumers.processing.outputs import ProcessorOutputs
 from consumers.processing.process_report import ProcessReport, RunCount
 from lifecycle.deadlines import due
 from lifecycle.engine import LifecycleEngine
@@ -41,7 +42,7 @@ from lifecycle.errors import FactOutOfRange
 from lifecycle.partition_time import CLOCK, REFUSE, TAKE, WAIT, Held, PartitionTime, customer_key, waiting_reason
 from lifecycle.state import CustomerState, epoch_seconds
 from projections.catalog.dead_letters import ENGINE_FAILED, INVALID, OUT_OF_RANGE, TIME, TOO_LARGE, DeadLetter, HeldRecord
-from projections.stores.projection_store import BatchEffects, DuckDBProjectionStore
+from projections.stores.projection_store import BatchEffects
 from projections.stores.state_store import RocksDBStateStore, StateBatch
 from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event
 from schemas.events import AnyCustomerEvent
@@ -107,22 +108,20 @@ class LifecycleProcessor:
     def __init__(
         self,
         log: EventLog,
-        store: DuckDBProjectionStore,
-        lifecycle_log: SQLiteEventLog,
+        outputs: ProcessorOutputs,
         states: RocksDBStateStore,
         engine: LifecycleEngine,
         batch_size: int = 20_000,
         checkpoints: CheckpointPolicy = CheckpointPolicy(),
     ) -> None:
         self.log = log
-        self.store = store
-        self.lifecycle_log = lifecycle_log
+        self.outputs = outputs
         self.states = states
         self.engine = engine
         self.batch_size = batch_size
         self.on_erased: Callable[[list[str]], None] | None = None
         """Told the customers each checkpoint erased (to destroy their keys)."""
-        store.adopt_policy(engine.policy)
+        outputs.adopt_policy(engine.policy)
         self._checkpoint_clock = CheckpointClock(checkpoints)
         self._since: dict[str, SinceCheckpoint] = {}
         self._refused: dict[str, dict[int, str]] = {}
@@ -140,27 +139,7 @@ class LifecycleProcessor:
         # due by then was decided and their deadline moved past it, so a clock reads on
         # from here instead of from the written clock again.
         self._index_read_to = {p: t.clock_at for p, t in self.times.items()}
-        self._check_positions()
-
-    def _check_positions(self) -> None:
-        views = self.store.positions()
-        for partition, position in self.positions.items():
-            if views.get(partition, 0) < position:
-                msg = (
-                    f"the projections are behind the engine's states for {partition} "
-                    f"({views.get(partition, 0)} < {position}): they were removed or replaced. "
-                    "Run `lifecycle replay` to derive everything again from the log."
-                )
-                raise LifecycleError(msg)
-        for partition, position in views.items():
-            recorded = self.lifecycle_log.recorded_position(partition) or 0
-            if recorded < position:
-                msg = (
-                    f"the lifecycle log {self.lifecycle_log.path} is behind the projections "
-                    f"for {partition} ({recorded} < {position}): it was removed or replaced. "
-                    "Run `lifecycle replay` to derive everything again from the log."
-                )
-                raise LifecycleError(msg)
+        self.outputs.check(self.positions)
 
     def position_of(self, application_name: str) -> int | None:
         """Where reading goes on in a partition: after the last batch derived."""
@@ -220,16 +199,10 @@ class LifecycleProcessor:
         return False
 
     def _commit(self, tracking: Tracking, effects: BatchEffects, start: int) -> None:
-        """The batch's lifecycle events (from `start` of those since the checkpoint) to
-        the lifecycle log, with the position after the batch."""
-        name, position = tracking.application_name, tracking.notification_id
-        recorded = self.lifecycle_log.recorded_position(name)
-        if recorded is None or recorded < position:
-            fresh = [payload for (at, _, _), payload in zip(effects.lifecycle_events[start:], effects.payloads[start:],
-                                                            strict=True)
-                     if recorded is None or at > recorded]
-            self.lifecycle_log.record(fresh, tracking)
-        self.positions[name] = position
+        """The batch to the outputs (its lifecycle events from `start` of those since the
+        checkpoint); reading goes on after it."""
+        self.outputs.batch(tracking, effects, start)
+        self.positions[tracking.application_name] = tracking.notification_id
 
     def checkpoint(self) -> bool:
         """Write the projections, then the engine's states, of every batch since the last
@@ -239,17 +212,12 @@ class LifecycleProcessor:
         if not self._since:
             return False
         try:
-            prepared = []
-            for name, since in self._since.items():
+            for since in self._since.values():
                 since.effects.states = list(since.changed.values())
-                in_views = self.store.position_of(name)
-                if in_views is None or in_views < since.effects.tracking.notification_id:
-                    prepared.append(self.store.prepare(since.effects, written=in_views))
             batches = [StateBatch(since.effects.tracking, name, since.effects.states, since.deadlines_before,
                                   self.times[name].state(), list(since.held.values()), since.released)
                        for name, since in self._since.items()]
-            for rows in prepared:
-                self.store.write(rows)
+            self.outputs.checkpoint(self._since, self.times)
             self.states.write_many(batches)
         except BaseException:
             self._discard()
