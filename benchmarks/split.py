@@ -37,7 +37,7 @@ PARTS = (
     ("state reads", ("state_store.py", "decode_state")),
     ("rules", ("engine.py", "facts.py", "activity.py", "attitude.py", "stage.py", "loyalty.py", "value.py",
                "deadlines.py", "partition_time.py", "reasons.py")),
-    ("read", ("read ", "_read_from", "_drain", "select_notifications", "poll ")),
+    ("read", ("read ", "_read_from", "drain", "select_notifications", "poll ")),
 )
 
 

@@ -35,6 +35,7 @@ from consumers.privacy.key_store import open_customer_keys
 from consumers.replay.dry_run import dry_run
 from consumers.replay.dry_run import render_text as render_dry_run
 from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.group.member import DEFAULT_GROUP, GroupSettings
 from consumers.processing.engine_session import EngineSession
 from consumers.errors import ConfigurationError, LifecycleError
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
@@ -224,6 +225,13 @@ def _parser() -> argparse.ArgumentParser:
                      "batch); a crash derives the batches since the last checkpoint again")
     sub.add_argument("--checkpoint-seconds", type=_at_least(0, float), default=CheckpointPolicy.seconds,
                      help="or after this many seconds, whichever comes first")
+    sub.add_argument("--group", nargs="?", const=DEFAULT_GROUP, metavar="NAME",
+                     help=f"with --kafka: join the consumer group NAME (default {DEFAULT_GROUP}) and process the "
+                     "partitions Kafka assigns, their outputs committed in Kafka transactions (README: several "
+                     "processors)")
+    sub.add_argument("--session-timeout", type=_at_least(1, float), default=GroupSettings.session_timeout_s,
+                     metavar="SECONDS", help="with --group: how long the group waits for a silent member before "
+                     "moving its partitions")
     sub.add_argument("--metrics-port", type=_at_least(0, int), metavar="PORT",
                      help="serve metrics for Prometheus on this port while processing (0: any free port; "
                      "default: none); docs/operations.md lists them")

@@ -69,7 +69,7 @@ def test_the_checks_see_imports():
     assert _reads_environment(ROOT / "consumers" / "settings.py")
 
 
-SUBPACKAGES = ("logs", "privacy", "processing", "replay", "commands")
+SUBPACKAGES = ("logs", "privacy", "processing", "group", "replay", "commands")
 
 
 def _consumers_imports(path: Path) -> set[str]:
@@ -79,7 +79,7 @@ def _consumers_imports(path: Path) -> set[str]:
 
 
 def test_the_logs_are_the_bottom_of_consumers_and_nothing_imports_the_command_line():
-    """consumers/ by role: the logs, privacy, processing, replay, commands; the logs need
+    """consumers/ by role: the logs, privacy, processing, group, replay, commands; the logs need
     none of the others, and only the entry point knows the command line."""
     for path in _modules("consumers/logs"):
         above = {m for m in _consumers_imports(path) if m.split(".")[1:2] and m.split(".")[1] in SUBPACKAGES[1:]}

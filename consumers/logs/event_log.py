@@ -70,20 +70,11 @@ PositionOf = Callable[[str], "int | None"]
 """Where a reader stands in a partition: the largest tracked id, or None from the start."""
 
 
-class EventLog(ABC):
-    """An ordered, durable, partitioned log of events, keyed by customer id."""
+class LogReader(ABC):
+    """Reads an ordered, partitioned log in batches: what the processor needs of its input."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-
-    @abstractmethod
-    def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
-        """Append (event, raw JSON) pairs in order, skipping event ids already on the log
-        with the same content and refusing those on it with other content (conflicts).
-
-        A customer event goes to its customer's partition; a `LogWideEvent` (a clock,
-        a value model's fit) goes to every partition, for every customer.
-        """
 
     @abstractmethod
     def partitions(self) -> list[str]:
@@ -116,6 +107,19 @@ class EventLog(ABC):
         """Where each partition ends now, as a reader standing at `position_of` learns it
         (Kafka: the high-water marks its first fetch brings)."""
         return self.end_positions() or {}
+
+
+class EventLog(LogReader):
+    """An ordered, durable, partitioned log of events, keyed by customer id."""
+
+    @abstractmethod
+    def append(self, events: Sequence[tuple[AnyEvent, bytes]]) -> Appended:
+        """Append (event, raw JSON) pairs in order, skipping event ids already on the log
+        with the same content and refusing those on it with other content (conflicts).
+
+        A customer event goes to its customer's partition; a `LogWideEvent` (a clock,
+        a value model's fit) goes to every partition, for every customer.
+        """
 
     @abstractmethod
     def close(self) -> None:

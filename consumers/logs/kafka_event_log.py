@@ -12,7 +12,7 @@ sent to the others when appended again. Two producers racing to append the same 
 event at the same moment can still both write it; the lifecycle engine ignores such a
 repeat (see `lifecycle.engine`).
 
-How the end of a partition is found: see `_drain`.
+How the end of a partition is found: see `drain`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _BOOTSTRAP_TIMEOUT_MS = 10_000
 # fetch with max_wait 0 with no partitions at all, not even their high-water marks.
 _FETCH_MAX_WAIT_MS = 10
 # With no records, poll() fetches again and again until its whole timeout is spent, so
-# keep it short: `_drain` looks at the high-water marks between polls.
+# keep it short: `drain` looks at the high-water marks between polls.
 _POLL_TIMEOUT_MS = 5
 _STALL_TIMEOUT_S = 30.0
 _CATCH_UP_BATCH = 20_000
@@ -108,7 +108,7 @@ def _offsets_written(sent: Iterable[RecordMetadata]) -> dict[int, list[int]]:
     return spans
 
 
-def _drain(
+def drain(
     consumer: KafkaConsumer, starts: dict[TopicPartition, int], max_records: int
 ) -> Iterator[tuple[TopicPartition, list[ConsumerRecord], int]]:
     """Records of the assigned partitions, per partition, up to the end when reading
@@ -121,7 +121,9 @@ def _drain(
     as soon as `highwater(tp)` is known and the position is there. Only when nothing at
     all is left does a round cost `_FETCH_MAX_WAIT_MS`: reading an empty topic took
     25-30 ms on tansu, most of it connecting the consumer. Records past that first end
-    (appended while reading) are cut off and left for the next read.
+    (appended while reading) are cut off and left for the next read. A topic written in
+    transactions ends with a marker no record stands at: the consumer's position tells
+    that the end is reached.
     """
     nexts, ends = dict(starts), {}
     last_answer = time.monotonic()
@@ -135,6 +137,10 @@ def _drain(
         for tp in list(nexts):
             if tp not in ends and consumer.highwater(tp) is not None:
                 ends[tp] = consumer.highwater(tp)
+            if tp in ends and nexts[tp] < ends[tp]:
+                # A transaction's commit or abort marker takes an offset but is never
+                # returned: the consumer's position steps over it, the records do not.
+                nexts[tp] = max(nexts[tp], min(consumer.position(tp), ends[tp]))
             if tp in ends and nexts[tp] >= ends[tp]:
                 _check_not_past_end(tp, nexts.pop(tp), ends[tp])
                 consumer.pause(tp)
@@ -318,7 +324,7 @@ class KafkaEventLog(EventLog):
             consumer.assign(list(tps))
             for tp, offset in tps.items():
                 consumer.seek(tp, offset)
-            for tp, records, end in _drain(consumer, tps, max_records):
+            for tp, records, end in drain(consumer, tps, max_records):
                 yield tp.partition, records, end
         except OffsetOutOfRangeError as error:
             message = f"reading {self.name} at {self.bootstrap}: {error}; the records are gone"

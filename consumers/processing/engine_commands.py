@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from consumers.commands.progress import Progress
+from consumers.group.member import GroupMember, GroupSettings
 from consumers.commands.dead_letter_listing import HINT as DEAD_LETTER_HINT
 from consumers.processing.checkpoint import CheckpointPolicy
 from consumers.processing.engine_metrics import EngineMetrics, both
@@ -25,8 +26,10 @@ from consumers.processing.engine_session import EngineSession, FitRun
 from consumers.errors import ConfigurationError, LogUnavailable
 from consumers.logs.event_log import RecordBatch
 from consumers.processing.process_report import ProcessReport
+from consumers.policy_file import load_policy
 from consumers.settings import Settings
 from consumers.commands.stopping import Stopping
+from lifecycle.engine import LifecycleEngine
 from lifecycle.value_model import ModelNotFitted
 
 MAX_RETRY_WAIT = 30.0
@@ -37,6 +40,8 @@ a day covers clocks set a little wrong and offsets written by hand."""
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
+    if args.group is not None:
+        return _group_member(args, settings)
     at = _clock_time(args.clock_at, args.allow_future)
     on_commit = _print_commit if args.verbose else None
     checkpoints = CheckpointPolicy(args.checkpoint_batches, args.checkpoint_seconds)
@@ -68,6 +73,26 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
         # Stopped at a batch boundary: what the batches since the last checkpoint did is whole.
         session.processor.checkpoint()
         return 0
+
+
+def _group_member(args: argparse.Namespace, settings: Settings) -> int:
+    """`process --group NAME`: a member of a consumer group on Kafka (consumers/group/)."""
+    if settings.kafka is None:
+        raise ConfigurationError("--group needs --kafka: the partitions of a consumer group are Kafka's to assign")
+    if args.once:
+        raise ConfigurationError("--group runs until stopped (SIGTERM or Ctrl-C): a member cannot tell when the "
+                                 "group as a whole has caught up; drop --once, or drop --group for a batch run")
+    checkpoints = CheckpointPolicy(args.checkpoint_batches, args.checkpoint_seconds)
+    member = GroupMember(settings, GroupSettings(args.group, args.session_timeout),
+                         LifecycleEngine(load_policy(settings.policy)), args.batch_size, checkpoints, _say)
+    with Stopping() as stopping:
+        report = member.run(stopping)
+    print_report(report)
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"lifecycle process: {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from consumers.processing.checkpoint import SinceCheckpoint
 from lifecycle.partition_time import PartitionTime
 from lifecycle.policy import Policy
 from projections.stores.projection_store import BatchEffects, DuckDBProjectionStore
+from projections.stores.state_store import StateBatch
 
 
 class ProcessorOutputs(ABC):
@@ -42,9 +43,11 @@ class ProcessorOutputs(ABC):
         """A batch is committed: its lifecycle events are `effects.lifecycle_events[start:]`."""
 
     @abstractmethod
-    def checkpoint(self, since: Mapping[str, SinceCheckpoint], times: Mapping[str, PartitionTime]) -> None:
+    def checkpoint(self, since: Mapping[str, SinceCheckpoint], times: Mapping[str, PartitionTime],
+                   batches: list[StateBatch]) -> None:
         """Write what the batches since the last checkpoint changed, per partition, with
-        the partitions' time rules as they stand; raise if it cannot be written whole."""
+        the partitions' time rules as they stand; raise if it cannot be written whole.
+        `batches`, the state store's writes to come, may be given marks to write too."""
 
 
 class LocalOutputs(ProcessorOutputs):
@@ -88,7 +91,8 @@ class LocalOutputs(ProcessorOutputs):
                      if recorded is None or at > recorded]
             self.lifecycle_log.record(fresh, tracking)
 
-    def checkpoint(self, since: Mapping[str, SinceCheckpoint], times: Mapping[str, PartitionTime]) -> None:
+    def checkpoint(self, since: Mapping[str, SinceCheckpoint], times: Mapping[str, PartitionTime],
+                   batches: list[StateBatch]) -> None:
         """The projections' rows, one DuckDB transaction a partition, skipping a
         partition the projections hold already."""
         prepared = []

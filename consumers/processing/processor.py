@@ -32,7 +32,7 @@ from contextlib import closing
 from eventsourcing.persistence import Tracking
 
 from consumers.errors import LifecycleError
-from consumers.logs.event_log import EventLog, RecordBatch, record_seq
+from consumers.logs.event_log import LogReader, RecordBatch, record_seq
 from consumers.processing.checkpoint import CheckpointClock, CheckpointPolicy, SinceCheckpoint
 from consumers.processing.outputs import ProcessorOutputs
 from consumers.processing.process_report import ProcessReport, RunCount
@@ -107,7 +107,7 @@ class LifecycleProcessor:
 
     def __init__(
         self,
-        log: EventLog,
+        log: LogReader,
         outputs: ProcessorOutputs,
         states: RocksDBStateStore,
         engine: LifecycleEngine,
@@ -217,7 +217,7 @@ class LifecycleProcessor:
             batches = [StateBatch(since.effects.tracking, name, since.effects.states, since.deadlines_before,
                                   self.times[name].state(), list(since.held.values()), since.released)
                        for name, since in self._since.items()]
-            self.outputs.checkpoint(self._since, self.times)
+            self.outputs.checkpoint(self._since, self.times, batches)
             self.states.write_many(batches)
         except BaseException:
             self._discard()

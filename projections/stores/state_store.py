@@ -88,6 +88,9 @@ class StateBatch:
     """Records that began waiting for time in the batch."""
     released: list[int] = field(default_factory=list)
     """The seqs of records the batch took out of waiting."""
+    marks: dict[str, int] = field(default_factory=dict)
+    """Positions in other logs that these states reflect (a group member's offset in its
+    state changelog), written with the batch's position."""
 
 
 class RocksDBStateStore:
@@ -200,7 +203,8 @@ class RocksDBStateStore:
         for seq in batch.released:
             writes.delete(_held_key(partition, seq))
         writes.put(b"p" + partition.encode(), _encode(batch.rule))
-        writes.put(b"t" + batch.tracking.application_name.encode(), str(batch.tracking.notification_id).encode())
+        for name, position in {**batch.marks, batch.tracking.application_name: batch.tracking.notification_id}.items():
+            writes.put(b"t" + name.encode(), str(position).encode())
 
     def load(self, states: Iterable[tuple[str, str, int | None, bytes]], rules: Mapping[str, PartitionRule],
              held: Iterable[tuple[str, Held, bytes]], positions: Mapping[str, int]) -> None:
@@ -220,6 +224,37 @@ class RocksDBStateStore:
             writes.put(_held_key(partition, record.seq), _encode((record.at, record.kind, record.customer, raw)))
         for partition, rule in rules.items():
             writes.put(b"p" + partition.encode(), _encode(rule))
+        for name, position in positions.items():
+            writes.put(b"t" + name.encode(), str(position).encode())
+        self._db.write(writes)
+
+    def restore(self, partition: str, states: Mapping[str, bytes], rule: PartitionRule,
+                held: Iterable[tuple[Held, bytes]], positions: Mapping[str, int]) -> None:
+        """Bring one partition's part of the store to a checkpoint restored from elsewhere
+        (a group's state changelog): `states` (customer id -> encoded state) replace the
+        ones held, their deadline keys moved; the partition's waiting records become
+        `held` and its time rule `rule`; the positions last, so that a restore cut short
+        is done again from where it began."""
+        writes, staged = WriteBatch(raw_mode=True), 0
+        for customer_id, data in states.items():
+            old = self._db.get(_state_key(customer_id))
+            before = None if old is None else decode_state(old).next_deadline
+            after = decode_state(data).next_deadline
+            if before is not None:
+                writes.delete(_deadline_key(partition, before, customer_id))
+            writes.put(_state_key(customer_id), data)
+            if after is not None:
+                writes.put(_deadline_key(partition, after, customer_id), b"")
+            self._cache.pop(customer_id, None)
+            staged += 1
+            if staged == 50_000:
+                self._db.write(writes)
+                writes, staged = WriteBatch(raw_mode=True), 0
+        for key, _ in list(self._prefixed(_held_prefix(partition))):
+            writes.delete(key)
+        for record, raw in held:
+            writes.put(_held_key(partition, record.seq), _encode((record.at, record.kind, record.customer, raw)))
+        writes.put(b"p" + partition.encode(), _encode(rule))
         for name, position in positions.items():
             writes.put(b"t" + name.encode(), str(position).encode())
         self._db.write(writes)

@@ -1,0 +1,244 @@
+"""A member of a consumer group: `GroupMember` runs `lifecycle process --group NAME`.
+
+The member subscribes to `customer-events` in the group; Kafka assigns it partitions.
+For each, a task holds the partition's state store (`HOME/group-NAME/<partition>/`),
+its transactional producer, the records polled since its last checkpoint and a
+`LifecycleProcessor` over them. A partition newly assigned is opened before its
+records are processed: its producer is initialised first (which fences any earlier
+owner and ends its open transaction), then its store is restored from the changelog
+up to the group's committed offset (consumers/group/changelog.py). A partition revoked
+is checkpointed (committed) and closed; one lost (this member was evicted, say after
+a pause) is closed without committing anything.
+
+The restore runs between polls, so the consumer's heartbeats go on while it runs, but a
+restore longer than the poll interval (`max_poll_interval_ms`, set to 10 minutes)
+would make the group take the partitions away; a member reuses its store when it is
+current, and reads the changelog on from where its store stands otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from eventsourcing.persistence import Tracking
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from consumers.group.changelog import changelog_topic, restore_partition
+from consumers.group.polled_log import PolledLog
+from consumers.group.transactional_outputs import (
+    DEAD_LETTER_TOPIC,
+    PartitionLost,
+    PartitionPlace,
+    TransactionalOutputs,
+)
+from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, RecordBatch
+from consumers.logs.kafka_event_log import KafkaEventLog, KafkaUnavailable
+from consumers.privacy.key_store import destroy_keys
+from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.processing.process_report import ProcessReport
+from consumers.processing.processor import LifecycleProcessor
+from consumers.settings import Settings
+from lifecycle.engine import LifecycleEngine
+from projections.stores.state_store import RocksDBStateStore
+
+DEFAULT_GROUP = "lifecycle"
+"""The group `process --group` joins when given no name."""
+_POLL_MS = 200
+_MAX_POLL_INTERVAL_MS = 600_000
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """How a member takes part in its group."""
+
+    name: str = DEFAULT_GROUP
+    session_timeout_s: float = 10.0
+    """How long the group waits for a silent member before moving its partitions."""
+
+
+class _Task:
+    """One assigned partition of this member (see the module text)."""
+
+    def __init__(self, processor: LifecycleProcessor, log: PolledLog, producer: KafkaProducer,
+                 states: RocksDBStateStore) -> None:
+        self.processor, self.log, self.producer, self.states = processor, log, producer, states
+
+    def feed(self, records: list, end: int | None) -> None:  # type: ignore[type-arg]
+        positions = [record.offset + 1 for record in records]
+        values = [record.value if record.value is not None else b"" for record in records]
+        self.log.add(RecordBatch(Tracking(self.log.name, positions[-1]), values, positions, end))
+
+    def step(self) -> ProcessReport:
+        """Process what was polled; a checkpoint when due."""
+        report = self.processor.run_once(checkpoint=False)
+        self._trim()
+        return report
+
+    def finish(self) -> None:
+        """A checkpoint of everything processed (the partition is given up, or the member stops)."""
+        self.processor.checkpoint()
+        self._trim()
+
+    def _trim(self) -> None:
+        written = self.states.positions().get(self.log.name)
+        if written is not None:
+            self.log.checkpointed(written)
+
+    def close(self) -> None:
+        self.producer.close(timeout=0)
+        self.states.close()
+
+
+class GroupMember(ConsumerRebalanceListener):
+    """One member of the group (see the module text); `run` until `should_stop()`."""
+
+    def __init__(self, settings: Settings, group: GroupSettings, engine: LifecycleEngine, batch_size: int,
+                 checkpoints: CheckpointPolicy, say: Callable[[str], None]) -> None:
+        assert settings.kafka is not None, "a consumer group needs Kafka"
+        self.settings, self.group, self.engine = settings, group, engine
+        self.batch_size, self.checkpoints, self.say = batch_size, checkpoints, say
+        self.directory = settings.home / f"group-{group.name}"
+        self.changelog = changelog_topic(group.name)
+        self.tasks: dict[int, _Task] = {}
+        self._assigned: set[int] = set()
+        self.report = ProcessReport(0, 0, 0, 0, 0.0)
+
+    def run(self, should_stop: Callable[[], bool]) -> ProcessReport:
+        self._ensure_topics()
+        consumer = self._consumer(group_id=self.group.name)
+        consumer.subscribe([CUSTOMER_EVENTS], listener=self)
+        try:
+            while not should_stop():
+                polled = consumer.poll(timeout_ms=_POLL_MS, max_records=self.batch_size)
+                self._open_assigned(consumer)
+                for tp, records in polled.items():
+                    task = self.tasks.get(tp.partition)
+                    if task is not None and records:
+                        task.feed(records, consumer.highwater(tp))
+                for partition in list(self.tasks):
+                    self._step(partition)
+        finally:
+            for partition in list(self.tasks):
+                self._give_up(partition, commit=True)
+            consumer.close(autocommit=False)
+        return self.report
+
+    # -- rebalances: called by the consumer within poll() -------------------------------
+
+    def on_partitions_revoked(self, revoked) -> None:  # type: ignore[no-untyped-def]
+        for tp in revoked:
+            self._assigned.discard(tp.partition)
+            if tp.partition in self.tasks:
+                self._give_up(tp.partition, commit=True)
+
+    def on_partitions_lost(self, lost) -> None:  # type: ignore[no-untyped-def]
+        for tp in lost:
+            self._assigned.discard(tp.partition)
+            if tp.partition in self.tasks:
+                self.say(f"lost {CUSTOMER_EVENTS}:{tp.partition}: this member was evicted from the group; "
+                         "nothing since its last checkpoint is committed (its new owner derives it again)")
+                self._give_up(tp.partition, commit=False)
+
+    def on_partitions_assigned(self, assigned) -> None:  # type: ignore[no-untyped-def]
+        self._assigned = {tp.partition for tp in assigned}
+        if assigned:
+            self.say(f"assigned {CUSTOMER_EVENTS} partitions {sorted(self._assigned)}")
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def _step(self, partition: int) -> None:
+        try:
+            self.report = self.report + self.tasks[partition].step()
+        except PartitionLost as lost:
+            self.say(f"fenced: {lost}")
+            self._give_up(partition, commit=False)
+
+    def _give_up(self, partition: int, commit: bool) -> None:
+        task = self.tasks.pop(partition)
+        try:
+            if commit:
+                task.finish()
+        except PartitionLost as lost:
+            self.say(f"fenced: {lost}")
+        finally:
+            task.close()
+
+    def _open_assigned(self, consumer: KafkaConsumer) -> None:
+        for partition in sorted(self._assigned - set(self.tasks)):
+            tp = TopicPartition(CUSTOMER_EVENTS, partition)
+            self.tasks[partition] = self._open(tp, (consumer.committed(tp) or 0), consumer)
+
+    def _open(self, tp: TopicPartition, committed: int, consumer: KafkaConsumer) -> _Task:
+        """The partition's producer first (fencing any earlier owner), then its store
+        restored to the group's committed offset, then its processor."""
+        name = f"{tp.topic}:{tp.partition}"
+        producer = self._producer(f"lifecycle-{self.group.name}-{tp.topic}-{tp.partition}")
+        directory = self.directory / f"{tp.topic}-{tp.partition}"
+        states = self._store(directory, name, committed)
+        reader = self._consumer(group_id=None)
+        try:
+            restored = restore_partition(reader, self.changelog, tp.partition, name, states, committed, self.say)
+        finally:
+            reader.close()
+        if restored.records:
+            self.say(f"restored {restored.states:,} states of {name} from {self.changelog} ({restored.records:,} "
+                     f"records read in {restored.seconds:.1f} s, {restored.records / max(restored.seconds, 1e-3):,.0f}"
+                     " records/s)")
+        place = PartitionPlace(self.group.name, tp, self.changelog)
+        outputs = TransactionalOutputs(producer, place, consumer.group_metadata, states, committed)
+        log = PolledLog(name)
+        processor = LifecycleProcessor(log, outputs, states, self.engine, self.batch_size, self.checkpoints)
+        processor.on_erased = partial(destroy_keys, self.settings)
+        return _Task(processor, log, producer, states)
+
+    def _store(self, directory: Path, name: str, committed: int) -> RocksDBStateStore:
+        """The partition's store; one ahead of the group's committed offset (the offsets
+        were reset by hand) is dropped and restored whole."""
+        states = RocksDBStateStore(directory, self.settings.state_cache)
+        if states.positions().get(name, 0) > committed:
+            states.close()
+            shutil.rmtree(directory)
+            self.say(f"the store of {name} was ahead of the group's committed offset {committed}: restored anew")
+            states = RocksDBStateStore(directory, self.settings.state_cache)
+        return states
+
+    # -- Kafka clients ----------------------------------------------------------------
+
+    def _ensure_topics(self) -> None:
+        """The changelog with as many partitions as the input; the outputs' topics."""
+        index = self.directory / "ids"
+        with KafkaEventLog(bootstrap=self.settings.kafka, name=CUSTOMER_EVENTS, index_path=index / "events",  # type: ignore[arg-type]
+                           create=False) as events:
+            partitions = len(events.partitions())
+        for topic, count in ((self.changelog, partitions), (CUSTOMER_LIFECYCLE, self.settings.partitions),
+                             (DEAD_LETTER_TOPIC, self.settings.partitions)):
+            KafkaEventLog(bootstrap=self.settings.kafka, name=topic, index_path=index / topic,  # type: ignore[arg-type]
+                          partitions=count).close()
+
+    def _consumer(self, group_id: str | None) -> KafkaConsumer:
+        session_ms = int(self.group.session_timeout_s * 1000)
+        config = dict(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+                      isolation_level="read_committed", fetch_max_wait_ms=100,
+                      max_partition_fetch_bytes=8 * 1024 * 1024, max_poll_records=self.batch_size)
+        if group_id is not None:
+            config.update(session_timeout_ms=session_ms, heartbeat_interval_ms=max(500, session_ms // 3),
+                          max_poll_interval_ms=_MAX_POLL_INTERVAL_MS)
+        return self._connect(KafkaConsumer, **config)
+
+    def _producer(self, transactional_id: str) -> KafkaProducer:
+        producer = self._connect(KafkaProducer, transactional_id=transactional_id, acks="all",
+                                 enable_idempotence=True, linger_ms=5, batch_size=256 * 1024, max_block_ms=30_000)
+        producer.init_transactions()
+        return producer
+
+    def _connect(self, client, **config):  # type: ignore[no-untyped-def]
+        try:
+            return client(bootstrap_servers=self.settings.kafka, client_id=f"lifecycle-{self.group.name}", **config)
+        except KafkaError as error:
+            raise KafkaUnavailable(f"cannot reach Kafka at {self.settings.kafka} ({error}): is the broker running?") \
+                from error
