@@ -40,6 +40,7 @@ from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE, Record
 from consumers.logs.kafka_event_log import KafkaEventLog, KafkaUnavailable
 from consumers.privacy.key_store import destroy_keys
 from consumers.processing.checkpoint import CheckpointPolicy
+from consumers.processing.engine_metrics import EngineMetrics, both
 from consumers.processing.process_report import ProcessReport
 from consumers.processing.processor import LifecycleProcessor
 from consumers.settings import Settings
@@ -73,11 +74,14 @@ class _Task:
         values = [record.value if record.value is not None else b"" for record in records]
         self.log.add(RecordBatch(Tracking(self.log.name, positions[-1]), values, positions, end))
 
-    def step(self) -> ProcessReport:
+    def step(self, on_commit: Callable[[RecordBatch], None] | None) -> ProcessReport:
         """Process what was polled; a checkpoint when due."""
-        report = self.processor.run_once(checkpoint=False)
+        report = self.processor.run_once(on_commit, checkpoint=False)
         self._trim()
         return report
+
+    def waiting(self) -> int:
+        return sum(len(times.held) for times in self.processor.times.values())
 
     def finish(self) -> None:
         """A checkpoint of everything processed (the partition is given up, or the member stops)."""
@@ -98,10 +102,15 @@ class GroupMember(ConsumerRebalanceListener):
     """One member of the group (see the module text); `run` until `should_stop()`."""
 
     def __init__(self, settings: Settings, group: GroupSettings, engine: LifecycleEngine, batch_size: int,
-                 checkpoints: CheckpointPolicy, say: Callable[[str], None]) -> None:
+                 checkpoints: CheckpointPolicy, say: Callable[[str], None], verbose: bool = False,
+                 metrics: EngineMetrics | None = None) -> None:
+        """`say` is told what happens to partitions (and, `verbose`, each batch and
+        commit); `metrics`, of each batch and each partition's runs."""
         assert settings.kafka is not None, "a consumer group needs Kafka"
         self.settings, self.group, self.engine = settings, group, engine
         self.batch_size, self.checkpoints, self.say = batch_size, checkpoints, say
+        self.verbose, self.metrics = verbose, metrics
+        self.on_commit = both(self._told if verbose else None, metrics and metrics.batch_committed)
         self.directory = settings.home / f"group-{group.name}"
         self.changelog = changelog_topic(group.name)
         self.tasks: dict[int, _Task] = {}
@@ -122,6 +131,8 @@ class GroupMember(ConsumerRebalanceListener):
                         task.feed(records, consumer.highwater(tp))
                 for partition in list(self.tasks):
                     self._step(partition)
+                if self.metrics is not None:
+                    self.metrics.waiting.set(sum(task.waiting() for task in self.tasks.values()))
         finally:
             for partition in list(self.tasks):
                 self._give_up(partition, commit=True)
@@ -151,9 +162,18 @@ class GroupMember(ConsumerRebalanceListener):
 
     # -- tasks ------------------------------------------------------------------------
 
+    def _told(self, batch: RecordBatch) -> None:
+        self.say(f"processed {len(batch.values)} records of {batch.tracking.application_name} up to position "
+                 f"{batch.tracking.notification_id} (committed at its next checkpoint)")
+
     def _step(self, partition: int) -> None:
+        if self.metrics is not None:
+            self.metrics.run_started()
         try:
-            self.report = self.report + self.tasks[partition].step()
+            report = self.tasks[partition].step(self.on_commit)
+            self.report = self.report + report
+            if self.metrics is not None:
+                self.metrics.run_done(report)
         except PartitionLost as lost:
             self.say(f"fenced: {lost}")
             self._give_up(partition, commit=False)
@@ -190,7 +210,8 @@ class GroupMember(ConsumerRebalanceListener):
                      f"records read in {restored.seconds:.1f} s, {restored.records / max(restored.seconds, 1e-3):,.0f}"
                      " records/s)")
         place = PartitionPlace(self.group.name, tp, self.changelog)
-        outputs = TransactionalOutputs(producer, place, consumer.group_metadata, states, committed)
+        outputs = TransactionalOutputs(producer, place, consumer.group_metadata, states, committed,
+                                       self.say if self.verbose else None)
         log = PolledLog(name)
         processor = LifecycleProcessor(log, outputs, states, self.engine, self.batch_size, self.checkpoints)
         processor.on_erased = partial(destroy_keys, self.settings)

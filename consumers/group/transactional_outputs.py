@@ -17,7 +17,7 @@ transaction is open only while it is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Tracking
@@ -61,8 +61,10 @@ class TransactionalOutputs(ProcessorOutputs):
     """One partition's outputs through its transactional producer (see the module text)."""
 
     def __init__(self, producer: KafkaProducer, place: PartitionPlace, group_metadata, states: RocksDBStateStore,  # type: ignore[no-untyped-def]
-                 start: int) -> None:
+                 start: int, say: Callable[[str], None] | None = None) -> None:
         self.producer = producer
+        self.say = say
+        """Told of each checkpoint committed, if given."""
         self.place = place
         self.group_metadata = group_metadata
         """Called for the consumer's group metadata at each commit."""
@@ -96,6 +98,9 @@ class TransactionalOutputs(ProcessorOutputs):
             raise PartitionLost(f"{name}'s checkpoint at position {end} was not committed ({error!r}): the "
                                 "partition moved to another member, or the broker did not answer") from error
         self.start = end
+        if self.say is not None:
+            self.say(f"committed {name} up to position {end} ({len(changes.effects.lifecycle_events)} lifecycle "
+                     f"events, {len(changes.changed)} states)")
         for batch in batches:
             batch.marks[mark_name(place.changelog, place.topic_partition.partition)] = mark
 

@@ -83,9 +83,10 @@ def _group_member(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("--group runs until stopped (SIGTERM or Ctrl-C): a member cannot tell when the "
                                  "group as a whole has caught up; drop --once, or drop --group for a batch run")
     checkpoints = CheckpointPolicy(args.checkpoint_batches, args.checkpoint_seconds)
-    member = GroupMember(settings, GroupSettings(args.group, args.session_timeout),
-                         LifecycleEngine(load_policy(settings.policy)), args.batch_size, checkpoints, _say)
-    with Stopping() as stopping:
+    with Stopping() as stopping, _serving(args.metrics_host, args.metrics_port) as metrics:
+        member = GroupMember(settings, GroupSettings(args.group, args.session_timeout),
+                             LifecycleEngine(load_policy(settings.policy)), args.batch_size, checkpoints, _say,
+                             args.verbose, metrics)
         report = member.run(stopping)
     print_report(report)
     return 0
