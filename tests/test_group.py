@@ -4,15 +4,18 @@ that moves to a member with an empty disk is restored from the changelog."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.group.changelog import changelog_topic
+from consumers.group.changelog import CHECKPOINT_HEADER, changelog_topic, committed_checkpoints
 from consumers.group.transactional_outputs import DEAD_LETTER_TOPIC
 from consumers.home import current
 from consumers.logs import open_event_log
@@ -21,6 +24,7 @@ from consumers.logs.sqlite_event_log import SQLiteEventLog
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate
+from schemas import Clock, decode_event
 from tests.cli import ROOT, lifecycle, lifecycle_command
 
 GROUP = "g"
@@ -88,7 +92,7 @@ def _committed_topic(settings: Settings, topic: str) -> list:  # type: ignore[ty
 
 def _one_engine(settings: Settings, home: Path) -> list[bytes]:
     """The lifecycle events one engine (not in a group) derives from the same topic."""
-    single = Settings(home=home, kafka=settings.kafka, partitions=PARTITIONS)
+    single = Settings(home=home, kafka=settings.kafka, partitions=settings.partitions)
     assert lifecycle(single, "process", "--once", "--no-clock") == 0
     generation = current(home)
     assert generation is not None
@@ -96,10 +100,26 @@ def _one_engine(settings: Settings, home: Path) -> list[bytes]:
         return [bytes(raw) for batch in log.read(lambda _: None) for raw in batch.values]
 
 
-def _lifecycle_events(records: list) -> dict[bytes, bytes]:  # type: ignore[type-arg]
-    ids = [dict(record.headers)["ce_id"] for record in records]
+def _committed_lifecycle_events(settings: Settings) -> dict[bytes, bytes]:
+    """The lifecycle events the group committed, by id, each once.
+
+    The test broker gives `read_committed` readers the records of aborted transactions
+    too (Kafka does not), so the records are kept by the checkpoint they name, if the
+    group committed it; the others must be what a fenced member derived the same."""
+    records = _committed_topic(settings, CUSTOMER_LIFECYCLE)
+    committed = _committed(settings)
+    reader = KafkaConsumer(bootstrap_servers=settings.kafka, isolation_level="read_committed")
+    try:
+        checkpoints = committed_checkpoints(reader, changelog_topic(GROUP), committed)
+    finally:
+        reader.close()
+    kept = [r for r in records if dict(r.headers)[CHECKPOINT_HEADER] in checkpoints]
+    ids = [dict(record.headers)["ce_id"] for record in kept]
     assert len(ids) == len(set(ids)), "a lifecycle event was committed twice"
-    return dict(zip(ids, (record.value for record in records), strict=True))
+    events = dict(zip(ids, (record.value for record in kept), strict=True))
+    for record in records:
+        assert events[dict(record.headers)["ce_id"]] == record.value, "an aborted record differs from the committed"
+    return events
 
 
 def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path):
@@ -116,7 +136,7 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path):
         errors = _stop(members)
     assert all("assigned customer-events partitions" in text for text in errors), errors
 
-    committed = _lifecycle_events(_committed_topic(kafka, CUSTOMER_LIFECYCLE))
+    committed = _committed_lifecycle_events(kafka)
     expected = _one_engine(kafka, tmp_path / "single")
     assert len(committed) == len(expected) > 100
     assert set(committed.values()) == set(expected)
@@ -149,7 +169,131 @@ def test_a_partition_moved_to_an_empty_disk_is_restored_from_the_changelog(kafka
         (told,) = _stop(second)
     assert "restored" in told and "from g-states-changelog" in told, told
 
-    committed = _lifecycle_events(_committed_topic(kafka, CUSTOMER_LIFECYCLE))
+    committed = _committed_lifecycle_events(kafka)
     expected = _one_engine(kafka, tmp_path / "single")
     assert set(committed.values()) == set(expected)
     assert len(committed) == len(expected)
+
+
+class _Watched:
+    """A member whose stderr is read as it comes, to see what it did."""
+
+    def __init__(self, settings: Settings, home: Path, *flags: str) -> None:
+        self.process = _member(settings, home, "-v", *flags)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def assigned(self) -> set[int]:
+        told = [line for line in self.lines if "assigned customer-events partitions" in line]
+        return set(map(int, re.findall(r"\d+", told[-1].rsplit("[", 1)[1]))) if told else set()
+
+    def processed_to(self, partition: int) -> int:
+        pattern = re.compile(rf"processed \d+ records of customer-events:{partition} up to position (\d+)")
+        return max((int(m.group(1)) for line in self.lines if (m := pattern.search(line))), default=0)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=60) == 0, "".join(self.lines)
+        self._reader.join(timeout=10)
+        return "".join(self.lines)
+
+
+def _wait_for(condition, what: str, members: list[_Watched]) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(900):
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not happen; the members said:\n" + "\n---\n".join("".join(m.lines) for m in members))
+
+
+def _ends(settings: Settings) -> dict[int, int]:
+    with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
+        return {int(name.rsplit(":", 1)[1]): end for name, end in log.ends_from(lambda _: None).items()}
+
+
+def _committed(settings: Settings) -> dict[int, int]:
+    group = KafkaConsumer(bootstrap_servers=settings.kafka, group_id=GROUP, enable_auto_commit=False)
+    try:
+        return {p: group.committed(TopicPartition(CUSTOMER_EVENTS, p)) or 0 for p in range(settings.partitions)}
+    finally:
+        group.close()
+
+
+SIX = 6
+
+
+def test_a_killed_member_and_a_paused_one_leave_every_lifecycle_event_committed_once(kafka_broker, tmp_path):
+    """Three members on six partitions: one SIGKILLed and one SIGSTOPped with work not
+    yet committed, between transactions; the third takes their partitions over from the
+    changelog; the paused one, resumed, is fenced and commits nothing of what it held.
+    (Signals land between checkpoints: a test broker shows the records of an aborted
+    transaction to `read_committed` readers, which Kafka does not.)"""
+    settings = Settings(home=tmp_path / "publisher", kafka=kafka_broker.bootstrap, partitions=SIX)
+    lines = list(generate(PopulationSpec(customers=300, seed=11, days=240)))
+    thirds = [lines[: len(lines) // 3], lines[len(lines) // 3 : 2 * len(lines) // 3], lines[2 * len(lines) // 3 :]]
+    with open_event_log(settings, CUSTOMER_EVENTS):
+        pass  # the topic, with six partitions, before the members join
+    holding = ("--batch-size", "60", "--checkpoint-batches", "4", "--checkpoint-seconds", "600")
+    killed, paused = _Watched(settings, tmp_path / "x", *holding), _Watched(settings, tmp_path / "y", *holding)
+    survivor = _Watched(settings, tmp_path / "z")
+    members = [killed, paused, survivor]
+    try:
+        _wait_for(lambda: sorted(p for m in members for p in m.assigned()) == list(range(SIX)),
+                  "an assignment of all six partitions, one set to each member", members)
+        _publish(settings, thirds[0])
+        ends = _ends(settings)
+        held = {p: m for m in (killed, paused) for p in m.assigned()}
+        _wait_for(lambda: all(held[p].processed_to(p) == ends[p] for p in held)
+                  and all(_committed(settings)[p] == ends[p] for p in survivor.assigned()), "phase 1", members)
+        time.sleep(1.0)  # a checkpoint due after the last batch has been written by now
+        assert any(_committed(settings)[p] for p in held), "the holding members committed a checkpoint"
+        os.kill(paused.process.pid, signal.SIGSTOP)
+        os.kill(killed.process.pid, signal.SIGKILL)
+
+        _publish(settings, thirds[1])
+        ends = _ends(settings)
+        _wait_for(lambda: _committed(settings) == ends, "the survivor taking every partition over", members)
+        assert survivor.said("restored"), "".join(survivor.lines)
+
+        os.kill(paused.process.pid, signal.SIGCONT)
+        _wait_for(lambda: paused.said("lost customer-events") or paused.said("fenced:"),
+                  "the paused member learning it lost its partitions", members)
+        _publish(settings, thirds[2])
+        ends = _ends(settings)
+        _wait_for(lambda: _committed(settings) == ends, "phase 3", members)
+    finally:
+        killed.process.kill()
+        for member in (paused, survivor):
+            if member.process.poll() is None:
+                os.kill(member.process.pid, signal.SIGCONT)
+        told = [member.stop() for member in (paused, survivor)]
+    assert told
+
+    committed = _committed_lifecycle_events(settings)
+    expected = _one_engine(settings, tmp_path / "single")
+    assert len(committed) == len(expected)
+    assert set(committed.values()) == set(expected)
+
+
+def test_a_member_appends_clocks_as_a_live_engine_does(kafka, tmp_path):
+    _publish(kafka, list(generate(SPEC))[:400])
+
+    def clocks() -> int:
+        with open_event_log(kafka, CUSTOMER_EVENTS, create=False) as log:
+            return sum(type(decode_event(raw)) is Clock for batch in log.read(lambda _: None) for raw in batch.values)
+
+    published = clocks()
+    member = _Watched(kafka, tmp_path / "a", "--clock-every", "0.3")
+    try:
+        _wait_for(lambda: clocks() >= published + PARTITIONS, "a clock on every partition", [member])
+    finally:
+        member.stop()

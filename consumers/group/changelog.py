@@ -33,6 +33,7 @@ import msgspec
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.errors import LifecycleError
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs.kafka_event_log import drain
 from lifecycle.partition_time import Held
 from projections.stores.state_store import RocksDBStateStore
@@ -40,6 +41,15 @@ from projections.stores.state_store import RocksDBStateStore
 META_KEY = b"\x00checkpoint"
 """The key of a checkpoint's meta record: no customer id starts with NUL."""
 _READ_BATCH = 20_000
+
+
+CHECKPOINT_HEADER = "lifecycle_checkpoint"
+"""The header naming the checkpoint of each record a group member commits."""
+
+
+def checkpoint_id(partition: str, start: int, end: int) -> bytes:
+    """A checkpoint, as its records name it: `<input partition>@<start>-<end>`."""
+    return f"{partition}@{start}-{end}".encode()
 
 
 def changelog_topic(group: str) -> str:
@@ -123,3 +133,34 @@ def restore_partition(consumer: KafkaConsumer, topic: str, partition: int, name:
     held = [(Held(seq, at, kind, customer), raw) for seq, at, kind, customer, raw in applied.held]
     store.restore(name, restored, applied.rule, held, {mark_name(topic, partition): mark, name: committed})
     return Restored(len(restored), records, time.monotonic() - started)
+
+
+def committed_checkpoints(consumer: KafkaConsumer, topic: str, committed: dict[int, int]) -> set[bytes]:
+    """The ids (`checkpoint_id`) of the checkpoints a group committed, from the meta
+    records of its changelog `topic` and its committed offset of each input partition
+    (`committed`: partition number -> offset).
+
+    The committed checkpoints of a partition are a chain from 0 to the committed offset.
+    A checkpoint a fenced member began was written before its successor was given the
+    partition, so walking back from the committed offset, the latest meta record that
+    ends where the walk stands is the committed one. This is what `read_committed`
+    means where the broker does not filter aborted transactions (a test broker)."""
+    ids: set[bytes] = set()
+    for partition, offset in committed.items():
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        ending: dict[int, CheckpointMeta] = {}
+        for _, chunk, _ in drain(consumer, {tp: 0}, _READ_BATCH):
+            for record in chunk:
+                if record.key == META_KEY:
+                    meta = _meta_decoder.decode(record.value)
+                    ending[meta.end] = meta  # a later one ending at the same place replaces it
+        name = f"{CUSTOMER_EVENTS}:{partition}"
+        at = offset
+        while at > 0 and at in ending:
+            ids.add(checkpoint_id(name, ending[at].start, at))
+            at = ending[at].start
+        if at != 0:
+            raise ChangelogBehind(f"the changelog {topic} holds no committed checkpoint of {name} ending at {at}")
+    return ids

@@ -19,6 +19,7 @@ current, and reads the changelog on from where its store stands otherwise.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -41,11 +42,13 @@ from consumers.logs.kafka_event_log import KafkaEventLog, KafkaUnavailable
 from consumers.privacy.key_store import destroy_keys
 from consumers.processing.checkpoint import CheckpointPolicy
 from consumers.processing.engine_metrics import EngineMetrics, both
+from consumers.processing.engine_session import due_clocks
 from consumers.processing.process_report import ProcessReport
 from consumers.processing.processor import LifecycleProcessor
 from consumers.settings import Settings
 from lifecycle.engine import LifecycleEngine
 from projections.stores.state_store import RocksDBStateStore
+from schemas import encode_event
 
 DEFAULT_GROUP = "lifecycle"
 """The group `process --group` joins when given no name."""
@@ -60,6 +63,8 @@ class GroupSettings:
     name: str = DEFAULT_GROUP
     session_timeout_s: float = 10.0
     """How long the group waits for a silent member before moving its partitions."""
+    clock_every_s: float = 3600.0
+    """How often a member appends a clock event dated now (0: never), as a live engine does."""
 
 
 class _Task:
@@ -70,6 +75,11 @@ class _Task:
         self.processor, self.log, self.producer, self.states = processor, log, producer, states
 
     def feed(self, records: list, end: int | None) -> None:  # type: ignore[type-arg]
+        """Records polled for the partition; those it has already (fetched before a seek) are dropped."""
+        taken = self.log.last or self.states.positions().get(self.log.name, 0)
+        records = [record for record in records if record.offset >= taken]
+        if not records:
+            return
         positions = [record.offset + 1 for record in records]
         values = [record.value if record.value is not None else b"" for record in records]
         self.log.add(RecordBatch(Tracking(self.log.name, positions[-1]), values, positions, end))
@@ -94,7 +104,12 @@ class _Task:
             self.log.checkpointed(written)
 
     def close(self) -> None:
-        self.producer.close(timeout=0)
+        try:
+            self.producer.close(timeout=0)
+        except KafkaError:
+            # A fenced producer still holds records no broker will take; kafka-python's
+            # close flushes first and gives up on them with an error.
+            self.producer._sender.force_close()
         self.states.close()
 
 
@@ -118,16 +133,22 @@ class GroupMember(ConsumerRebalanceListener):
         self.report = ProcessReport(0, 0, 0, 0, 0.0)
 
     def run(self, should_stop: Callable[[], bool]) -> ProcessReport:
-        self._ensure_topics()
+        events = self._ensure_topics()
         consumer = self._consumer(group_id=self.group.name)
         consumer.subscribe([CUSTOMER_EVENTS], listener=self)
+        last_clock = time.monotonic()
         try:
             while not should_stop():
+                if self.group.clock_every_s and time.monotonic() - last_clock >= self.group.clock_every_s:
+                    self._tick(events)
+                    last_clock = time.monotonic()
                 polled = consumer.poll(timeout_ms=_POLL_MS, max_records=self.batch_size)
-                self._open_assigned(consumer)
+                opened = self._open_assigned(consumer)
                 for tp, records in polled.items():
                     task = self.tasks.get(tp.partition)
-                    if task is not None and records:
+                    # What was fetched before a partition was opened is fetched again from
+                    # where its store was restored to (`_open` seeks there).
+                    if task is not None and records and tp.partition not in opened:
                         task.feed(records, consumer.highwater(tp))
                 for partition in list(self.tasks):
                     self._step(partition)
@@ -137,7 +158,18 @@ class GroupMember(ConsumerRebalanceListener):
             for partition in list(self.tasks):
                 self._give_up(partition, commit=True)
             consumer.close(autocommit=False)
+            events.close()
         return self.report
+
+    def _tick(self, events: KafkaEventLog) -> None:
+        """A clock dated now to every partition, moved from this member's partitions'
+        times (consumers/processing/engine_session.py); another member's clock of the
+        same moment has the same id and is skipped, or ignored by the engine if both
+        race to append it."""
+        times = [times for task in self.tasks.values() for times in task.processor.times.values()]
+        clocks = due_clocks(self.engine.policy, times, None, "lifecycle-process")
+        if clocks:
+            events.append([(clock, encode_event(clock)) for clock in clocks])
 
     # -- rebalances: called by the consumer within poll() -------------------------------
 
@@ -188,16 +220,21 @@ class GroupMember(ConsumerRebalanceListener):
         finally:
             task.close()
 
-    def _open_assigned(self, consumer: KafkaConsumer) -> None:
+    def _open_assigned(self, consumer: KafkaConsumer) -> set[int]:
+        """Open the partitions assigned and not open yet; which were opened."""
+        opened = set()
         for partition in sorted(self._assigned - set(self.tasks)):
-            tp = TopicPartition(CUSTOMER_EVENTS, partition)
-            self.tasks[partition] = self._open(tp, (consumer.committed(tp) or 0), consumer)
+            self.tasks[partition] = self._open(TopicPartition(CUSTOMER_EVENTS, partition), consumer)
+            opened.add(partition)
+        return opened
 
-    def _open(self, tp: TopicPartition, committed: int, consumer: KafkaConsumer) -> _Task:
-        """The partition's producer first (fencing any earlier owner), then its store
-        restored to the group's committed offset, then its processor."""
+    def _open(self, tp: TopicPartition, consumer: KafkaConsumer) -> _Task:
+        """The partition's producer first (fencing any earlier owner, so that the group's
+        committed offset cannot move any more), then its store restored to that offset,
+        then its processor, and the consumer set to read on from there."""
         name = f"{tp.topic}:{tp.partition}"
         producer = self._producer(f"lifecycle-{self.group.name}-{tp.topic}-{tp.partition}")
+        committed = consumer.committed(tp) or 0
         directory = self.directory / f"{tp.topic}-{tp.partition}"
         states = self._store(directory, name, committed)
         reader = self._consumer(group_id=None)
@@ -215,6 +252,7 @@ class GroupMember(ConsumerRebalanceListener):
         log = PolledLog(name)
         processor = LifecycleProcessor(log, outputs, states, self.engine, self.batch_size, self.checkpoints)
         processor.on_erased = partial(destroy_keys, self.settings)
+        consumer.seek(tp, committed)
         return _Task(processor, log, producer, states)
 
     def _store(self, directory: Path, name: str, committed: int) -> RocksDBStateStore:
@@ -230,16 +268,19 @@ class GroupMember(ConsumerRebalanceListener):
 
     # -- Kafka clients ----------------------------------------------------------------
 
-    def _ensure_topics(self) -> None:
-        """The changelog with as many partitions as the input; the outputs' topics."""
+    def _ensure_topics(self) -> KafkaEventLog:
+        """The input (as `process` makes it when nothing was published yet, and opened for
+        the member's clocks), the changelog with as many partitions as the input, and
+        the outputs' topics."""
         index = self.directory / "ids"
-        with KafkaEventLog(bootstrap=self.settings.kafka, name=CUSTOMER_EVENTS, index_path=index / "events",  # type: ignore[arg-type]
-                           create=False) as events:
-            partitions = len(events.partitions())
+        events = KafkaEventLog(bootstrap=self.settings.kafka, name=CUSTOMER_EVENTS, index_path=index / "events",  # type: ignore[arg-type]
+                               partitions=self.settings.partitions)
+        partitions = len(events.partitions())
         for topic, count in ((self.changelog, partitions), (CUSTOMER_LIFECYCLE, self.settings.partitions),
                              (DEAD_LETTER_TOPIC, self.settings.partitions)):
             KafkaEventLog(bootstrap=self.settings.kafka, name=topic, index_path=index / topic,  # type: ignore[arg-type]
                           partitions=count).close()
+        return events
 
     def _consumer(self, group_id: str | None) -> KafkaConsumer:
         session_ms = int(self.group.session_timeout_s * 1000)

@@ -21,6 +21,11 @@ class PolledLog(LogReader):
         super().__init__(name)
         self._batches: list[RecordBatch] = []
 
+    @property
+    def last(self) -> int | None:
+        """The position after the last batch added, if any is kept."""
+        return self._batches[-1].tracking.notification_id if self._batches else None
+
     def add(self, batch: RecordBatch) -> None:
         self._batches.append(batch)
 

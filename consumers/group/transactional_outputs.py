@@ -7,7 +7,9 @@ Connect's convention: the original record as its value, where it came from and w
 `__connect.errors.*` headers), the states they changed and the checkpoint's meta
 record (the group's changelog, consumers/group/changelog.py), and the input offset
 reached, committed for the group (`send_offsets_to_transaction`). Subscribers read the
-topics `read_committed`.
+topics `read_committed`. Each lifecycle event and dead letter also names its checkpoint
+in a `lifecycle_checkpoint` header, so that a reader can keep the committed checkpoints
+alone where a broker does not filter aborted transactions (`committed_checkpoints`).
 
 The producer's transactional id is the group's and the partition's, so a member that
 takes the partition over fences the one before: a member paused while its partition
@@ -26,7 +28,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.errors import LifecycleError
-from consumers.group.changelog import META_KEY, CheckpointMeta, encode_meta, mark_name
+from consumers.group.changelog import CHECKPOINT_HEADER, META_KEY, CheckpointMeta, checkpoint_id, encode_meta, mark_name
 from consumers.logs import record_headers
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.processing.checkpoint import SinceCheckpoint
@@ -83,11 +85,12 @@ class TransactionalOutputs(ProcessorOutputs):
         (name, changes), = since.items()
         end = changes.effects.tracking.notification_id
         producer, place = self.producer, self.place
+        checkpoint = (CHECKPOINT_HEADER, checkpoint_id(name, self.start, end))
         try:
             producer.begin_transaction()
-            self._send_lifecycle_events(changes.effects)
+            self._send_lifecycle_events(changes.effects, checkpoint)
             for letter in changes.effects.dead_letters:
-                producer.send(DEAD_LETTER_TOPIC, letter.payload, headers=_connect_headers(letter))
+                producer.send(DEAD_LETTER_TOPIC, letter.payload, headers=[*_connect_headers(letter), checkpoint])
             meta = self._send_changelog(name, changes, times[name], end)
             producer.flush(timeout=COMMIT_TIMEOUT_S)
             offsets = {place.topic_partition: OffsetAndMetadata(end, "", -1)}
@@ -104,11 +107,12 @@ class TransactionalOutputs(ProcessorOutputs):
         for batch in batches:
             batch.marks[mark_name(place.changelog, place.topic_partition.partition)] = mark
 
-    def _send_lifecycle_events(self, effects: BatchEffects) -> None:
+    def _send_lifecycle_events(self, effects: BatchEffects, checkpoint: tuple[str, bytes]) -> None:
         send = self.producer.send
         for (_, event, _), payload in zip(effects.lifecycle_events, effects.payloads, strict=True):
             send(CUSTOMER_LIFECYCLE, payload, key=event.customer_id.encode(),
-                 headers=record_headers.headers(CUSTOMER_LIFECYCLE, event), timestamp_ms=record_headers.timestamp_ms(event))
+                 headers=[*record_headers.headers(CUSTOMER_LIFECYCLE, event), checkpoint],
+                 timestamp_ms=record_headers.timestamp_ms(event))
 
     def _send_changelog(self, name: str, changes: SinceCheckpoint, times: PartitionTime, end: int):  # type: ignore[no-untyped-def]
         """The changed states, then the meta record; the meta record's send future."""

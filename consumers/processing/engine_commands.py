@@ -84,7 +84,7 @@ def _group_member(args: argparse.Namespace, settings: Settings) -> int:
                                  "group as a whole has caught up; drop --once, or drop --group for a batch run")
     checkpoints = CheckpointPolicy(args.checkpoint_batches, args.checkpoint_seconds)
     with Stopping() as stopping, _serving(args.metrics_host, args.metrics_port) as metrics:
-        member = GroupMember(settings, GroupSettings(args.group, args.session_timeout),
+        member = GroupMember(settings, GroupSettings(args.group, args.session_timeout, args.clock_every),
                              LifecycleEngine(load_policy(settings.policy)), args.batch_size, checkpoints, _say,
                              args.verbose, metrics)
         report = member.run(stopping)

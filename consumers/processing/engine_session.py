@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from functools import partial
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import NamedTuple
 from datetime import UTC, datetime
@@ -25,7 +25,8 @@ from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
 from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.engine import LifecycleEngine
-from lifecycle.partition_time import clock_steps
+from lifecycle.partition_time import PartitionTime, clock_steps
+from lifecycle.policy import Policy
 from lifecycle.state import DAY, as_datetime, epoch_seconds
 from projections.stores.projection_store import DuckDBProjectionStore
 from projections.stores.state_store import RocksDBStateStore
@@ -40,6 +41,23 @@ class FitRun(NamedTuple):
 
 
 CLOCK_NAMESPACE = uuid.UUID("0f6a3f0e-8d7c-4c1e-9a55-2b7e3c4d5f60")
+
+
+def due_clocks(policy: Policy, times: Iterable[PartitionTime], at: datetime | None, source: str) -> list[Clock]:
+    """The clock events that move the partitions of `times` to `at` (default: the wall
+    clock, now): see `EngineSession.tick`. None before any customer event or for a time
+    the clocks have reached already."""
+    when = datetime.now(UTC) if at is None else at
+    now = epoch_seconds(when.replace(microsecond=0))
+    times = list(times)
+    confirmed = [t.confirmed for t in times if t.confirmed is not None]
+    latest = max((t.clock_at for t in times if t.clock_at is not None), default=None)
+    if not confirmed or (latest is not None and now <= latest):
+        return []
+    return [
+        Clock(event_id=uuid.uuid5(CLOCK_NAMESPACE, moment.isoformat()), occurred_at=moment, source=source)
+        for moment in map(as_datetime, clock_steps(policy, min(confirmed), now))
+    ]
 
 
 class EngineSession:
@@ -94,19 +112,8 @@ class EngineSession:
         (lifecycle/partition_time.py). Nothing is appended before any customer event
         (a clock would move no one), nor for a time the clocks have reached already.
         """
-        when = datetime.now(UTC) if at is None else at
-        now = epoch_seconds(when.replace(microsecond=0))
-        times = self.processor.times.values()
-        confirmed = [t.confirmed for t in times if t.confirmed is not None]
-        latest = max((t.clock_at for t in times if t.clock_at is not None), default=None)
-        if not confirmed or (latest is not None and now <= latest):
-            return 0
-        steps = clock_steps(self.processor.engine.policy, min(confirmed), now)
-        clocks = [
-            Clock(event_id=uuid.uuid5(CLOCK_NAMESPACE, moment.isoformat()), occurred_at=moment, source=source)
-            for moment in map(as_datetime, steps)
-        ]
-        return self.log.append([(clock, encode_event(clock)) for clock in clocks]).appended
+        clocks = due_clocks(self.processor.engine.policy, self.processor.times.values(), at, source)
+        return self.log.append([(clock, encode_event(clock)) for clock in clocks]).appended if clocks else 0
 
     def log_time(self) -> int | None:
         """The log's time: the latest time of the records taken in any partition (epoch
