@@ -47,7 +47,7 @@ from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible
 from consumers.policy_file import load_policy
 from consumers.commands.progress import Progress
 from consumers.commands.status import as_json as status_json
-from consumers.commands.status import engine_status
+from consumers.commands.status import engine_status, group_status
 from consumers.commands.status import render_text as render_status
 from consumers.privacy.role_reading import readable, role_of, tail
 from consumers.publisher import PublishFailed, PublishReport, bounded_lines, publish_lines
@@ -308,6 +308,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("status", _status, "where the engine stands: running or not, and per partition what is committed, "
                   "where the log ends and the lag")
     sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
+    sub.add_argument("--group", metavar="NAME", help="with --kafka: the consumer group of `process --group NAME` "
+                     "instead of this home's engine")
     sub = command("schema", _schema, "print the JSON Schema of a log's events")
     sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS), help="which log's events")
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
@@ -320,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    status = engine_status(settings)
+    status = engine_status(settings) if args.group is None else group_status(settings, args.group)
     if args.format == "json":
         print(json.dumps(status_json(status)))
     else:

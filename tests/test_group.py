@@ -4,6 +4,7 @@ that moves to a member with an empty disk is restored from the changelog."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -112,7 +113,7 @@ def _committed_lifecycle_events(settings: Settings) -> dict[bytes, bytes]:
     return events
 
 
-def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path):
+def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, capsys):
     _publish(kafka, list(generate(SPEC)))
     raw = KafkaProducer(bootstrap_servers=kafka.kafka)
     for partition in (0, 3):
@@ -122,6 +123,11 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path):
     members = [_Watched(kafka, tmp_path / "a"), _Watched(kafka, tmp_path / "b")]
     try:
         _caught_up(kafka, members)
+        capsys.readouterr()
+        assert lifecycle(kafka, "status", "--group", GROUP, "--format", "json") == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["group"] == GROUP and status["lag"] == 0
+        assert [p["committed"] for p in status["partitions"]] == [p["end"] for p in status["partitions"]]
     finally:
         errors = _stopped(members)
     assert all("assigned customer-events partitions" in text for text in errors), errors
@@ -301,3 +307,8 @@ def test_a_member_appends_clocks_as_a_live_engine_does(kafka, tmp_path):
         _wait_for(lambda: clocks() >= published + PARTITIONS, "a clock on every partition", [member])
     finally:
         _stopped([member])
+
+
+def test_status_of_a_group_needs_kafka(tmp_path, capsys):
+    assert lifecycle(Settings(home=tmp_path), "status", "--group", GROUP) == 2
+    assert "--group needs --kafka" in capsys.readouterr().err

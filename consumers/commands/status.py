@@ -5,6 +5,9 @@ and per partition of `customer-events`: the position whose lifecycle events are
 committed, where the log ends now and the lag between them; when the lifecycle log was
 last written; with Kafka, how far the relay of lifecycle events to the
 `customer-lifecycle` topic is behind. Nothing is locked: it runs beside a live engine.
+With `--group NAME`, the same for a consumer group of several processors: the offsets
+its members committed, the ends and the lags (the test broker's answer to DescribeGroups
+cannot be read by kafka-python, so the members themselves are not listed).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from pathlib import Path
 from consumers import home
 from consumers.logs import open_event_log
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
+from consumers.logs.kafka_event_log import committed_offsets
 from consumers.logs.lifecycle_relay import LifecycleRelay
 from consumers.logs.sqlite_event_log import SQLiteEventLog
+from consumers.errors import ConfigurationError
 from consumers.settings import Settings
 
 
@@ -46,11 +51,26 @@ class EngineStatus:
     """When the lifecycle log was last written (its files' modification time)."""
     relay_behind: int | None
     """With Kafka: positions of the lifecycle log not yet relayed to the topic."""
+    group: str | None = None
+    """The consumer group whose offsets these are, if it is a group's status."""
 
     @property
     def lag(self) -> int | None:
         lags = [p.lag for p in self.partitions]
         return None if any(lag is None for lag in lags) else sum(lags)  # type: ignore[misc]
+
+
+def group_status(settings: Settings, group: str) -> EngineStatus:
+    """Where a consumer group stands (`process --group`): per partition, the offset its
+    members committed with their last checkpoint, where the log ends and the lag."""
+    if settings.kafka is None:
+        raise ConfigurationError("--group needs --kafka: consumer groups are Kafka's")
+    with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
+        names = log.partitions()
+        committed = committed_offsets(settings.kafka, group, names)
+        ends = log.ends_from(committed.get)
+    partitions = [PartitionStatus(name, committed.get(name, 0), ends.get(name)) for name in names]
+    return EngineStatus(str(settings.home), None, None, partitions, None, None, group)
 
 
 def engine_status(settings: Settings) -> EngineStatus:
@@ -105,7 +125,11 @@ def _engine_pid(directory: Path) -> int | None:
 
 def render_text(status: EngineStatus, now: datetime) -> str:
     engine = f"running (pid {status.engine_pid})" if status.engine_pid else "not running"
-    lines = [f"home {status.home}: engine {engine}, generation {status.generation or '(none yet: nothing processed)'}"]
+    if status.group is not None:
+        lines = [f"consumer group {status.group}: the offsets its members committed with their checkpoints"]
+    else:
+        lines = [f"home {status.home}: engine {engine}, generation "
+                 f"{status.generation or '(none yet: nothing processed)'}"]
     width = max([len("partition"), *(len(p.partition) for p in status.partitions)])
     lines.append(f"{'partition':<{width}}  {'committed':>12}  {'log end':>12}  {'lag':>12}")
     for p in status.partitions:
@@ -136,4 +160,5 @@ def as_json(status: EngineStatus) -> dict[str, object]:
         "lag": status.lag,
         "last_commit": None if status.last_commit is None else status.last_commit.isoformat(),
         "relay_behind": status.relay_behind,
+        "group": status.group,
     }

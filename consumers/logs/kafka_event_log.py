@@ -178,6 +178,26 @@ def _stalled(consumer: KafkaConsumer, partitions: list[int]) -> str:
     )
 
 
+def committed_offsets(bootstrap: str, group: str, partitions: list[str]) -> dict[str, int]:
+    """The offsets consumer group `group` committed for `partitions` ("<topic>:<n>");
+    a partition it committed nothing for is left out. The reader does not join the group."""
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                 bootstrap_timeout_ms=_BOOTSTRAP_TIMEOUT_MS)
+    except KafkaError as error:
+        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap} ({error}): {_UNREACHABLE_HINT}") from error
+    try:
+        found = {}
+        for name in partitions:
+            topic, _, number = name.rpartition(":")
+            offset = consumer.committed(TopicPartition(topic, int(number)))
+            if offset is not None:
+                found[name] = offset
+        return found
+    finally:
+        consumer.close()
+
+
 class KafkaEventLog(EventLog):
     """One Kafka topic as the log of record, with a local SQLite index of its event ids."""
 
