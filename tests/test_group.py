@@ -312,3 +312,11 @@ def test_a_member_appends_clocks_as_a_live_engine_does(kafka, tmp_path):
 def test_status_of_a_group_needs_kafka(tmp_path, capsys):
     assert lifecycle(Settings(home=tmp_path), "status", "--group", GROUP) == 2
     assert "--group needs --kafka" in capsys.readouterr().err
+
+
+def test_a_group_member_needs_kafka_and_runs_until_stopped(tmp_path, capsys):
+    assert lifecycle(Settings(home=tmp_path), "process", "--group", GROUP) == 2
+    assert "--group needs --kafka" in capsys.readouterr().err
+    settings = Settings(home=tmp_path, kafka="127.0.0.1:9")  # refused before any connection
+    assert lifecycle(settings, "process", "--group", GROUP, "--once") == 2
+    assert "--group runs until stopped" in capsys.readouterr().err
