@@ -302,6 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--show-personal", action="store_true", help="customer-events: open personal data with the "
                      "customers' keys and show it in clear (needs the master key; each read goes in the access log)")
     sub.add_argument("--follow", action="store_true", help="keep printing new records as they come, until Ctrl-C")
+    sub.add_argument("--from", dest="start", action="append", metavar="POSITION",
+                     help="start after this position: N in every partition, or PARTITION=N (repeatable); it ends "
+                     "by telling where it stopped")
     sub.add_argument("--customer", metavar="ID", help="only this customer's records")
     sub.add_argument("--type", action="append", metavar="TYPE",
                      help="only records of this type (repeatable), e.g. stage_changed or purchase")

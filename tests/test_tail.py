@@ -59,3 +59,23 @@ def test_tail_follows_the_log_until_ctrl_c(settings, tmp_path, capsys):
     finally:
         if follower.poll() is None:
             follower.kill()
+
+
+def test_tail_goes_on_from_where_it_said_it_stopped(settings, tmp_path, capsys):
+    _published(settings, tmp_path, customers=5, seed=1)
+    capsys.readouterr()
+    assert lifecycle(settings, "tail", "customer-events", "--from", "0") == 0
+    read = capsys.readouterr()
+    first = [json.loads(line)["event_id"] for line in read.out.splitlines()]
+    hint = read.err.strip().rsplit(" with ", 1)[1].split()
+    assert hint[0] == "--from" and len(hint) % 2 == 0, read.err
+
+    _published(settings, tmp_path, customers=5, seed=2)
+    rest = [e["event_id"] for e in _tail(settings, capsys, "customer-events", *hint)]
+    everything = [e["event_id"] for e in _tail(settings, capsys, "customer-events")]
+    assert rest and sorted(first + rest) == sorted(everything)
+    assert not set(first) & set(rest)
+
+    capsys.readouterr()
+    assert lifecycle(settings, "tail", "customer-events", "--from", "nowhere=3") == 2
+    assert "no partition 'nowhere'" in capsys.readouterr().err

@@ -65,9 +65,10 @@ def tail(args: argparse.Namespace, settings: Settings) -> int:
     # To a program the records go as they are; on a terminal, terminal-safe.
     safe = (lambda raw: safe_json(raw.decode("utf-8", "replace")).encode()) if sys.stdout.isatty() else bytes
     wanted = _wanted(args)
-    positions: dict[str, int] = {}
     with ExitStack() as stack:
         log = stack.enter_context(open_event_log(settings, args.log, create=False))
+        positions = _starts(args.start or [], log.partitions())
+        stack.callback(_tell_where, positions, bool(args.start or args.follow))
         shown, after_batch = _tail_view(args, settings, stack)
         try:
             while True:
@@ -86,6 +87,31 @@ def tail(args: argparse.Namespace, settings: Settings) -> int:
                 raise  # Ctrl-C is how a follow ends; anywhere else it interrupts
     out.flush()
     return 0
+
+
+def _starts(given: list[str], partitions: list[str]) -> dict[str, int]:
+    """Where `--from` starts each partition: `N` for all of them, `PARTITION=N` for one
+    (a later one wins); after position N, as `status`, `process -v` and this command
+    tell positions."""
+    starts: dict[str, int] = {}
+    for text in given:
+        name, _, number = text.rpartition("=")
+        if not number.isdigit():
+            raise ConfigurationError(f"--from {text}: not a position; give N (every partition) or PARTITION=N, "
+                                     f"e.g. --from 120 or --from {partitions[0]}=120")
+        if name and name not in partitions:
+            raise ConfigurationError(f"--from {text}: no partition {name!r}; the log's are {', '.join(partitions)}")
+        starts.update({p: int(number) for p in ([name] if name else partitions)})
+    return starts
+
+
+def _tell_where(positions: dict[str, int], asked: bool) -> None:
+    """Where the reading stopped, and how to go on from there: after a `--from` or a
+    `--follow`, when a reader is likely to come back."""
+    if asked and positions:
+        where = " ".join(f"--from {name}={position}" for name, position in sorted(positions.items()))
+        print(f"lifecycle tail: read up to {where.replace('--from ', '')}; go on from there with {where}",
+              file=sys.stderr)
 
 
 def _wanted(args: argparse.Namespace) -> Callable[[bytes], bool]:
