@@ -15,6 +15,7 @@ from consumers.processing.engine_session import EngineSession
 from consumers.publisher import publish_lines
 from consumers.settings import Settings
 from lifecycle.population import PopulationSpec, generate
+from lifecycle.state import DAY, as_datetime
 
 SPEC = PopulationSpec(customers=400, seed=23, days=200)
 BATCH = 300
@@ -84,3 +85,28 @@ def test_more_changed_customers_than_the_state_cache_holds_bring_a_checkpoint(tm
         report = session.run_once(checkpoint=False)
         assert 0 < report.checkpoints <= report.batches
         assert session.states.positions(), "the states were written without a checkpoint being due"
+
+
+def test_a_clock_after_a_long_silence_is_checkpointed_step_by_step(settings, tmp_path):
+    """A year's silence, then a clock: its steps make every customer due, more than the
+    state cache holds, and the batch is cut between steps with a checkpoint; what is
+    derived is the same as in one go."""
+    _published(settings)
+    small = replace(settings, state_cache=50)
+    with EngineSession(small, 100_000, NEVER_DUE) as session:
+        session.run_once()
+        later = as_datetime(session.log_time() + 365 * DAY)
+        assert session.tick(later) > 10, "a year is stepped a fortnight at a time"
+        report = session.run_once(checkpoint=False)
+        assert report.checkpoints > len(session.log.partitions()), "cut between the clock's steps"
+        session.processor.checkpoint()
+        derived = _derived(session)
+
+    reference = replace(settings, home=tmp_path / "reference")
+    if settings.kafka is None:
+        _published(reference)
+    with EngineSession(reference, 100_000) as session:
+        session.run_once()
+        session.tick(later)
+        session.run_once()
+        assert _derived(session) == derived

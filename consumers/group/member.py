@@ -168,8 +168,8 @@ class GroupMember(ConsumerRebalanceListener):
         race to append it."""
         times = [times for task in self.tasks.values() for times in task.processor.times.values()]
         clocks = due_clocks(self.engine.policy, times, None, "lifecycle-process")
-        if clocks:
-            events.append([(clock, encode_event(clock)) for clock in clocks])
+        for clock in clocks:  # one append a clock, as `EngineSession.tick` says why
+            events.append([(clock, encode_event(clock))])
 
     # -- rebalances: called by the consumer within poll() -------------------------------
 

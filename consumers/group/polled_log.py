@@ -49,4 +49,10 @@ class PolledLog(LogReader):
         if partitions is not None and self.name not in partitions:
             return
         start = position_of(self.name) or 0
-        yield from [batch for batch in self._batches if batch.tracking.notification_id > start]
+        for batch in list(self._batches):
+            if batch.tracking.notification_id <= start:
+                continue
+            if batch.positions[0] <= start:  # a checkpoint fell inside it (the processor cuts batches at clocks)
+                keep = next(i for i, position in enumerate(batch.positions) if position > start)
+                batch = RecordBatch(batch.tracking, batch.values[keep:], batch.positions[keep:], batch.end)
+            yield batch

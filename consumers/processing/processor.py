@@ -26,7 +26,7 @@ waiting, or dead-lettered.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 
 from eventsourcing.persistence import Tracking
@@ -100,6 +100,30 @@ class _Batch:
         self.refused = refused
         """Records of the partition the engine failed on, by seq: dead-lettered instead."""
         self.unpriced: Counter[str] = Counter()
+        self.clocked = False
+        """A clock was taken at the record in hand."""
+        self.cut: int | None = None
+        """Records taken, if fewer than the batch's: the rest is a batch of its own."""
+        self.rest: RecordBatch | None = None
+
+    def taken(self, records: RecordBatch) -> RecordBatch:
+        """The records of `records` this batch took; the rest, if any, waits in `rest`."""
+        if self.cut is None:
+            return records
+        cut, positions = self.cut, records.positions
+        self.rest = RecordBatch(records.tracking, records.values[cut:], positions[cut:], records.end)
+        return RecordBatch(Tracking(records.tracking.application_name, positions[cut - 1]), records.values[:cut],
+                           positions[:cut], records.end)
+
+
+def _cut(reading: Iterator[RecordBatch], rest_of: Callable[[], RecordBatch | None]) -> Iterator[RecordBatch]:
+    """The batches read, each followed by what is left of it when the processor cut it."""
+    for batch in reading:
+        yield batch
+        rest = rest_of()
+        while rest is not None:
+            yield rest
+            rest = rest_of()
 
 
 class LifecycleProcessor:
@@ -174,12 +198,13 @@ class LifecycleProcessor:
         """Derive and commit batch after batch from the positions reached; True if a
         batch failed and reading must start again from the last checkpoint."""
         with closing(self.log.read(self.position_of, self.batch_size)) as reading:
-            for batch in reading:
+            for batch in _cut(reading, self._cut_at):
                 try:
                     first = self._process(batch)
                 except _Rewind:
                     run.rewound()
                     return not (should_stop is not None and should_stop())
+                batch = self._batch.taken(batch)
                 effects = self._since[batch.tracking.application_name].effects
                 try:
                     self._commit(batch.tracking, effects, first[0])
@@ -191,12 +216,17 @@ class LifecycleProcessor:
                 self._checkpoint_clock.batch_done()
                 if on_commit is not None:
                     on_commit(batch)
-                unwritten = sum(len(since.changed) for since in self._since.values())
-                if (self._checkpoint_clock.due() or unwritten > self.states.cache_size) and self.checkpoint():
+                if (self._checkpoint_clock.due() or self._unwritten() > self.states.cache_size) and self.checkpoint():
                     run.checkpointed()
                 if should_stop is not None and should_stop():
                     break
         return False
+
+    def _cut_at(self) -> RecordBatch | None:
+        """What is left of the batch just committed, if a clock's customers outgrew the
+        state cache before its end (`_derive`): taken next, after a checkpoint."""
+        rest, self._batch.rest = self._batch.rest, None
+        return rest
 
     def _commit(self, tracking: Tracking, effects: BatchEffects, start: int) -> None:
         """The batch to the outputs (its lifecycle events from `start` of those since the
@@ -261,6 +291,12 @@ class LifecycleProcessor:
             raise _Rewind from None
 
     def _derive(self, records: RecordBatch) -> tuple[int, int]:
+        """Run the batch through the engine; where its lifecycle events and dead letters
+        begin among those since the checkpoint. A clock after which more customers wait
+        to be written than the state cache holds ends the batch there, at a position of
+        its own (the rest is taken after a checkpoint): a clock after a long silence,
+        stepped there by a clock a fortnight (lifecycle/partition_time.py), would
+        otherwise hold every customer of the partition in memory at once."""
         partition = records.tracking.application_name
         times = self.times.get(partition)
         if times is None:
@@ -271,17 +307,28 @@ class LifecycleProcessor:
         effects = since.effects
         effects.tracking = records.tracking
         first = (len(effects.lifecycle_events), len(effects.dead_letters))
-        self._batch = _Batch(partition, times.clock_at, since, self._refused.get(partition, {}))
+        batch = self._batch = _Batch(partition, times.clock_at, since, self._refused.get(partition, {}))
         limit = self.engine.policy.input.max_event_bytes
-        for seq, position, raw in records.numbered():
+        positions = records.positions
+        for index, (seq, position, raw) in enumerate(records.numbered()):
             if len(raw) > limit:
                 reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
                 effects.dead_letters.append(DeadLetter(partition, position, reason, bytes(raw)[:limit], len(raw),
                                                        TOO_LARGE))
             else:
                 self._offer(raw, seq, position, times, effects)
+            if batch.clocked and index + 1 < len(positions) and positions[index + 1] != position:
+                batch.clocked = False
+                if self._unwritten() > self.states.cache_size:
+                    batch.cut = index + 1
+                    break
         effects.partition_times = (times.latest, times.clock_at)
+        effects.tracking = Tracking(partition, positions[batch.cut - 1]) if batch.cut else records.tracking
         return first
+
+    def _unwritten(self) -> int:
+        """Customers changed since the last checkpoint: their states wait to be written."""
+        return sum(len(since.changed) for since in self._since.values())
 
     def _offer(self, raw: bytes, seq: int, position: int, times: PartitionTime, effects: BatchEffects) -> None:
         """Offer one record to the time rule and take it, or set it waiting, or refuse
@@ -372,6 +419,7 @@ class LifecycleProcessor:
     def _clock(self, clock: Clock, at: int, position: int, effects: BatchEffects) -> None:
         """Decide again the customers of the partition whose deadline the clock has passed."""
         batch = self._batch
+        batch.clocked = True
         if batch.clock_at is None or at > batch.clock_at:
             batch.clock_at = at
         read_to = self._index_read_to.get(batch.partition)
