@@ -47,6 +47,7 @@ from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible
 from consumers.policy_file import load_policy
 from consumers.commands.progress import Progress
 from consumers.commands.status import as_json as status_json
+from consumers.commands.project import project
 from consumers.commands.status import engine_status, group_status
 from consumers.commands.status import render_text as render_status
 from consumers.privacy.role_reading import readable, role_of, tail
@@ -238,6 +239,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                      help="the address the metrics are served on (0.0.0.0: every interface)")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each committed batch")
+    sub = command("project", project, "build the analysts' projections of a consumer group (`process --group`) "
+                  "in this home, from the group's topics", derive, cached)
+    sub.add_argument("--group", default=DEFAULT_GROUP, metavar="NAME",
+                     help="the consumer group whose members' checkpoints to project")
+    sub.add_argument("--once", action="store_true", help="stop when what the topics hold is projected")
+    sub.add_argument("--poll-interval", type=_at_least(0.01, float), default=1.0, help="seconds between reads when live")
+    sub.add_argument("--snapshot-every", type=_at_least(0, float), default=60.0,
+                     help="when live, publish a read-only snapshot for `lifecycle sql` this often, in seconds (0: never)")
+    sub.add_argument("-v", "--verbose", action="store_true", help="print what each read projected")
     sub = command("clock", engine_commands.clock, "append a clock event (dated now, or --at) so that time moves "
                   "for every customer, and process it", derive, cached)
     sub.add_argument("--at", type=_moment, metavar="TIME", help="the clock's time (default: now); after a long "

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -91,6 +92,34 @@ def _one_engine(settings: Settings, home: Path) -> list[bytes]:
         return [bytes(raw) for batch in log.read(lambda _: None) for raw in batch.values]
 
 
+UNCOMPARED = ("engine_commits", "tracking")
+"""What differs between the engines by design: when each committed, and what each read."""
+
+
+PLACELESS = "COLUMNS(lambda c: c NOT LIKE '%position%' AND c NOT LIKE '%partition%')"
+"""The columns of a table but where its rows sit on the log: the embedded log is one
+partition, and Kafka writes each clock to every partition."""
+
+
+def _tables(home: Path, columns: str = "*") -> dict[str, list]:  # type: ignore[type-arg]
+    """Every projection table of a home's generation (the commit history and positions
+    aside), `customers` and `lifecycle_transitions` too, in a fixed order."""
+    generation = current(home)
+    assert generation is not None
+    with duckdb.connect(str(generation / "views.duckdb"), read_only=True) as connection:
+        names = [name for (name,) in connection.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()
+            if name not in UNCOMPARED]
+        return {name: connection.execute(f'SELECT {columns} FROM "{name}" ORDER BY ALL').fetchall()
+                for name in [*names, "customers", "lifecycle_transitions"]}
+
+
+def _projected(settings: Settings, home: Path) -> dict[str, list]:  # type: ignore[type-arg]
+    """What `lifecycle project` builds in `home` from the group's topics."""
+    assert lifecycle(Settings(home=home, kafka=settings.kafka), "project", "--group", GROUP, "--once") == 0
+    return _tables(home)
+
+
 def _committed_lifecycle_events(settings: Settings) -> dict[bytes, bytes]:
     """The lifecycle events the group committed, by id, each once.
 
@@ -114,7 +143,10 @@ def _committed_lifecycle_events(settings: Settings) -> dict[bytes, bytes]:
 
 
 def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, capsys):
-    _publish(kafka, list(generate(SPEC)))
+    """... and the projector builds from their topics what one engine writes, each
+    checkpoint once across its restarts."""
+    lines = list(generate(SPEC))
+    _publish(kafka, lines[: len(lines) // 2])
     raw = KafkaProducer(bootstrap_servers=kafka.kafka)
     for partition in (0, 3):
         raw.send(CUSTOMER_EVENTS, b"not an event", partition=partition)
@@ -122,6 +154,10 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
 
     members = [_Watched(kafka, tmp_path / "a"), _Watched(kafka, tmp_path / "b")]
     try:
+        _caught_up(kafka, members)
+        halfway = _projected(kafka, tmp_path / "projector")
+        assert 0 < len(halfway["lifecycle_transitions"])
+        _publish(kafka, lines[len(lines) // 2 :])
         _caught_up(kafka, members)
         capsys.readouterr()
         assert lifecycle(kafka, "status", "--group", GROUP, "--format", "json") == 0
@@ -136,6 +172,13 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
     expected = _one_engine(kafka, tmp_path / "single")
     assert len(committed) == len(expected) > 100
     assert set(committed.values()) == set(expected)
+    single = _tables(tmp_path / "single")
+    assert _projected(kafka, tmp_path / "projector") == single
+    assert len(single["customers"]) == SPEC.customers and len(single["lifecycle_transitions"]) == len(expected)
+    assert len(single["dead_letters"]) == 2 and single["value_movements"] and single["customer_profiles"]
+    capsys.readouterr()
+    assert _projected(kafka, tmp_path / "projector") == single, "projected again, nothing changes"
+    assert "projected 0 checkpoints" in capsys.readouterr().err
 
     dead = _committed_topic(kafka, DEAD_LETTER_TOPIC)
     assert sorted(record.value for record in dead) == [b"not an event"] * 2
@@ -145,6 +188,25 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
     assert headers["__connect.errors.exception.message"].startswith(b"malformed JSON")
     assert {headers["__connect.errors.partition"] for headers in map(dict, (r.headers for r in dead))} == {b"0", b"3"}
     assert _committed_topic(kafka, changelog_topic(GROUP)), "states went to the changelog"
+
+
+def test_the_projector_refuses_another_policy_and_a_group_that_never_ran(kafka, tmp_path, capsys):
+    _publish(kafka, list(generate(PopulationSpec(customers=20, seed=3, days=30))))
+    member = _Watched(kafka, tmp_path / "a")
+    try:
+        _caught_up(kafka, [member])
+    finally:
+        _stopped([member])
+    projector = Settings(home=tmp_path / "projector", kafka=kafka.kafka)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = "other-1"\n')
+    capsys.readouterr()
+    assert lifecycle(projector, "project", "--group", GROUP, "--once", "--policy", str(policy)) == 2
+    assert "under policy version 'default-" in capsys.readouterr().err
+    assert lifecycle(projector, "project", "--group", "nobody", "--once") == 2
+    assert "there is no topic nobody-projections" in capsys.readouterr().err
+    assert lifecycle(Settings(home=tmp_path / "p"), "project", "--once") == 2
+    assert "project needs --kafka" in capsys.readouterr().err
 
 
 def test_a_partition_moved_to_an_empty_disk_is_restored_from_the_changelog(kafka, tmp_path):
@@ -292,6 +354,14 @@ def test_a_killed_member_and_a_paused_one_leave_every_lifecycle_event_committed_
     expected = _one_engine(settings, tmp_path / "single")
     assert len(committed) == len(expected)
     assert set(committed.values()) == set(expected)
+    single = _tables(tmp_path / "single")
+    assert _projected(settings, tmp_path / "projector") == single
+    embedded = Settings(home=tmp_path / "embedded", partitions=SIX)
+    _publish(embedded, lines)
+    assert lifecycle(embedded, "process", "--once", "--no-clock") == 0
+    on_one, on_six = _tables(tmp_path / "embedded", PLACELESS), _tables(tmp_path / "single", PLACELESS)
+    assert on_one.pop("partition_clocks") != on_six.pop("partition_clocks")
+    assert on_one == on_six
 
 
 def test_a_member_appends_clocks_as_a_live_engine_does(kafka, tmp_path):

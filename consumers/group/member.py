@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 
 from consumers.group.changelog import changelog_topic, restore_partition
 from consumers.group.polled_log import PolledLog
+from consumers.group.projection_topic import projections_topic
 from consumers.group.transactional_outputs import (
     DEAD_LETTER_TOPIC,
     PartitionLost,
@@ -128,6 +129,7 @@ class GroupMember(ConsumerRebalanceListener):
         self.on_commit = both(self._told if verbose else None, metrics and metrics.batch_committed)
         self.directory = settings.home / f"group-{group.name}"
         self.changelog = changelog_topic(group.name)
+        self.projections = projections_topic(group.name)
         self.tasks: dict[int, _Task] = {}
         self._assigned: set[int] = set()
         self.report = ProcessReport(0, 0, 0, 0, 0.0)
@@ -246,7 +248,7 @@ class GroupMember(ConsumerRebalanceListener):
             self.say(f"restored {restored.states:,} states of {name} from {self.changelog} ({restored.records:,} "
                      f"records read in {restored.seconds:.1f} s, {restored.records / max(restored.seconds, 1e-3):,.0f}"
                      " records/s)")
-        place = PartitionPlace(self.group.name, tp, self.changelog)
+        place = PartitionPlace(self.group.name, tp, self.changelog, self.projections)
         outputs = TransactionalOutputs(producer, place, consumer.group_metadata, states, committed,
                                        self.say if self.verbose else None)
         log = PolledLog(name)
@@ -270,13 +272,14 @@ class GroupMember(ConsumerRebalanceListener):
 
     def _ensure_topics(self) -> KafkaEventLog:
         """The input (as `process` makes it when nothing was published yet, and opened for
-        the member's clocks), the changelog with as many partitions as the input, and
-        the outputs' topics."""
+        the member's clocks), the changelog and the projection topic with as many
+        partitions as the input, and the outputs' topics."""
         index = self.directory / "ids"
         events = KafkaEventLog(bootstrap=self.settings.kafka, name=CUSTOMER_EVENTS, index_path=index / "events",  # type: ignore[arg-type]
                                partitions=self.settings.partitions)
         partitions = len(events.partitions())
-        for topic, count in ((self.changelog, partitions), (CUSTOMER_LIFECYCLE, self.settings.partitions),
+        for topic, count in ((self.changelog, partitions), (self.projections, partitions),
+                             (CUSTOMER_LIFECYCLE, self.settings.partitions),
                              (DEAD_LETTER_TOPIC, self.settings.partitions)):
             KafkaEventLog(bootstrap=self.settings.kafka, name=topic, index_path=index / topic,  # type: ignore[arg-type]
                           partitions=count).close()

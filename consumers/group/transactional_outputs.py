@@ -5,8 +5,10 @@ lifecycle events (`customer-lifecycle`, keyed by customer, with the same CloudEv
 headers as the relay writes), their dead letters (`customer-events-dlq`, after Kafka
 Connect's convention: the original record as its value, where it came from and why in
 `__connect.errors.*` headers), the states they changed and the checkpoint's meta
-record (the group's changelog, consumers/group/changelog.py), and the input offset
-reached, committed for the group (`send_offsets_to_transaction`). Subscribers read the
+record (the group's changelog, consumers/group/changelog.py), what they changed in
+the projections (the group's projection topic, for the projector:
+consumers/group/projection_topic.py), and the input offset reached, committed for the
+group (`send_offsets_to_transaction`). Subscribers read the
 topics `read_committed`. Each lifecycle event and dead letter also names its checkpoint
 in a `lifecycle_checkpoint` header, so that a reader can keep the committed checkpoints
 alone where a broker does not filter aborted transactions (`committed_checkpoints`).
@@ -29,15 +31,18 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.errors import LifecycleError
 from consumers.group.changelog import CHECKPOINT_HEADER, META_KEY, CheckpointMeta, checkpoint_id, encode_meta, mark_name
+from consumers.group.projection_topic import CHUNK_HEADER, chunks
 from consumers.logs import record_headers
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.processing.checkpoint import SinceCheckpoint
 from consumers.processing.outputs import ProcessorOutputs
 from lifecycle.partition_time import PartitionTime
+from lifecycle.policy import Policy
 from lifecycle.state import encode_state
 from projections.catalog.dead_letters import DeadLetter
-from projections.stores.state_store import RocksDBStateStore, StateBatch
+from projections.stores.effects_codec import encode_effects
 from projections.stores.projection_store import BatchEffects
+from projections.stores.state_store import RocksDBStateStore, StateBatch
 
 DEAD_LETTER_TOPIC = f"{CUSTOMER_EVENTS}-dlq"
 COMMIT_TIMEOUT_S = 30.0
@@ -57,6 +62,7 @@ class PartitionPlace:
     group: str
     topic_partition: TopicPartition
     changelog: str
+    projections: str
 
 
 class TransactionalOutputs(ProcessorOutputs):
@@ -73,6 +79,10 @@ class TransactionalOutputs(ProcessorOutputs):
         self.states = states
         self.start = start
         """The input position of the last committed checkpoint."""
+        self.policy_version = ""
+
+    def adopt_policy(self, policy: Policy) -> None:
+        self.policy_version = policy.version
 
     def check(self, positions: Mapping[str, int]) -> None:
         """The state store was restored to the group's committed offset before this."""
@@ -92,6 +102,9 @@ class TransactionalOutputs(ProcessorOutputs):
             for letter in changes.effects.dead_letters:
                 producer.send(DEAD_LETTER_TOPIC, letter.payload, headers=[*_connect_headers(letter), checkpoint])
             meta = self._send_changelog(name, changes, times[name], end)
+            for chunk, place_of in chunks(encode_effects(changes.effects, self.start, self.policy_version)):
+                producer.send(place.projections, chunk, partition=place.topic_partition.partition,
+                              headers=[checkpoint, (CHUNK_HEADER, place_of)])
             producer.flush(timeout=COMMIT_TIMEOUT_S)
             offsets = {place.topic_partition: OffsetAndMetadata(end, "", -1)}
             self._wait(producer._transaction_manager.send_offsets_to_transaction(offsets, self.group_metadata()))

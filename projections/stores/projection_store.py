@@ -151,8 +151,9 @@ class DuckDBProjectionStore:
             released=effects.released,
         )
 
-    def write(self, batch: PreparedBatch) -> None:
-        """Write a prepared batch and its position in one transaction."""
+    def write(self, batch: PreparedBatch, also: Tracking | None = None) -> None:
+        """Write a prepared batch and its position in one transaction, with `also`, where
+        its effects were read from, if they came from elsewhere than the log."""
         with self.recorder.transaction() as connection:
             customers.upsert(connection, batch.customers)
             transitions.insert(connection, batch.transitions)
@@ -171,6 +172,8 @@ class DuckDBProjectionStore:
             tracking = batch.tracking
             connection.execute(history.RECORD_COMMIT, [tracking.application_name, tracking.notification_id])
             self.recorder.record(connection, tracking)
+            if also is not None:
+                self.recorder.record(connection, also)
 
     def commit(self, effects: BatchEffects) -> None:
         """Write the batch's effects and its position in one transaction."""
