@@ -271,6 +271,9 @@ def _parser() -> argparse.ArgumentParser:
                   derive)
     sub.add_argument("--workers", type=_at_least(1, int), default=default_workers(),
                      help="worker processes (the machine's cores)")
+    sub.add_argument("--partition", type=_at_least(0, int), action="append", metavar="N",
+                     help="with --kafka: only this partition of customer-events (repeatable), so that machines can "
+                     "share a large verify; default: every partition")
     sub = command("explain", _explain, "a customer's whole story: each lifecycle event, its rule, facts and causes",
                   keyed, reader)
     sub.add_argument("customer", help="the customer id")
@@ -412,7 +415,7 @@ def _write_document(document: dict, form: str, render: Callable[[dict], str]) ->
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    report = _replaying(verify, "verify", args, settings)
+    report = _replaying(partial(verify, partitions=args.partition), "verify", args, settings)
     if report.damaged:
         for damage in report.damaged:
             print(f"damaged: {visible(str(damage))}")

@@ -6,6 +6,8 @@
     <home>/derived-3/customer-lifecycle.sqlite   the lifecycle events, recorded once
     <home>/derived-3/states/           the engine's states (RocksDB)
     <home>/derived-3/format            the layout version of the generation
+    <home>/derived-3/projector-of      in a projector's home only: the consumer group
+                                       whose projections it holds (`lifecycle project`)
     <home>/engine.lock                 held by the one engine working on this home
 
 Everything under a generation is derived from the log. A replay builds the next
@@ -34,6 +36,7 @@ VIEWS = "views.duckdb"
 LIFECYCLE_LOG = "customer-lifecycle.sqlite"
 STATES = "states"
 FORMAT_FILE = "format"
+PROJECTOR = "projector-of"
 FORMAT = 4
 """The layout of a generation: 2 since lifecycle events are chained (schemas/chain.py),
 3 since records far ahead wait for time and changes time alone brings are dated at
@@ -91,6 +94,37 @@ def current_or_new(home: Path) -> Path:
     _make(generation)
     switch(home, generation)
     return generation
+
+
+def projector_group(generation: Path) -> str | None:
+    """The consumer group whose projections `generation` holds, if a projector's."""
+    try:
+        return (generation / PROJECTOR).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+def claim_for_projector(generation: Path, group: str) -> None:
+    """Make `generation` the projections of `group`; refused if it is an engine's, or
+    another group's: one home holds one writer's projections."""
+    found = projector_group(generation)
+    if found is None and any((generation / name).exists() for name in (LIFECYCLE_LOG, STATES)):
+        raise ConfigurationError(f"{generation.parent} holds a single engine's stores: give `lifecycle project` a "
+                                 "home of its own (--home)")
+    if found is not None and found != group:
+        raise ConfigurationError(f"{generation.parent} holds the projections of the consumer group {found}: give "
+                                 f"the group {group} a home of its own (--home)")
+    if found is None:
+        (generation / PROJECTOR).write_text(f"{group}\n", encoding="utf-8")
+
+
+def refuse_projector(home: Path, command: str) -> None:
+    """Refuse `command`, which needs an engine's home, on a projector's."""
+    generation = current(home)
+    group = None if generation is None else projector_group(generation)
+    if group is not None:
+        raise ConfigurationError(f"{home} holds the projections of the consumer group {group} (`lifecycle project`), "
+                                 f"not an engine's stores: `{command}` needs an engine's home (another --home)")
 
 
 def _make(generation: Path) -> None:

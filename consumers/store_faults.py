@@ -104,6 +104,8 @@ def check_generation(generation: Path, thorough: bool, only: frozenset[str] = _E
               (STATES, generation / home.STATES, check_states))
     if not any(path.exists() for _, path, _ in stores):
         return []
+    if home.projector_group(generation) is not None:
+        stores = stores[:1]  # a projector's home holds the projections alone
     return [d for store, path, checking in stores if store in only
             for d in _damage(store, path, checking(path, thorough))]
 

@@ -120,6 +120,12 @@ def _projected(settings: Settings, home: Path) -> dict[str, list]:  # type: igno
     return _tables(home)
 
 
+def _verified(settings: Settings, home: Path) -> None:
+    """`lifecycle verify` of a projector's home: a replay of the log matches its
+    projections and what the group committed to `customer-lifecycle`."""
+    assert lifecycle(Settings(home=home, kafka=settings.kafka), "verify") == 0
+
+
 def _committed_lifecycle_events(settings: Settings) -> dict[bytes, bytes]:
     """The lifecycle events the group committed, by id, each once.
 
@@ -153,11 +159,17 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
     raw.close()
 
     members = [_Watched(kafka, tmp_path / "a"), _Watched(kafka, tmp_path / "b")]
+    projecting = subprocess.Popen(
+        lifecycle_command(Settings(home=tmp_path / "projector", kafka=kafka.kafka), "project", "--group", GROUP,
+                          "--poll-interval", "0.1", "--snapshot-every", "0.1"),
+        stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         _caught_up(kafka, members)
-        halfway = _projected(kafka, tmp_path / "projector")
-        assert 0 < len(halfway["lifecycle_transitions"])
+        snapshot = tmp_path / "projector" / "derived-1" / "views.snapshot.duckdb"
+        _wait_for(snapshot.exists, "the live projector's first snapshot", members)
         _publish(kafka, lines[len(lines) // 2 :])
+        time.sleep(0.5)
+        projecting.kill()  # most likely while it projects the second half
         _caught_up(kafka, members)
         capsys.readouterr()
         assert lifecycle(kafka, "status", "--group", GROUP, "--format", "json") == 0
@@ -165,6 +177,8 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
         assert status["group"] == GROUP and status["lag"] == 0
         assert [p["committed"] for p in status["partitions"]] == [p["end"] for p in status["partitions"]]
     finally:
+        projecting.kill()
+        projecting.wait()
         errors = _stopped(members)
     assert all("assigned customer-events partitions" in text for text in errors), errors
 
@@ -179,6 +193,21 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
     capsys.readouterr()
     assert _projected(kafka, tmp_path / "projector") == single, "projected again, nothing changes"
     assert "projected 0 checkpoints" in capsys.readouterr().err
+    _verified(kafka, tmp_path / "projector")
+    assert lifecycle(Settings(home=tmp_path / "projector", kafka=kafka.kafka), "verify", "--partition", "1") == 0
+    customer = single["customers"][0][0]
+    with duckdb.connect(str(current(tmp_path / "projector") / "views.duckdb")) as connection:
+        connection.execute("UPDATE customer_rows SET stage = CASE stage WHEN 'advocate' THEN 'prospect' ELSE "
+                           "'advocate' END WHERE customer_id = ?", [customer])
+    projector = Settings(home=tmp_path / "projector", kafka=kafka.kafka)
+    capsys.readouterr()
+    assert lifecycle(projector, "verify") == 1
+    assert f"customer {customer}: customers: differs in stage" in capsys.readouterr().out
+    with duckdb.connect(str(current(tmp_path / "projector") / "views.duckdb")) as connection:
+        (partition,), = connection.execute("SELECT log_partition FROM customer_rows WHERE customer_id = ?",
+                                           [customer]).fetchall()
+    others = [str(p) for p in range(PARTITIONS) if f"{CUSTOMER_EVENTS}:{p}" != partition]
+    assert lifecycle(projector, "verify", *(f"--partition={p}" for p in others)) == 0
 
     dead = _committed_topic(kafka, DEAD_LETTER_TOPIC)
     assert sorted(record.value for record in dead) == [b"not an event"] * 2
@@ -204,9 +233,25 @@ def test_the_projector_refuses_another_policy_and_a_group_that_never_ran(kafka, 
     assert lifecycle(projector, "project", "--group", GROUP, "--once", "--policy", str(policy)) == 2
     assert "under policy version 'default-" in capsys.readouterr().err
     assert lifecycle(projector, "project", "--group", "nobody", "--once") == 2
+    assert "holds the projections of the consumer group g: give the group nobody a home of its own" in \
+        capsys.readouterr().err
+    nobody = Settings(home=tmp_path / "nobody", kafka=kafka.kafka)
+    assert lifecycle(nobody, "project", "--group", "nobody", "--once") == 2
     assert "there is no topic nobody-projections" in capsys.readouterr().err
     assert lifecycle(Settings(home=tmp_path / "p"), "project", "--once") == 2
     assert "project needs --kafka" in capsys.readouterr().err
+
+    assert lifecycle(projector, "project", "--group", GROUP, "--once") == 0
+    assert lifecycle(projector, "process", "--once") == 2
+    assert "holds the projections of the consumer group g" in capsys.readouterr().err
+    assert lifecycle(projector, "replay") == 2
+    assert "`replay` needs an engine's home" in capsys.readouterr().err
+    assert lifecycle(kafka, "project", "--group", GROUP, "--once") == 0, "the publisher's home has no engine's stores"
+    engine = Settings(home=tmp_path / "engine", kafka=kafka.kafka)
+    assert lifecycle(engine, "process", "--once", "--no-clock") == 0
+    capsys.readouterr()
+    assert lifecycle(engine, "project", "--group", GROUP, "--once") == 2
+    assert "holds a single engine's stores" in capsys.readouterr().err
 
 
 def test_a_partition_moved_to_an_empty_disk_is_restored_from_the_changelog(kafka, tmp_path):
@@ -356,6 +401,7 @@ def test_a_killed_member_and_a_paused_one_leave_every_lifecycle_event_committed_
     assert set(committed.values()) == set(expected)
     single = _tables(tmp_path / "single")
     assert _projected(settings, tmp_path / "projector") == single
+    _verified(settings, tmp_path / "projector")
     embedded = Settings(home=tmp_path / "embedded", partitions=SIX)
     _publish(embedded, lines)
     assert lifecycle(embedded, "process", "--once", "--no-clock") == 0

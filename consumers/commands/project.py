@@ -32,7 +32,9 @@ def project(args: argparse.Namespace, settings: Settings) -> int:
                                  "(a single engine on the embedded log writes its projections itself)")
     policy = load_policy(settings.policy)
     with Stopping() as stopping, home.engine_lock(settings.home):
-        store = DuckDBProjectionStore(home.current_or_new(settings.home) / home.VIEWS, settings.projections_memory)
+        generation = home.current_or_new(settings.home)
+        home.claim_for_projector(generation, args.group)
+        store = DuckDBProjectionStore(generation / home.VIEWS, settings.projections_memory)
         consumer = offsets = None
         try:
             consumer = _connect(settings, group_id=None, isolation_level="read_committed", enable_auto_commit=False,

@@ -68,6 +68,7 @@ class EngineSession:
         self._resources = ExitStack()
         with ExitStack() as opening:
             opening.enter_context(home.engine_lock(settings.home))
+            home.refuse_projector(settings.home, "an engine")
             derived = home.current_or_new(settings.home)
             self.log = opening.enter_context(open_event_log(settings, CUSTOMER_EVENTS))
             self.lifecycle_log = opening.enter_context(SQLiteEventLog(home=derived, name=CUSTOMER_LIFECYCLE))

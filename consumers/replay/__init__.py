@@ -90,6 +90,7 @@ def replay(
     `republish` (Kafka): replace the `customer-lifecycle` topic with the replayed log."""
     started = time.perf_counter()
     with home.engine_lock(settings.home):
+        home.refuse_projector(settings.home, "replay")
         previous = home.current(settings.home)
         # A Ctrl-C while the generation is made waits until the `try` that removes it.
         unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})

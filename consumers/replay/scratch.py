@@ -10,13 +10,14 @@ nothing live is written.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from consumers import home
 from consumers.errors import ConfigurationError
+from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.replay import Progress, ReplayReport, derive_parts
 from consumers.settings import Settings
 from lifecycle.policy import Policy
@@ -33,6 +34,8 @@ class ScratchReplay:
     parts: Path
     """The replay's parts (projections/bulk/parts.py)."""
     report: ReplayReport
+    positions: dict[str, int]
+    """Where the live projections stand in each log partition replayed: the replay's ends."""
 
     def compare(self) -> DuckDBPyConnection:
         """A scratch DuckDB database with the live projections attached read-only as `live`."""
@@ -41,8 +44,10 @@ class ScratchReplay:
 
 @contextmanager
 def scratch_replay(
-    settings: Settings, policy: Policy, workers: int, progress: Progress | None = None
+    settings: Settings, policy: Policy, workers: int, progress: Progress | None = None,
+    scope: Sequence[str] | None = None,
 ) -> Iterator[ScratchReplay]:
+    """The replay, of the log partitions in `scope` only if given."""
     settings.require_home()
     with home.engine_lock(settings.home):
         generation = home.current(settings.home)
@@ -52,17 +57,25 @@ def scratch_replay(
         shutil.rmtree(scratch, ignore_errors=True)
         (scratch / "parts").mkdir(parents=True)
         try:
-            until = _positions(generation / home.VIEWS)
+            until = _positions(generation / home.VIEWS, scope)
             report, _ = derive_parts(settings, policy, workers, scratch / "parts", progress, until)
-            yield ScratchReplay(generation, scratch / "parts", report)
+            yield ScratchReplay(generation, scratch / "parts", report, until)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _positions(views: Path) -> dict[str, int]:
-    """Where the live projections stand in each partition."""
+def _positions(views: Path, scope: Sequence[str] | None) -> dict[str, int]:
+    """Where the live projections stand in each log partition (of `scope`, if given)."""
     connection = connect_read_only(views)
     try:
-        return dict(connection.execute("SELECT application_name, notification_id FROM tracking").fetchall())
+        held = dict(connection.execute("SELECT application_name, notification_id FROM tracking").fetchall())
     finally:
         connection.close()
+    held = {name: at for name, at in held.items() if name.startswith(f"{CUSTOMER_EVENTS}:") or name == CUSTOMER_EVENTS}
+    if scope is None:
+        return held
+    missing = [name for name in scope if name not in held]
+    if missing:
+        raise ConfigurationError(f"the projections hold nothing of {', '.join(missing)}; they hold "
+                                 f"{', '.join(sorted(held)) or 'nothing yet'}")
+    return {name: held[name] for name in scope}

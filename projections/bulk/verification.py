@@ -55,12 +55,15 @@ _LIVE_RECORDS = pa.schema([
 class Verification:
     """The live stores against a replay's parts, in a scratch database."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, parts: Path, policy: Policy) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, parts: Path, policy: Policy,
+                 scope: Sequence[str] | None = None) -> None:
         """`connection`: a scratch database with the live projections attached as `live`;
-        `policy`: the one the replay decided under."""
+        `policy`: the one the replay decided under; `scope`: the log partitions replayed,
+        if not all (the live rows of others are left out)."""
         self.parts = parts
         self.policy = policy
         self.connection = connection
+        self.scope = None if scope is None else ", ".join("'" + name.replace("'", "''") + "'" for name in scope)
         self.connection.execute(
             "CREATE TABLE live_records (store VARCHAR, ordinal BIGINT, customer_id VARCHAR, sequence BIGINT,"
             " hash VARCHAR)"
@@ -100,6 +103,12 @@ class Verification:
             return 0
         return self.connection.execute(query).fetchone()[0]  # type: ignore[index]
 
+    def _live(self, table: str) -> str:
+        """A live table, or its rows in the partitions replayed."""
+        if self.scope is None:
+            return f"live.{table}"
+        return f"(SELECT * FROM live.{table} WHERE log_partition IN ({self.scope}))"
+
     def _replayed(self, kind: str, columns: str) -> str:
         live = {"customers": "live.customer_rows", "transitions": f"live.{TRANSITIONS}", "movements": f"live.{MOVEMENTS}"}
         return parts_relation(self.parts, kind, columns, live[kind])
@@ -108,7 +117,7 @@ class Verification:
         """Each customer's rows as a multiset: the table is append-only, in no set order."""
         columns = ", ".join(_MOVEMENT_COLUMNS)
         rows = self.connection.execute(
-            f"WITH l AS (SELECT {columns}, count(*) AS n FROM live.{MOVEMENTS} GROUP BY ALL),"
+            f"WITH l AS (SELECT {columns}, count(*) AS n FROM {self._live(MOVEMENTS)} GROUP BY ALL),"
             f" r AS (SELECT {columns}, count(*) AS n FROM {self._replayed('movements', columns)} GROUP BY ALL)"
             f" SELECT DISTINCT coalesce(l.customer_id, r.customer_id) FROM l FULL JOIN r ON "
             + " AND ".join(f"l.{c} IS NOT DISTINCT FROM r.{c}" for c in (*_MOVEMENT_COLUMNS, "n"))
@@ -126,12 +135,12 @@ class Verification:
         for partition, fit in latest.items():
             if partition in fit.data:
                 value_estimates.estimates(self.connection, fit, partition, self.policy, movements, write)
-        return self._rows_differing(ESTIMATES, f"live.{ESTIMATES}", "replayed_estimates", _ESTIMATE_COLUMNS)
+        return self._rows_differing(ESTIMATES, self._live(ESTIMATES), "replayed_estimates", _ESTIMATE_COLUMNS)
 
     def _customers(self) -> list[Mismatch]:
         names = [name for name, _, _, _ in customers.COLUMNS if name != "customer_id"] + ["log_partition"]
         replayed = self._replayed("customers", "customer_id, " + ", ".join(names))
-        return self._rows_differing(CUSTOMERS, "live.customer_rows", replayed, names)
+        return self._rows_differing(CUSTOMERS, self._live("customer_rows"), replayed, names)
 
     def _rows_differing(self, store: str, live: str, replayed: str, names: Sequence[str]) -> list[Mismatch]:
         """The customers whose one row differs between `live` and `replayed`, naming the
@@ -151,7 +160,7 @@ class Verification:
         replayed = self._replayed("transitions", ", ".join(TRANSITION_COLUMNS))
         rows = self.connection.execute(
             f"SELECT coalesce(l.customer_id, r.customer_id) AS c, min(coalesce(l.sequence, r.sequence))"
-            f" FROM live.{TRANSITIONS} l FULL JOIN {replayed} r"
+            f" FROM {self._live(TRANSITIONS)} l FULL JOIN {replayed} r"
             f" ON l.customer_id = r.customer_id AND l.sequence = r.sequence"
             f" WHERE l.customer_id IS NULL OR r.customer_id IS NULL OR NOT ({same}) GROUP BY c"
         ).fetchall()
@@ -163,10 +172,14 @@ class Verification:
             "SELECT ordinal FROM live_records WHERE store = ? AND customer_id IS NULL ORDER BY ordinal", [store]
         ).fetchall()
         found = [Mismatch("?", store, f"record {n + 1} is not a lifecycle event") for (n,) in undecodable]
+        # A lifecycle log holds every partition's customers: those of the partitions replayed are kept.
+        scoped = "" if self.scope is None else (
+            f" AND customer_id IN (SELECT customer_id FROM {self._live('customer_rows')}"
+            f" UNION SELECT customer_id FROM {self._replayed('customers', 'customer_id')})")
         rows = self.connection.execute(
             "WITH l AS (SELECT customer_id, sequence, hash,"
             "  row_number() OVER (PARTITION BY customer_id ORDER BY ordinal) AS n"
-            "  FROM live_records WHERE store = ? AND customer_id IS NOT NULL),"
+            f"  FROM live_records WHERE store = ? AND customer_id IS NOT NULL{scoped}),"
             f" r AS (SELECT customer_id, sequence, sha256(payload) AS hash,"
             f"  row_number() OVER (PARTITION BY customer_id ORDER BY sequence) AS n FROM {replayed})"
             " SELECT coalesce(l.customer_id, r.customer_id) AS c,"
