@@ -10,7 +10,10 @@ One seeded population, nine tenths published into a fresh broker with six partit
   the killed member held (the session timeout, the rebalance and the restoration
   included), and the restoration of those partitions;
 - restoration: a member with an empty disk joins the group alone and restores all six
-  partitions from the changelog (states, changelog records read, seconds, states/s).
+  partitions from the changelog (states, changelog records read, seconds, states/s);
+- the projector: `lifecycle project --once` of the group into an empty home (seconds,
+  checkpoints, lifecycle events, input records/s), and the bytes of the projection
+  topic against the changelog's.
 
     .venv/bin/python benchmarks/group.py [--customers N] [--session-timeout S]
 """
@@ -34,7 +37,10 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from consumers.logs import open_event_log  # noqa: E402
+from consumers.group.changelog import changelog_topic  # noqa: E402
+from consumers.group.projection_topic import projections_topic  # noqa: E402
 from consumers.logs.event_log import CUSTOMER_EVENTS  # noqa: E402
+from consumers.logs.kafka_event_log import drain  # noqa: E402
 from consumers.publisher import publish_lines  # noqa: E402
 from consumers.settings import Settings  # noqa: E402
 from lifecycle.population import PopulationSpec, generate  # noqa: E402
@@ -113,6 +119,33 @@ def throughput(settings: Settings, group: str, homes: list[Path], records: int, 
             "rate": records / (done - started)}
 
 
+def topic_bytes(settings: Settings, topic: str) -> tuple[int, int]:
+    """(records, bytes of their values) of a whole topic."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False,
+                             max_partition_fetch_bytes=8 * 1024 * 1024)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, 0)
+        records = size = 0
+        for _, chunk, _ in drain(consumer, dict.fromkeys(parts, 0), 20_000):
+            records += len(chunk)
+            size += sum(len(record.value) for record in chunk)
+        return records, size
+    finally:
+        consumer.close()
+
+
+def project(settings: Settings, group: str, home: Path) -> tuple[float, str]:
+    """`lifecycle project --once` into `home`: wall seconds, and its summary line."""
+    command = [sys.executable, "-m", "consumers.cli", "project", "--group", group, "--once",
+               "--kafka", settings.kafka or "", "--home", str(home)]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return time.monotonic() - started, done.stderr.strip().splitlines()[-1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -156,6 +189,12 @@ def main() -> int:
         states, read, spent = fresh.restored()
         fresh.stop()
 
+        projected, summary = project(settings, "two", work / "projector")
+        input_records = sum(ends(settings).values())
+        say(f"projector: {projected:.1f} s: {summary}")
+        changelog, projections = topic_bytes(settings, changelog_topic("two")), topic_bytes(settings,
+                                                                                           projections_topic("two"))
+
     print(f"| {args.customers:,} customers, {records:,} records, {PARTITIONS} partitions | value |")
     print("|---|--:|")
     print(f"| 1 member: seconds to the end (first assignment) | {one['seconds']:.1f} ({one['join']:.1f}) |")
@@ -168,6 +207,10 @@ def main() -> int:
     print(f"| restoration on an empty disk, 6 partitions: states, changelog records read, s | {states:,}, {read:,}, "
           f"{spent:.1f} |")
     print(f"| restoration: states/s | {states / max(spent, 1e-3):,.0f} |")
+    print(f"| projector, `project --once` into an empty home: wall s (its own line) | {projected:.1f} ({summary}) |")
+    print(f"| projector: input records/s | {input_records / projected:,.0f} |")
+    print(f"| changelog: records, MB | {changelog[0]:,}, {changelog[1] / 1e6:.1f} |")
+    print(f"| projection topic: records, MB | {projections[0]:,}, {projections[1] / 1e6:.1f} |")
     return 0
 
 
