@@ -176,11 +176,17 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
         status = json.loads(capsys.readouterr().out)
         assert status["group"] == GROUP and status["lag"] == 0
         assert [p["committed"] for p in status["partitions"]] == [p["end"] for p in status["partitions"]]
+        running = [m for m in status["members"] if not m["stopped"]]
+        assert len(running) == 2 and sorted(p for m in running for p in m["partitions"]) == list(range(PARTITIONS))
+        assert all(m["last_commit"] for m in running)
     finally:
         projecting.kill()
         projecting.wait()
         errors = _stopped(members)
     assert all("assigned customer-events partitions" in text for text in errors), errors
+    capsys.readouterr()
+    assert lifecycle(kafka, "status", "--group", GROUP) == 0
+    assert len(re.findall(r"^  \S+:\d+ +stopped \d+ s ago$", capsys.readouterr().out, re.MULTILINE)) == 2
 
     committed = _committed_lifecycle_events(kafka)
     expected = _one_engine(kafka, tmp_path / "single")

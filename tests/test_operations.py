@@ -9,11 +9,17 @@ import signal
 import subprocess
 import time
 import urllib.request
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eventsourcing.persistence import Tracking
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.commands.status import EngineStatus, PartitionStatus
+from consumers.commands.status import as_json as status_json
+from consumers.commands.status import render_text as render_status
+from consumers.group.member_reports import MemberReport
 from consumers.logs import open_event_log
 from consumers.logs.event_log import CUSTOMER_EVENTS, RecordBatch
 from consumers.processing.engine_metrics import EngineMetrics
@@ -157,3 +163,28 @@ def test_metrics_count_a_run_once_and_lag_against_the_end_read():
     assert registry.get_sample_value("lifecycle_records_waiting") == 3
     assert registry.get_sample_value("lifecycle_checkpoints_total") == 1
     assert registry.get_sample_value("lifecycle_batch_seconds_count") == 2
+
+
+def test_status_tells_each_member_of_a_group_as_it_last_reported():
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    at = now.timestamp()
+    members = [
+        MemberReport("a:1", at - 2, [0, 2], last_commit=at - 4),
+        MemberReport("b:2", at - 1, [1], restoring={3: (12_000, 40_000)}),
+        MemberReport("c:3", at - 120, [], stopped=True),
+        MemberReport("d:4", at - 95, [3]),
+    ]
+    status = EngineStatus("h", None, None, [PartitionStatus("customer-events:0", 5, 5)], None, None, "g", members)
+    lines = render_status(status, now).splitlines()
+    assert lines[-5:] == [
+        "members, as each last reported itself (every 10 s):",
+        "  a:1  partitions 0, 2; last commit 4 s ago (reported 2 s ago)",
+        "  b:2  partitions 1; restoring customer-events:3 (12,000 of ~40,000 changelog records) (reported 1 s ago)",
+        "  c:3  stopped 120 s ago",
+        "  d:4  silent for 95 s: stopped without saying so, or paused (the group moves its partitions after its "
+        "session timeout)",
+    ]
+    assert status_json(status)["members"][1]["restoring"] == {"3": {"read": 12_000, "of": 40_000}}
+    assert render_status(replace(status, members=[]), now).endswith("members: none has reported yet "
+                                                                   "(`lifecycle process --kafka ... --group NAME` "
+                                                                   "starts one)")

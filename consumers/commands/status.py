@@ -6,8 +6,9 @@ committed, where the log ends now and the lag between them; when the lifecycle l
 last written; with Kafka, how far the relay of lifecycle events to the
 `customer-lifecycle` topic is behind. Nothing is locked: it runs beside a live engine.
 With `--group NAME`, the same for a consumer group of several processors: the offsets
-its members committed, the ends and the lags (the test broker's answer to DescribeGroups
-cannot be read by kafka-python, so the members themselves are not listed).
+its members committed, the ends and the lags, and each member as it last reported
+itself on the group's members topic (consumers/group/member_reports.py): its
+partitions, a restoration under way, its last commit, or that it stopped or fell silent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+
 from consumers import home
+from consumers.group.member_reports import REPORT_EVERY_S, MemberReport, read_reports
 from consumers.logs import open_event_log
 from consumers.logs.event_log import CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE
 from consumers.logs.kafka_event_log import committed_offsets
@@ -53,6 +58,8 @@ class EngineStatus:
     """With Kafka: positions of the lifecycle log not yet relayed to the topic."""
     group: str | None = None
     """The consumer group whose offsets these are, if it is a group's status."""
+    members: list[MemberReport] | None = None
+    """A group's members, as each last reported itself."""
 
     @property
     def lag(self) -> int | None:
@@ -70,7 +77,22 @@ def group_status(settings: Settings, group: str) -> EngineStatus:
         committed = committed_offsets(settings.kafka, group, names)
         ends = log.ends_from(committed.get)
     partitions = [PartitionStatus(name, committed.get(name, 0), ends.get(name)) for name in names]
-    return EngineStatus(str(settings.home), None, None, partitions, None, None, group)
+    return EngineStatus(str(settings.home), None, None, partitions, None, None, group, _members(settings, group))
+
+
+def _members(settings: Settings, group: str) -> list[MemberReport] | None:
+    """The members' reports; None if the broker did not answer."""
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="lifecycle-status",
+                                 enable_auto_commit=False)
+    except KafkaError:
+        return None
+    try:
+        return read_reports(consumer, group)
+    except KafkaError:
+        return None
+    finally:
+        consumer.close()
 
 
 def engine_status(settings: Settings) -> EngineStatus:
@@ -147,7 +169,41 @@ def render_text(status: EngineStatus, now: datetime) -> str:
         lines.append(f"lifecycle events to Kafka's {CUSTOMER_LIFECYCLE}: {behind}")
     if any(p.end is None for p in status.partitions):
         lines.append("?: the log did not answer for that partition in time")
+    if status.group is not None:
+        lines.extend(_member_lines(status.members, now))
     return "\n".join(lines)
+
+
+SILENT_AFTER_S = 3 * REPORT_EVERY_S
+"""A member that has not reported for this long is told as silent."""
+
+
+def _member_lines(members: list[MemberReport] | None, now: datetime) -> list[str]:
+    if members is None:
+        return ["members: the broker did not answer for them"]
+    if not members:
+        return ["members: none has reported yet (`lifecycle process --kafka ... --group NAME` starts one)"]
+    lines = [f"members, as each last reported itself (every {REPORT_EVERY_S:.0f} s):"]
+    width = max(len(member.member) for member in members)
+    for member in members:
+        lines.append(f"  {member.member:<{width}}  {_member_state(member, now.timestamp())}")
+    return lines
+
+
+def _member_state(member: MemberReport, now: float) -> str:
+    ago = max(0, int(now - member.at))
+    if member.stopped:
+        return f"stopped {ago:,} s ago"
+    if ago > SILENT_AFTER_S:
+        return (f"silent for {ago:,} s: stopped without saying so, or paused (the group moves its partitions "
+                "after its session timeout)")
+    held = ", ".join(map(str, member.partitions)) or "none"
+    parts = [f"partitions {held}"]
+    parts += [f"restoring {CUSTOMER_EVENTS}:{p} ({read:,} of ~{of:,} changelog records)"
+              for p, (read, of) in sorted(member.restoring.items())]
+    if member.last_commit is not None:
+        parts.append(f"last commit {max(0, int(now - member.last_commit)):,} s ago")
+    return "; ".join(parts) + f" (reported {ago:,} s ago)"
 
 
 def as_json(status: EngineStatus) -> dict[str, object]:
@@ -161,4 +217,14 @@ def as_json(status: EngineStatus) -> dict[str, object]:
         "last_commit": None if status.last_commit is None else status.last_commit.isoformat(),
         "relay_behind": status.relay_behind,
         "group": status.group,
+        "members": None if status.members is None else [_member_json(m) for m in status.members],
     }
+
+
+def _member_json(member: MemberReport) -> dict[str, object]:
+    def moment(seconds: float | None) -> str | None:
+        return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+
+    return {"member": member.member, "partitions": member.partitions, "reported_at": moment(member.at),
+            "restoring": {str(p): {"read": read, "of": of} for p, (read, of) in member.restoring.items()},
+            "last_commit": moment(member.last_commit), "stopped": member.stopped}

@@ -94,10 +94,12 @@ class Restored:
 
 
 def restore_partition(consumer: KafkaConsumer, topic: str, partition: int, name: str, store: RocksDBStateStore,
-                      committed: int, say: Callable[[str], None]) -> Restored:
+                      committed: int, say: Callable[[str], None],
+                      progress: Callable[[int, int], None] | None = None) -> Restored:
     """Bring `store` to the group's committed offset `committed` of input partition
     `name` (changelog partition `partition`), reading on from the changelog offset it
-    reflects; nothing to do when it stands there already."""
+    reflects; nothing to do when it stands there already. Every few seconds it says
+    how far it is, and tells `progress` (records read, of about how many)."""
     started = time.monotonic()
     positions = store.positions()
     if positions.get(name, 0) == committed:
@@ -123,6 +125,8 @@ def restore_partition(consumer: KafkaConsumer, topic: str, partition: int, name:
         records += len(chunk)
         if time.monotonic() - told >= 5:
             say(f"restoring {name} from {topic}: {records:,} records read of about {end - start:,}")
+            if progress is not None:
+                progress(records, end - start)
             told = time.monotonic()
     if applied is None or applied.end != committed:
         reached = "nothing" if applied is None else f"position {applied.end}"

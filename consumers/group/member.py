@@ -8,7 +8,8 @@ records are processed: its producer is initialised first (which fences any earli
 owner and ends its open transaction), then its store is restored from the changelog
 up to the group's committed offset (consumers/group/changelog.py). A partition revoked
 is checkpointed (committed) and closed; one lost (this member was evicted, say after
-a pause) is closed without committing anything.
+a pause) is closed without committing anything. The member says where it stands on
+the group's members topic (consumers/group/member_reports.py) for `lifecycle status`.
 
 The restore runs between polls, so the consumer's heartbeats go on while it runs, but a
 restore longer than the poll interval (`max_poll_interval_ms`, set to 10 minutes)
@@ -30,6 +31,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError
 
 from consumers.group.changelog import changelog_topic, restore_partition
+from consumers.group.member_reports import MemberReporter, members_topic
 from consumers.group.polled_log import PolledLog
 from consumers.group.projection_topic import projections_topic
 from consumers.group.transactional_outputs import (
@@ -72,8 +74,9 @@ class _Task:
     """One assigned partition of this member (see the module text)."""
 
     def __init__(self, processor: LifecycleProcessor, log: PolledLog, producer: KafkaProducer,
-                 states: RocksDBStateStore) -> None:
+                 states: RocksDBStateStore, outputs: TransactionalOutputs) -> None:
         self.processor, self.log, self.producer, self.states = processor, log, producer, states
+        self.outputs = outputs
 
     def feed(self, records: list, end: int | None) -> None:  # type: ignore[type-arg]
         """Records polled for the partition; those it has already (fetched before a seek) are dropped."""
@@ -133,11 +136,15 @@ class GroupMember(ConsumerRebalanceListener):
         self.tasks: dict[int, _Task] = {}
         self._assigned: set[int] = set()
         self.report = ProcessReport(0, 0, 0, 0, 0.0)
+        self.reporter: MemberReporter | None = None
+        self.last_commit: float | None = None
 
     def run(self, should_stop: Callable[[], bool]) -> ProcessReport:
         events = self._ensure_topics()
         consumer = self._consumer(group_id=self.group.name)
         consumer.subscribe([CUSTOMER_EVENTS], listener=self)
+        reports = self._connect(KafkaProducer, acks=1, max_block_ms=5_000)
+        self.reporter = MemberReporter(reports, self.group.name)
         last_clock = time.monotonic()
         try:
             while not should_stop():
@@ -146,6 +153,8 @@ class GroupMember(ConsumerRebalanceListener):
                     last_clock = time.monotonic()
                 polled = consumer.poll(timeout_ms=_POLL_MS, max_records=self.batch_size)
                 opened = self._open_assigned(consumer)
+                if opened or self.reporter.due():
+                    self._report()
                 for tp, records in polled.items():
                     task = self.tasks.get(tp.partition)
                     # What was fetched before a partition was opened is fetched again from
@@ -159,9 +168,19 @@ class GroupMember(ConsumerRebalanceListener):
         finally:
             for partition in list(self.tasks):
                 self._give_up(partition, commit=True)
+            self._report(stopped=True)
+            reports.close(timeout=5)
             consumer.close(autocommit=False)
             events.close()
         return self.report
+
+    def _report(self, restoring: dict[int, tuple[int, int]] | None = None, stopped: bool = False) -> None:
+        """Tell the group's members topic where this member stands (consumers/group/member_reports.py)."""
+        if self.reporter is None:
+            return
+        commits = [task.outputs.committed_at for task in self.tasks.values() if task.outputs.committed_at]
+        self.last_commit = max([*commits, self.last_commit or 0.0]) or None
+        self.reporter.report(sorted(self.tasks), restoring, self.last_commit, stopped)
 
     def _tick(self, events: KafkaEventLog) -> None:
         """A clock dated now to every partition, moved from this member's partitions'
@@ -180,6 +199,7 @@ class GroupMember(ConsumerRebalanceListener):
             self._assigned.discard(tp.partition)
             if tp.partition in self.tasks:
                 self._give_up(tp.partition, commit=True)
+        self._report()
 
     def on_partitions_lost(self, lost) -> None:  # type: ignore[no-untyped-def]
         for tp in lost:
@@ -188,6 +208,7 @@ class GroupMember(ConsumerRebalanceListener):
                 self.say(f"lost {CUSTOMER_EVENTS}:{tp.partition}: this member was evicted from the group; "
                          "nothing since its last checkpoint is committed (its new owner derives it again)")
                 self._give_up(tp.partition, commit=False)
+        self._report()
 
     def on_partitions_assigned(self, assigned) -> None:  # type: ignore[no-untyped-def]
         self._assigned = {tp.partition for tp in assigned}
@@ -241,7 +262,8 @@ class GroupMember(ConsumerRebalanceListener):
         states = self._store(directory, name, committed)
         reader = self._consumer(group_id=None)
         try:
-            restored = restore_partition(reader, self.changelog, tp.partition, name, states, committed, self.say)
+            restored = restore_partition(reader, self.changelog, tp.partition, name, states, committed, self.say,
+                                         lambda read, of: self._report({tp.partition: (read, of)}))
         finally:
             reader.close()
         if restored.records:
@@ -255,7 +277,7 @@ class GroupMember(ConsumerRebalanceListener):
         processor = LifecycleProcessor(log, outputs, states, self.engine, self.batch_size, self.checkpoints)
         processor.on_erased = partial(destroy_keys, self.settings)
         consumer.seek(tp, committed)
-        return _Task(processor, log, producer, states)
+        return _Task(processor, log, producer, states, outputs)
 
     def _store(self, directory: Path, name: str, committed: int) -> RocksDBStateStore:
         """The partition's store; one ahead of the group's committed offset (the offsets
@@ -279,6 +301,7 @@ class GroupMember(ConsumerRebalanceListener):
                                partitions=self.settings.partitions)
         partitions = len(events.partitions())
         for topic, count in ((self.changelog, partitions), (self.projections, partitions),
+                             (members_topic(self.group.name), 1),
                              (CUSTOMER_LIFECYCLE, self.settings.partitions),
                              (DEAD_LETTER_TOPIC, self.settings.partitions)):
             KafkaEventLog(bootstrap=self.settings.kafka, name=topic, index_path=index / topic,  # type: ignore[arg-type]

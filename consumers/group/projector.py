@@ -22,6 +22,7 @@ applying it then changes nothing the successor's would not.
 from __future__ import annotations
 
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +99,10 @@ class GroupProjector:
         for tp, records, _ in drain(self.consumer, starts, _READ_BATCH):
             assembler, queue = self.assemblers[tp.partition], self.pending[tp.partition]
             for record in records:
-                whole = assembler.add(record.value, record.headers)
+                try:
+                    whole = assembler.add(record.value, record.headers)
+                except zlib.error as error:
+                    raise self._unreadable(tp.partition, record.offset, error) from error
                 if whole is not None:
                     queue.append((self._decoded(tp.partition, record.offset, whole[1]), record.offset + 1))
             self._apply_ready(report)
@@ -109,15 +113,18 @@ class GroupProjector:
         try:
             checkpoint = decode_effects(data)
         except ValueError as error:
-            raise ProjectorError(f"{self._name(partition)} at offset {offset} holds a checkpoint this projector "
-                                 f"cannot read ({error}): was it written by a newer engine? Run the same version "
-                                 "as the group's members") from error
+            raise self._unreadable(partition, offset, error) from error
         if checkpoint.policy_version != self.policy.version:
             raise ProjectorError(f"the group {self.group} decided {checkpoint.partition} up to position "
                                  f"{checkpoint.end} under policy version {checkpoint.policy_version!r}, but this "
                                  f"projector was given version {self.policy.version!r}: give it the members' policy "
                                  "file (--policy)")
         return checkpoint
+
+    def _unreadable(self, partition: int, offset: int, error: Exception) -> ProjectorError:
+        return ProjectorError(f"{self._name(partition)} at offset {offset} holds a checkpoint this projector cannot "
+                              f"read ({error}): was it written by a newer engine? Run the same version as the "
+                              "group's members")
 
     def _apply_ready(self, report: ProjectReport) -> None:
         """Apply, in order, the checkpoints read whose end the group has committed."""

@@ -21,6 +21,7 @@ transaction is open only while it is written.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -80,6 +81,8 @@ class TransactionalOutputs(ProcessorOutputs):
         self.start = start
         """The input position of the last committed checkpoint."""
         self.policy_version = ""
+        self.committed_at: float | None = None
+        """When the last checkpoint was committed, in epoch seconds."""
 
     def adopt_policy(self, policy: Policy) -> None:
         self.policy_version = policy.version
@@ -113,7 +116,7 @@ class TransactionalOutputs(ProcessorOutputs):
         except (KafkaError, PartitionLost) as error:
             raise PartitionLost(f"{name}'s checkpoint at position {end} was not committed ({error!r}): the "
                                 "partition moved to another member, or the broker did not answer") from error
-        self.start = end
+        self.start, self.committed_at = end, time.time()
         if self.say is not None:
             self.say(f"committed {name} up to position {end} ({len(changes.effects.lifecycle_events)} lifecycle "
                      f"events, {len(changes.changed)} states)")
