@@ -11,11 +11,13 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.group.changelog import CHECKPOINT_HEADER, changelog_topic, committed_checkpoints
 from consumers.group.transactional_outputs import DEAD_LETTER_TOPIC
@@ -271,12 +273,19 @@ def test_a_partition_moved_to_an_empty_disk_is_restored_from_the_changelog(kafka
         _stopped(first)
 
     _publish(kafka, lines[half:])
-    second = [_Watched(kafka, tmp_path / "second")]
+    second = [_Watched(kafka, tmp_path / "second", "--metrics-port", "0")]
     try:
         _caught_up(kafka, second)
+        (address,) = re.findall(r"metrics for Prometheus at (\S+)", "".join(second[0].lines))
+        with urllib.request.urlopen(address, timeout=10) as page:
+            metrics = {sample.name: sample.value for family in text_string_to_metric_families(page.read().decode())
+                       for sample in family.samples}
     finally:
         (told,) = _stopped(second)
     assert "restored" in told and "from g-states-changelog" in told, told
+    assert metrics["lifecycle_partitions_assigned"] == PARTITIONS
+    assert 0 < metrics["lifecycle_restored_states_total"] <= SPEC.customers
+    assert metrics["lifecycle_restore_records_total"] >= SPEC.customers
 
     committed = _committed_lifecycle_events(kafka)
     expected = _one_engine(kafka, tmp_path / "single")

@@ -41,7 +41,7 @@ def project(args: argparse.Namespace, settings: Settings) -> int:
                                 auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
             offsets = _connect(settings, group_id=args.group, enable_auto_commit=False)
-            projector = GroupProjector(consumer, offsets, args.group, store, policy, _say)
+            projector = GroupProjector(consumer, offsets, args.group, store, policy)
             report = _run(projector, store, settings, args, stopping)
         finally:
             for client in (consumer, offsets):

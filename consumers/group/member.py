@@ -164,7 +164,7 @@ class GroupMember(ConsumerRebalanceListener):
                 for partition in list(self.tasks):
                     self._step(partition)
                 if self.metrics is not None:
-                    self.metrics.waiting.set(sum(task.waiting() for task in self.tasks.values()))
+                    self.metrics.partitions.set(len(self.tasks))
         finally:
             for partition in list(self.tasks):
                 self._give_up(partition, commit=True)
@@ -228,7 +228,7 @@ class GroupMember(ConsumerRebalanceListener):
             report = self.tasks[partition].step(self.on_commit)
             self.report = self.report + report
             if self.metrics is not None:
-                self.metrics.run_done(report)
+                self.metrics.run_done(report, sum(task.waiting() for task in self.tasks.values()))
         except PartitionLost as lost:
             self.say(f"fenced: {lost}")
             self._give_up(partition, commit=False)
@@ -266,6 +266,8 @@ class GroupMember(ConsumerRebalanceListener):
                                          lambda read, of: self._report({tp.partition: (read, of)}))
         finally:
             reader.close()
+        if self.metrics is not None:
+            self.metrics.restored(restored.states, restored.records, restored.seconds)
         if restored.records:
             self.say(f"restored {restored.states:,} states of {name} from {self.changelog} ({restored.records:,} "
                      f"records read in {restored.seconds:.1f} s, {restored.records / max(restored.seconds, 1e-3):,.0f}"

@@ -64,9 +64,9 @@ class GroupProjector:
     """Projects one group's projection topic into `store` (see the module text)."""
 
     def __init__(self, consumer: KafkaConsumer, offsets: KafkaConsumer, group: str, store: DuckDBProjectionStore,
-                 policy: Policy, say: Callable[[str], None]) -> None:
+                 policy: Policy) -> None:
         """`consumer` reads the topic (no group); `offsets` asks the group's committed offsets."""
-        self.consumer, self.offsets, self.store, self.say = consumer, offsets, store, say
+        self.consumer, self.offsets, self.store = consumer, offsets, store
         self.topic = projections_topic(group)
         self.group = group
         partitions = consumer.partitions_for_topic(self.topic)

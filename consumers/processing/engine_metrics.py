@@ -54,6 +54,14 @@ class EngineMetrics:
         self.log_reachable = Gauge("lifecycle_log_reachable", "1 while the log answers, 0 while the engine waits "
                                    "for it", registry=registry)
         self.log_reachable.set(1)
+        self.partitions = Gauge("lifecycle_partitions_assigned", "partitions of customer-events this engine holds",
+                                registry=registry)
+        self.restored_states = Counter("lifecycle_restored_states", "states restored from a group's changelog",
+                                       registry=registry)
+        self.restore_records = Counter("lifecycle_restore_records", "changelog records read restoring states",
+                                       registry=registry)
+        self.restore_seconds = Counter("lifecycle_restore_seconds", "seconds spent restoring states",
+                                       registry=registry)
         self._mark = time.monotonic()
 
     def serve(self, host: str, port: int) -> str:
@@ -83,13 +91,20 @@ class EngineMetrics:
         if batch.end is not None:
             self.lag.labels(partition).set(max(0, batch.end - position))
 
-    def run_done(self, report: ProcessReport) -> None:
-        """A run's totals: a rewind's records count once (consumers/processing/process_report.py)."""
+    def run_done(self, report: ProcessReport, waiting: int | None = None) -> None:
+        """A run's totals: a rewind's records count once (consumers/processing/process_report.py);
+        `waiting`, the records waiting for time in all the engine's partitions, if the
+        run was of some of them."""
         self.records.inc(report.events)
         self.dead_letters.inc(report.dead_letters)
         self.lifecycle_events.inc(report.lifecycle_events)
         self.checkpoints.inc(report.checkpoints)
-        self.waiting.set(report.waiting)
+        self.waiting.set(report.waiting if waiting is None else waiting)
+
+    def restored(self, states: int, records: int, seconds: float) -> None:
+        self.restored_states.inc(states)
+        self.restore_records.inc(records)
+        self.restore_seconds.inc(seconds)
 
     def close(self) -> None:
         server = getattr(self, "_server", None)
