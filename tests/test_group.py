@@ -285,7 +285,7 @@ def test_a_partition_moved_to_an_empty_disk_is_restored_from_the_changelog(kafka
     assert "restored" in told and "from g-states-changelog" in told, told
     assert metrics["lifecycle_partitions_assigned"] == PARTITIONS
     assert 0 < metrics["lifecycle_restored_states_total"] <= SPEC.customers
-    assert metrics["lifecycle_restore_records_total"] >= SPEC.customers
+    assert metrics["lifecycle_restore_records_total"] >= metrics["lifecycle_restored_states_total"]
 
     committed = _committed_lifecycle_events(kafka)
     expected = _one_engine(kafka, tmp_path / "single")
