@@ -47,6 +47,7 @@ from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible
 from consumers.policy_file import load_policy
 from consumers.commands.progress import Progress
 from consumers.commands.status import as_json as status_json
+from consumers.commands.asyncapi import asyncapi_document
 from consumers.commands.project import project
 from consumers.commands.status import engine_status, group_status
 from consumers.commands.status import render_text as render_status
@@ -71,7 +72,8 @@ from schemas import (
 PARTLY_DONE = 3
 """The exit status of a command that failed part-way, after saying what it kept."""
 _EXPECTED_ERRORS = (LifecycleError, LifecycleDomainError, ProjectionError, SchemaError, OSError)
-_SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema}
+_SCHEMAS = {CUSTOMER_EVENTS: customer_events_schema, CUSTOMER_LIFECYCLE: customer_lifecycle_schema,
+            "asyncapi": asyncapi_document}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -311,7 +313,8 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: the population's time)")
     sub = command("tail", tail, "print the events of a log as JSON lines, oldest first (personal data masked)",
                   keyed, reader)
-    sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted(_SCHEMAS), help="which log")
+    sub.add_argument("log", nargs="?", default=CUSTOMER_LIFECYCLE, choices=sorted((CUSTOMER_EVENTS, CUSTOMER_LIFECYCLE)),
+                     help="which log")
     sub.add_argument("--show-personal", action="store_true", help="customer-events: open personal data with the "
                      "customers' keys and show it in clear (needs the master key; each read goes in the access log)")
     sub.add_argument("--follow", action="store_true", help="keep printing new records as they come, until Ctrl-C")
@@ -326,8 +329,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=("text", "json"), default="text", help="text for people, json for programs")
     sub.add_argument("--group", metavar="NAME", help="with --kafka: the consumer group of `process --group NAME` "
                      "instead of this home's engine")
-    sub = command("schema", _schema, "print the JSON Schema of a log's events")
-    sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS), help="which log's events")
+    sub = command("schema", _schema, "print the JSON Schema of a log's events, or the AsyncAPI document of every "
+                  "topic")
+    sub.add_argument("log", nargs="?", default=CUSTOMER_EVENTS, choices=sorted(_SCHEMAS), help="which log's events "
+                     "(`asyncapi`: the AsyncAPI 3.0 document of the Kafka topics: keys, headers and values)")
     sub = command("demo", _demo, "generate, publish and process a synthetic population", derive, cached, keyed)
     sub.add_argument("--customers", type=_at_least(1, int), default=10_000,
                      help="customers in the synthetic population")
