@@ -31,3 +31,16 @@ WITHDRAWN = frozenset(
 )
 
 ISO_4217 = CURRENT | WITHDRAWN
+
+
+MINOR_DIGITS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    "CLF": 4, "UYW": 4,
+}
+"""ISO 4217's minor unit of the codes whose is not 2 (cents): how many digits an amount
+in minor units has after the decimal point."""
+
+
+def minor_digits(code: str) -> int:
+    return MINOR_DIGITS.get(code, 2)
