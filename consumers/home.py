@@ -37,12 +37,14 @@ LIFECYCLE_LOG = "customer-lifecycle.sqlite"
 STATES = "states"
 FORMAT_FILE = "format"
 PROJECTOR = "projector-of"
-FORMAT = 4
+FORMAT = 5
 """The layout of a generation: 2 since lifecycle events are chained (schemas/chain.py),
 3 since records far ahead wait for time and changes time alone brings are dated at
 their thresholds (lifecycle/partition_time.py, lifecycle/engine.py), 4 since lifecycle
 events carry the customer's consents and `customers` their sources, programmes and
-consents; a generation without the file is of format 1."""
+consents, 5 since `customer_facts` holds every contact, visit, survey, complaint,
+membership, referral and consent (a generation of 4 would hold only those taken since);
+a generation without the file is of format 1."""
 _GENERATION = re.compile(rf"{PREFIX}[0-9]{{1,9}}")
 # What homes made before generations held at their top: derived, so a replay replaces it.
 _FLAT_LAYOUT = (VIEWS, "views.snapshot.duckdb", LIFECYCLE_LOG)

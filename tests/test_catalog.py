@@ -192,3 +192,52 @@ def test_value_matrix_splits_current_value_and_potential_at_their_medians(tmp_pa
         ("d", "low", "low", "low_value"),
         ("e", "low", "low", "low_value"),
     ]
+
+
+def test_raw_facts_answer_nps_by_month_complaint_times_and_contacts(catalog):
+    # NPS: promoters (9-10) less detractors (0-6), in percent of answers: a 10, b 3, d 8 in January.
+    assert catalog("SELECT strftime(occurred_at, '%Y-%m'), count(nps), round(100.0 * (count_if(nps >= 9) "
+                   "- count_if(nps <= 6)) / count(nps)) FROM surveys GROUP BY 1") == [("2025-01", 3, 0.0)]
+    assert catalog("SELECT customer_id, complaint_id, category, severity, days_to_resolve, satisfied "
+                   "FROM complaints ORDER BY 1") == [
+        ("c", "k-c", "delivery", "low", 2.0, True),  # filed day 26, resolved day 28
+        ("d", "k-d", "billing", "high", None, None),  # still open
+    ]
+    assert catalog("SELECT customer_id, channel, direction FROM contacts ORDER BY 1") == [
+        ("e", "phone", "inbound"), ("f", "email", "outbound")]
+    assert catalog("SELECT kind, count(*) FROM customer_facts GROUP BY 1 ORDER BY 1") == [
+        ("complaint_filed", 2), ("complaint_resolved", 1), ("contact", 2), ("survey_answered", 3)]
+
+
+def test_visits_memberships_referrals_and_consents_are_one_query_each(settings, tmp_path, capsys):
+    events = [
+        _event(1, "visit", 1, "g", place="store", duration_s=600), _event(2, "visit", 8, "g", place="web"),
+        _event(3, "visit", 15, "g", place="store", duration_s=300), _event(4, "visit", 2, "h", place="app"),
+        _event(5, "membership_joined", 3, "g", programme="club", member_id="M-77"),
+        _event(6, "membership_left", 20, "g", programme="club"),
+        _event(7, "referral_made", 4, "g", referred_customer_id="h"),
+        _event(8, "consent_changed", 5, "h", purpose="marketing", granted=False),
+        _event(9, "contact", 6, "h", channel="chat", direction="inbound", topic="call me at +44 20 7946 0000"),
+        _event(2, "visit", 8, "g", place="web"),  # a repeat: ignored, no second row
+    ]
+    source = tmp_path / "facts.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
+    assert lifecycle(settings, "process", "--once", "--no-clock") == 0
+
+    def query(sql: str) -> list[tuple]:  # type: ignore[type-arg]
+        capsys.readouterr()
+        assert lifecycle(settings, "sql", sql, "--format", "json") == 0
+        return [tuple(row.values()) for row in json.loads(capsys.readouterr().out)]
+
+    # Visit frequency: visits per customer and the mean days between them.
+    assert query("SELECT customer_id, count(*), count_if(place = 'store'), sum(duration_s), "
+                 "round(date_diff('day', min(occurred_at), max(occurred_at)) / (count(*) - 1), 1) "
+                 "FROM visits GROUP BY 1 HAVING count(*) > 1") == [("g", 3, 2, 900, 7.0)]
+    assert query("SELECT customer_id, programme, joined FROM memberships ORDER BY occurred_at") == [
+        ("g", "club", True), ("g", "club", False)]
+    assert query("SELECT customer_id, referred_customer_id FROM referrals") == [("g", "h")]
+    assert query("SELECT customer_id, purpose, granted FROM consents") == [("h", "marketing", False)]
+    facts = query("SELECT * FROM customer_facts")
+    assert len(facts) == 9
+    assert not any("M-77" in str(row) or "7946" in str(row) for row in facts), "no member numbers, no free text"

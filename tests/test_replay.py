@@ -34,6 +34,7 @@ TABLES = {
     "transitions": "SELECT * FROM lifecycle_transitions ORDER BY event_id",
     "profiles": "SELECT * FROM customer_profiles ORDER BY customer_id",
     "value movements": "SELECT * FROM value_movements ORDER BY ALL",
+    "customer facts": "SELECT * FROM customer_facts ORDER BY ALL",
     "dead letters": "SELECT * FROM dead_letters ORDER BY partition, position, reason",
     "waiting": "SELECT * FROM held_records ORDER BY ALL",
     "positions": "SELECT * FROM tracking ORDER BY 1",

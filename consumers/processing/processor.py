@@ -415,6 +415,7 @@ class LifecycleProcessor:
             batch.unpriced[event.currency] += 1
         effects.profiles.take(event)
         effects.movements.take(event, batch.partition, own, self.engine.booked, position)
+        effects.facts.take(event, batch.partition, own, self.engine.booked, position)
 
     def _clock(self, clock: Clock, at: int, position: int, effects: BatchEffects) -> None:
         """Decide again the customers of the partition whose deadline the clock has passed."""

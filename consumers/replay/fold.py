@@ -33,6 +33,7 @@ from lifecycle.state import CustomerState, epoch_seconds
 from projections.bulk import parts as bulk
 from projections.catalog.dead_letters import ENGINE_FAILED, OUT_OF_RANGE, TIME, DeadLetter, HeldRecord
 from projections.catalog.profiles import ProfileChanges
+from projections.catalog.customer_facts import CustomerFacts
 from projections.catalog.value_movements import ValueMovements
 from schemas import Clock, Purchase, decode_event
 from schemas.events import AnyCustomerEvent
@@ -73,6 +74,7 @@ class _Parts:
     waiting: list[tuple[HeldRecord, Held, bytes]] = field(default_factory=list)
     changes: ProfileChanges = field(default_factory=ProfileChanges)
     movements: ValueMovements = field(default_factory=ValueMovements)
+    facts: CustomerFacts = field(default_factory=CustomerFacts)
 
 
 def fold_bucket(task: FoldTask, parts: Path, policy: Policy) -> FoldResult:
@@ -101,7 +103,7 @@ def fold_bucket(task: FoldTask, parts: Path, policy: Policy) -> FoldResult:
     result.customers, result.lifecycle_events = len(out.states), len(out.derived)
     result.dead_letters, result.waiting = len(out.dead), len(out.waiting)
     number = FOLD_PART_BASE + task.bucket
-    bulk.write_fold(parts, number, out.states, out.derived, out.payloads, out.changes, out.movements)
+    bulk.write_fold(parts, number, out.states, out.derived, out.payloads, out.changes, out.movements, out.facts)
     bulk.write_dead_letters(parts, number, out.dead)
     bulk.write_waiting(parts, number, out.waiting)
     return result
@@ -174,6 +176,7 @@ def _taken(events: list[tuple[int, AnyCustomerEvent, int]], folded: FoldedCustom
         event = event_of[order]
         out.changes.take(event)
         out.movements.take(event, partition, own[order] >> 10, booked)
+        out.facts.take(event, partition, own[order] >> 10, booked)
         if type(event) is Purchase and event.currency not in rates:
             unpriced[event.currency] += 1
 

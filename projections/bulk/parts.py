@@ -28,6 +28,7 @@ from projections.catalog import policies
 from projections.catalog import profiles
 from projections.catalog import transitions
 from projections.catalog import value_estimates
+from projections.catalog import customer_facts
 from projections.catalog import value_movements
 from projections.catalog.dead_letters import DeadLetter, HeldRecord
 from projections.stores.duckdb_tracking_recorder import DuckDBTrackingRecorder
@@ -107,6 +108,7 @@ def write_fold(
     payloads: Sequence[bytes],
     changes: profiles.ProfileChanges,
     movements: value_movements.ValueMovements,
+    facts: customer_facts.CustomerFacts,
 ) -> None:
     """One bucket's results: final states (with their partitions), lifecycle events
     (partition, the order their cause was taken in, event, the cause's own position if
@@ -133,6 +135,7 @@ def write_fold(
         _write(directory, "transitions", number, rows)
     _write(directory, "profiles", number, profiles.table(changes.updates))
     _write(directory, "movements", number, value_movements.table(movements.rows))
+    _write(directory, "facts", number, customer_facts.table(facts.rows))
 
 
 def parts_glob(directory: Path, kind: str) -> str:
@@ -233,6 +236,11 @@ def _insert_parts(connection: duckdb.DuckDBPyConnection, parts: Path) -> None:
     if _any(parts, "movements"):
         connection.execute(
             f"INSERT INTO value_movements SELECT * FROM read_parquet('{parts_glob(parts, 'movements')}') "
+            "ORDER BY log_partition, log_position, customer_id"
+        )
+    if _any(parts, "facts"):
+        connection.execute(
+            f"INSERT INTO customer_facts SELECT * FROM read_parquet('{parts_glob(parts, 'facts')}') "
             "ORDER BY log_partition, log_position, customer_id"
         )
     if _any(parts, "waiting"):

@@ -24,7 +24,8 @@ from projections.errors import ProjectionError
 from projections.stores.snapshot import written_whole
 
 ROLES_DIRECTORY = "roles"
-GRANTED_TABLES = ("customer_rows", "lifecycle_transitions", "value_movements", "value_estimates", "held_records")
+GRANTED_TABLES = ("customer_rows", "lifecycle_transitions", "value_movements", "customer_facts", "value_estimates",
+                  "held_records")
 SHARED_TABLES = ("policies", "partition_clocks")
 
 

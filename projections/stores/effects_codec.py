@@ -18,6 +18,7 @@ import msgspec
 from eventsourcing.persistence import Tracking
 
 from lifecycle.state import decode_state, encode_state
+from projections.catalog.customer_facts import CustomerFacts
 from projections.catalog.dead_letters import DeadLetter, HeldRecord
 from projections.catalog.profiles import ProfileChanges
 from projections.catalog.value_movements import Row, ValueMovements
@@ -45,6 +46,8 @@ class CheckpointEffects(msgspec.Struct, array_like=True, frozen=True):
     movements_taken_at: list[int]
     value_fits: list[tuple[int, bytes]]
     dead_letters: list[DeadLetter]
+    facts: list[tuple[Any, ...]] = []
+    facts_taken_at: list[int] = []
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -70,6 +73,8 @@ def encode_effects(effects: BatchEffects, start: int, policy_version: str) -> by
         movements_taken_at=effects.movements.taken_at,
         value_fits=[(at, encode_event(fit)) for at, fit in effects.value_fits],
         dead_letters=effects.dead_letters,
+        facts=effects.facts.rows,
+        facts_taken_at=effects.facts.taken_at,
     ))
 
 
@@ -97,4 +102,5 @@ def batch_effects(checkpoint: CheckpointEffects) -> BatchEffects:
         movements=ValueMovements(list(checkpoint.movements), list(checkpoint.movements_taken_at)),
         value_fits=fits,
         dead_letters=list(checkpoint.dead_letters),
+        facts=CustomerFacts(list(checkpoint.facts), list(checkpoint.facts_taken_at)),
     )

@@ -25,6 +25,7 @@ from eventsourcing.persistence import Tracking
 from lifecycle.policy import Policy
 from lifecycle.state import CustomerState
 from projections.catalog import views as catalog
+from projections.catalog import customer_facts
 from projections.catalog import customers
 from projections.catalog import dead_letters
 from projections.catalog import history
@@ -60,6 +61,7 @@ class BatchEffects:
     movements: value_movements.ValueMovements = field(default_factory=value_movements.ValueMovements)
     value_fits: list[tuple[int, ValueModelFitted]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    facts: customer_facts.CustomerFacts = field(default_factory=customer_facts.CustomerFacts)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class PreparedBatch:
     dead_letters: pa.Table | None
     held: list[dead_letters.HeldRecord]
     released: list[tuple[str, int]]
+    facts: pa.Table | None = None
 
 
 class DuckDBProjectionStore:
@@ -95,7 +98,7 @@ class DuckDBProjectionStore:
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
             ddl = (*value_estimates.DDL, *customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL,
-                   *value_movements.DDL, *history.DDL, *catalog.DDL)
+                   *value_movements.DDL, *customer_facts.DDL, *history.DDL, *catalog.DDL)
             for statement in ddl:
                 connection.execute(statement)
 
@@ -149,6 +152,7 @@ class DuckDBProjectionStore:
             dead_letters=dead_letters.table(letters),
             held=effects.held,
             released=effects.released,
+            facts=customer_facts.table(effects.facts.after(written)),
         )
 
     def write(self, batch: PreparedBatch, also: Tracking | None = None) -> None:
@@ -164,6 +168,7 @@ class DuckDBProjectionStore:
                 )
             profiles.apply(connection, batch.erased, batch.profiles)
             value_movements.insert(connection, batch.movements)
+            customer_facts.insert(connection, batch.facts)
             for position, fit in batch.value_fits:
                 assert self.policy is not None, "adopt_policy first"
                 value_estimates.apply_fit(connection, fit, batch.tracking.application_name, position, self.policy)
