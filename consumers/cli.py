@@ -437,7 +437,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.mismatches else 0
 
 
-_VERIFIED_TABLES = ("customers", "lifecycle_transitions", "value_movements", "value_estimates")
+_VERIFIED_TABLES = ("customers", "lifecycle_transitions", "value_movements", "customer_facts", "value_estimates")
 
 
 def _replay_summary(report: ReplayReport) -> str:

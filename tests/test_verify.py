@@ -71,6 +71,8 @@ def test_verify_names_each_tampered_store_and_passes_after_a_replay(settings, ca
         db.execute("UPDATE customer_rows SET stage = 'advocate' WHERE customer_id = ?", [edited])
         repriced = db.execute("SELECT max(customer_id) FROM value_movements").fetchone()[0]
         db.execute("UPDATE value_movements SET value_minor = value_minor + 1 WHERE customer_id = ?", [repriced])
+        forgotten = db.execute("SELECT min(customer_id) FROM customer_facts WHERE kind = 'visit'").fetchone()[0]
+        db.execute("DELETE FROM customer_facts WHERE customer_id = ? AND kind = 'visit'", [forgotten])
     altered, removed, swapped = _edit_segment(generation, _tamper)
     status, lines = _verify(settings, capsys)
     assert status == 1
@@ -84,7 +86,8 @@ def test_verify_names_each_tampered_store_and_passes_after_a_replay(settings, ca
     assert f"customer {swapped}: lifecycle log: first differs at sequence 1: the live log has sequence 2 there " \
            "(removed or reordered)" in lines
     assert f"customer {repriced}: value_movements: its rows differ from the replay's" in lines
-    assert len(lines) == 5, lines
+    assert f"customer {forgotten}: customer_facts: its rows differ from the replay's" in lines
+    assert len(lines) == 6, lines
     assert lifecycle(settings, "replay", "--workers", "1") == 0
     assert _verify(settings, capsys) == (0, [])
 

@@ -2,7 +2,7 @@
 
 `lifecycle verify` replays the log into a scratch place (projections/bulk/parts.py parts)
 and asks here what differs: each customer's `customers` row column by column, their
-`lifecycle_transitions` rows, their `value_movements`, their `value_estimates` (the
+`lifecycle_transitions` rows, their `value_movements` and `customer_facts`, their `value_estimates` (the
 figures of the latest value model fit, computed again from the replayed movements),
 and the lifecycle records of the live lifecycle log (and,
 with Kafka, of the topic subscribers read) by the SHA-256 of their bytes, in log
@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from lifecycle.policy import Policy
+from projections.catalog import customer_facts
 from projections.catalog import customers
 from projections.catalog import value_estimates
 from projections.arrow_rows import append
@@ -32,6 +33,7 @@ from projections.bulk.parts import TRANSITION_COLUMNS, parts_glob, parts_relatio
 CUSTOMERS = "customers"
 TRANSITIONS = "lifecycle_transitions"
 MOVEMENTS = "value_movements"
+FACTS = "customer_facts"
 ESTIMATES = "value_estimates"
 _ESTIMATE_COLUMNS = ("log_partition", "model_id", "frequency", "recency_days", "age_days", "monetary_minor",
                      "p_alive", "expected_purchases", "expected_spend_minor", "model_clv_minor")
@@ -85,7 +87,7 @@ class Verification:
 
     def mismatches(self, stores: list[str]) -> list[Mismatch]:
         """Every customer that differs, in each store, sorted by customer and store."""
-        found = [*self._customers(), *self._transitions(), *self._movements(), *self._estimates()]
+        found = [*self._customers(), *self._transitions(), *self._movements(), *self._facts(), *self._estimates()]
         for store in stores:
             found += self._records(store)
         return sorted(found, key=lambda m: (m.customer_id, m.store))
@@ -110,20 +112,27 @@ class Verification:
         return f"(SELECT * FROM live.{table} WHERE log_partition IN ({self.scope}))"
 
     def _replayed(self, kind: str, columns: str) -> str:
-        live = {"customers": "live.customer_rows", "transitions": f"live.{TRANSITIONS}", "movements": f"live.{MOVEMENTS}"}
+        live = {"customers": "live.customer_rows", "transitions": f"live.{TRANSITIONS}", "movements": f"live.{MOVEMENTS}",
+                "facts": f"live.{FACTS}"}
         return parts_relation(self.parts, kind, columns, live[kind])
 
     def _movements(self) -> list[Mismatch]:
-        """Each customer's rows as a multiset: the table is append-only, in no set order."""
-        columns = ", ".join(_MOVEMENT_COLUMNS)
+        return self._appended(MOVEMENTS, "movements", _MOVEMENT_COLUMNS)
+
+    def _facts(self) -> list[Mismatch]:
+        return self._appended(FACTS, "facts", customer_facts.COLUMNS)
+
+    def _appended(self, table: str, kind: str, names: Sequence[str]) -> list[Mismatch]:
+        """Each customer's rows of an append-only table as a multiset: in no set order."""
+        columns = ", ".join(names)
         rows = self.connection.execute(
-            f"WITH l AS (SELECT {columns}, count(*) AS n FROM {self._live(MOVEMENTS)} GROUP BY ALL),"
-            f" r AS (SELECT {columns}, count(*) AS n FROM {self._replayed('movements', columns)} GROUP BY ALL)"
+            f"WITH l AS (SELECT {columns}, count(*) AS n FROM {self._live(table)} GROUP BY ALL),"
+            f" r AS (SELECT {columns}, count(*) AS n FROM {self._replayed(kind, columns)} GROUP BY ALL)"
             f" SELECT DISTINCT coalesce(l.customer_id, r.customer_id) FROM l FULL JOIN r ON "
-            + " AND ".join(f"l.{c} IS NOT DISTINCT FROM r.{c}" for c in (*_MOVEMENT_COLUMNS, "n"))
+            + " AND ".join(f"l.{c} IS NOT DISTINCT FROM r.{c}" for c in (*names, "n"))
             + " WHERE l.customer_id IS NULL OR r.customer_id IS NULL"
         ).fetchall()
-        return [Mismatch(c, MOVEMENTS, "its rows differ from the replay's") for (c,) in rows]
+        return [Mismatch(c, table, "its rows differ from the replay's") for (c,) in rows]
 
     def _estimates(self) -> list[Mismatch]:
         """Each partition's figures from its latest fit on the log, made again from the

@@ -88,7 +88,8 @@ _FIELDS = {  # each kind's own columns, named as the event's fields
     ReferralMade: ("referral_made", ("referred_customer_id",)),
     ConsentChanged: ("consent_changed", ("purpose", "granted")),
 }
-_OWN = [f.name for f in _SCHEMA][5:-2]
+COLUMNS = tuple(f.name for f in _SCHEMA)
+_OWN = COLUMNS[5:-2]
 
 Row = tuple[Any, ...]
 
