@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 
 from lifecycle.errors import PolicyError
+from schemas.events import ValueModelName
 
 
 def _bounded(kind: type, low: float, high: float, what: str) -> object:
@@ -130,6 +131,9 @@ class ValueModelPolicy(_Section, frozen=True):
     refit_every_days: DaysOrNever = 7
     # `expected_purchases` and the models' CLV look this far ahead of the cutoff.
     horizon_days: Days = 365
+    # The purchase model: BG/NBD, or the modified BG/NBD (`mbg_nbd`), which lets a
+    # customer with one purchase drop out too (under BG/NBD they are always alive).
+    model: ValueModelName = "bg_nbd"
 
 
 class RelationshipPolicy(_Section, frozen=True):

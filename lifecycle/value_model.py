@@ -1,7 +1,13 @@
-"""The customer value models: BG/NBD and Gamma-Gamma, fitted and applied.
+"""The customer value models: BG/NBD (or MBG/NBD) and Gamma-Gamma, fitted and applied.
 
 BG/NBD (Fader, Hardie and Lee, "Counting your customers the easy way", 2005) says how
-often a customer buys and whether they are still "alive"; Gamma-Gamma (Fader and
+often a customer buys and whether they are still "alive". It lets a customer drop out
+only after a repeat purchase, so every one-purchase customer is certainly alive
+(P(alive) = 1) however long ago they bought. The modified BG/NBD, MBG/NBD (Batislam,
+Denizel and Filiztekin 2007), lets them drop out at their first purchase too: the
+same formulas with b + 1 where BG/NBD has b for the dropout after each purchase, and
+the dropout term for every customer (`modified`). The policy picks one
+(`[value_model] model`). Gamma-Gamma (Fader and
 Hardie, "The Gamma-Gamma model of monetary value", 2013) how much they spend a
 purchase. Both read a customer's purchase summary as of a cutoff, in the literature's
 terms (`PurchaseSummaries`), and are fitted by maximum likelihood over all customers.
@@ -71,18 +77,22 @@ class ValueFigures:
     """Where false, the figures overflowed: the customer has none (see `figures`)."""
 
 
-def bg_nbd_log_likelihood(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
-    """Each customer's log-likelihood under BG/NBD (FHL 2005, equation 6)."""
+def bg_nbd_log_likelihood(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray,
+                          modified: bool = False) -> np.ndarray:
+    """Each customer's log-likelihood under BG/NBD (FHL 2005, equation 6), or under
+    MBG/NBD (`modified`: Batislam et al. 2007, equation 4)."""
     from scipy.special import gammaln
 
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    shift = 1 if modified else 0
     common = (gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-              + gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x))
+              + gammaln(a + b) + gammaln(b + x + shift) - gammaln(b) - gammaln(a + b + x + shift))
     stayed = -(r + x) * np.log(alpha + age)
-    repeat = x > 0
-    # Only repeat buyers may have dropped out after their last purchase.
+    # Under BG/NBD only repeat buyers may have dropped out after their last purchase.
+    can_drop = np.full(x.shape, True) if modified else x > 0
     dropped = np.full(x.shape, -np.inf)
-    dropped[repeat] = (np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat]))
+    dropped[can_drop] = (np.log(a) - np.log(b + x[can_drop] + shift - 1)
+                         - (r + x[can_drop]) * np.log(alpha + t_x[can_drop]))
     return common + np.logaddexp(stayed, dropped)
 
 
@@ -97,11 +107,12 @@ def gamma_gamma_log_likelihood(params: GammaGammaParameters, x: np.ndarray, m: n
             + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + gamma))
 
 
-def fit_bg_nbd(summaries: PurchaseSummaries) -> tuple[BetaGeoParameters, float]:
-    """The maximum-likelihood BG/NBD parameters, and the log-likelihood there."""
+def fit_bg_nbd(summaries: PurchaseSummaries, modified: bool = False) -> tuple[BetaGeoParameters, float]:
+    """The maximum-likelihood BG/NBD (`modified`: MBG/NBD) parameters, and the log-likelihood there."""
     if summaries.customers() < _MIN_CUSTOMERS or not np.any(summaries.frequency > 0):
         raise ModelNotFitted(
-            f"BG/NBD needs at least {_MIN_CUSTOMERS} customers with a purchase, some of them repeat buyers "
+            f"{'MBG/NBD' if modified else 'BG/NBD'} needs at least {_MIN_CUSTOMERS} customers with a purchase, "
+            "some of them repeat buyers "
             f"(there are {summaries.customers()}): publish more purchases or pick a later cutoff"
         )
     rows, weights = _distinct(summaries.weights, summaries.frequency, summaries.recency, summaries.age)
@@ -109,7 +120,7 @@ def fit_bg_nbd(summaries: PurchaseSummaries) -> tuple[BetaGeoParameters, float]:
 
     def negative(log_params: np.ndarray) -> float:
         params = BetaGeoParameters(*np.exp(log_params).tolist())
-        return -float(weights @ bg_nbd_log_likelihood(params, x, t_x, age))
+        return -float(weights @ bg_nbd_log_likelihood(params, x, t_x, age, modified))
 
     start = np.log([1.0, max(float(np.average(age, weights=weights)), 1.0) / 10, 1.0, 1.0])
     best = _maximise(negative, start, weights.sum())
@@ -170,32 +181,38 @@ def _maximise(negative, start: np.ndarray, total: float):  # type: ignore[no-unt
     return result
 
 
-def p_alive(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> np.ndarray:
-    """The chance each customer is still alive at their `age` (FHL 2005, equation 13)."""
+def p_alive(params: BetaGeoParameters, x: np.ndarray, t_x: np.ndarray, age: np.ndarray,
+            modified: bool = False) -> np.ndarray:
+    """The chance each customer is still alive at their `age` (FHL 2005, equation 13;
+    `modified`: MBG/NBD, Batislam et al. 2007, equation 8)."""
     from scipy.special import expit
 
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    shift = 1 if modified else 0
     odds = np.full(x.shape, -np.inf)
-    repeat = x > 0
-    odds[repeat] = (np.log(a) - np.log(b + x[repeat] - 1)
-                    + (r + x[repeat]) * (np.log(alpha + age[repeat]) - np.log(alpha + t_x[repeat])))
+    can_drop = np.full(x.shape, True) if modified else x > 0
+    odds[can_drop] = (np.log(a) - np.log(b + x[can_drop] + shift - 1)
+                      + (r + x[can_drop]) * (np.log(alpha + age[can_drop]) - np.log(alpha + t_x[can_drop])))
     return expit(-odds)
 
 
 def expected_purchases(
-    params: BetaGeoParameters, t: float, x: np.ndarray, t_x: np.ndarray, age: np.ndarray
+    params: BetaGeoParameters, t: float, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, modified: bool = False
 ) -> np.ndarray:
-    """Each customer's expected purchases in the next `t` days (FHL 2005, equation 10)."""
-    return _purchases_if_alive(params, t, x, age) * p_alive(params, x, t_x, age)
+    """Each customer's expected purchases in the next `t` days (FHL 2005, equation 10;
+    `modified`: MBG/NBD, Batislam et al. 2007, equation 9)."""
+    return _purchases_if_alive(params, t, x, age, modified) * p_alive(params, x, t_x, age, modified)
 
 
-def _purchases_if_alive(params: BetaGeoParameters, t: float, x: np.ndarray, age: np.ndarray) -> np.ndarray:
+def _purchases_if_alive(params: BetaGeoParameters, t: float, x: np.ndarray, age: np.ndarray,
+                        modified: bool = False) -> np.ndarray:
     """Equation 10 without its last factor, P(alive), which `figures` computes once for all its steps."""
     from scipy.special import hyp2f1
 
     if t <= 0:
         return np.zeros(x.shape)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    b = b + 1 if modified else b
     big_a, big_b, big_c = r + x, b + x, a + b + x - 1
     z = t / (alpha + age + t)
     with np.errstate(divide="ignore", over="ignore"):
@@ -217,7 +234,8 @@ def expected_spend(params: GammaGammaParameters, x: np.ndarray, m: np.ndarray) -
 
 
 def figures(
-    bg_nbd: BetaGeoParameters, gamma_gamma: GammaGammaParameters, summaries: PurchaseSummaries, policy: Policy
+    bg_nbd: BetaGeoParameters, gamma_gamma: GammaGammaParameters, summaries: PurchaseSummaries, policy: Policy,
+    modified: bool = False,
 ) -> ValueFigures:
     """Each customer's figures over the policy's horizon, CLV discounted at its rate.
 
@@ -229,10 +247,10 @@ def figures(
     horizon = policy.value_model.horizon_days
     with np.errstate(all="ignore"):
         spend = expected_spend(gamma_gamma, x, np.asarray(summaries.monetary, dtype=np.float64))
-        alive = p_alive(bg_nbd, x, t_x, age)
+        alive = p_alive(bg_nbd, x, t_x, age, modified)
         clv, before = np.zeros(x.shape), np.zeros(x.shape)
         for end in [*range(STEP_DAYS, horizon, STEP_DAYS), horizon]:
-            upto = _purchases_if_alive(bg_nbd, end, x, age) * alive
+            upto = _purchases_if_alive(bg_nbd, end, x, age, modified) * alive
             clv += (upto - before) * spend / (1 + policy.value.discount_rate) ** (end / 365)
             before = upto
     valid = np.isfinite(alive) & np.isfinite(before) & (np.abs(spend) < _MONEY_LIMIT) & (np.abs(clv) < _MONEY_LIMIT)

@@ -287,6 +287,9 @@ class FittedPartition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fingerprint: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 
 
+ValueModelName = Literal["bg_nbd", "mbg_nbd"]
+
+
 class ValueModelFitted(LogWideEvent, tag="value_model_fitted", kw_only=True, gc=False):
     """The customer value models, fitted to the purchases as of `occurred_at` (the
     cutoff): every customer's figures follow from this event and the log before it."""
@@ -302,6 +305,9 @@ class ValueModelFitted(LogWideEvent, tag="value_model_fitted", kw_only=True, gc=
     repeat_customers: Annotated[int, msgspec.Meta(ge=1)]
     fingerprint: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
     data: dict[Annotated[str, msgspec.Meta(min_length=1, max_length=256)], FittedPartition]
+    model: ValueModelName = "bg_nbd"
+    """Which purchase model `bg_nbd` holds the parameters of: BG/NBD, or the modified
+    BG/NBD (`mbg_nbd`), under which a one-purchase customer may have dropped out."""
 
     identifiers: ClassVar[tuple[str, ...]] = ("source", "policy_version")
 

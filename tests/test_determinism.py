@@ -63,7 +63,7 @@ from schemas import (
 from schemas.lifecycle_events import LifecycleEvent
 from tests.cli import kill_processor_after_commits, lifecycle
 
-POLICY = Policy(version="default-2026.12.01")  # the shipped policy (tests/test_rules.py checks they are equal)
+POLICY = Policy(version="default-2026.12.07")  # the shipped policy (tests/test_rules.py checks they are equal)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 HOUR = 3600
 CLOCK_STEP = 30 * 24 * HOUR

@@ -60,7 +60,7 @@ def test_a_dry_run_refuses_a_known_version_with_other_thresholds(settings, capsy
     _publish(settings, generate(PopulationSpec(customers=20, seed=1, days=30)))
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
     policy = tmp_path / "policy.toml"
-    policy.write_text(MOVED.replace("test-loyal-at-3", "default-2026.12.01"))
+    policy.write_text(MOVED.replace("test-loyal-at-3", "default-2026.12.07"))
     capsys.readouterr()
     assert lifecycle(settings, "replay", "--dry-run", "--policy", str(policy)) == 2
     assert "was used before with other thresholds" in capsys.readouterr().err

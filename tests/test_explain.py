@@ -114,7 +114,7 @@ def test_a_win_back_is_explained_with_its_rules_causes_and_facts(processed, caps
     assert dormant["facts"]["days_silent"] == 180 and dormant["facts"]["dormant_after_days"] == 180
     assert dormant["facts"]["basis"] == "fixed_thresholds"
     assert dormant["thresholds"]["activity"]["dormant_days"] == 180
-    assert "dormant" in dormant["rule_text"] and dormant["policy_version"] == "default-2026.12.01"
+    assert "dormant" in dormant["rule_text"] and dormant["policy_version"] == "default-2026.12.07"
     assert document["transitions"][5]["caused_by"][0]["payload"]["amount_minor"] == 5_000
     assert document["state"]["activity"] == "half_asleep" and document["state"]["win_backs"] == 1
 

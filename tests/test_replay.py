@@ -183,7 +183,7 @@ def test_a_replay_under_another_policy_keeps_the_versions_used_before(tmp_path, 
     versions = _query(settings, capsys, "SELECT DISTINCT policy_version AS v FROM lifecycle_transitions")
     assert versions == [{"v": "strict-1"}]
     assert [row["version"] for row in _query(settings, capsys, TABLES["policies"])] == [
-        "default-2026.12.01", "strict-1"]
+        "default-2026.12.07", "strict-1"]
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 3\n')
     assert lifecycle(settings, "replay", "--workers", "1", "--policy", str(policy)) == 2
     assert "was used before with other thresholds" in capsys.readouterr().err

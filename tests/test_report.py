@@ -12,7 +12,7 @@ from tests.test_catalog import catalog  # noqa: F401 - the fixture
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TITLES = ("Stage funnel", "Stage flows", "Value pyramid", "RFM grid", "Customers per stage, each day",
-          "Cohort retention", "Chance still alive (BG/NBD)", "Value matrix", "Activity now",
+          "Cohort retention", "Chance still alive (BG/NBD or MBG/NBD)", "Value matrix", "Activity now",
           "Satisfaction and complaints")
 
 
@@ -56,7 +56,7 @@ def test_the_demo_fits_the_value_models_and_writes_a_report_with_their_charts(se
     assert "value (EUR)" in pyramid and re.search(r"<td>\d{1,3}(,\d{3})*\.\d\d</td>", pyramid), "money as people write it"
     assert "No value model fit yet" not in shown.dom
     # The P(alive) chart has one bar per tenth; the value matrix a cell per quadrant.
-    alive = shown.dom.split("<h2>Chance still alive (BG/NBD)</h2>")[1].split("</section>")[0]
+    alive = shown.dom.split("<h2>Chance still alive (BG/NBD or MBG/NBD)</h2>")[1].split("</section>")[0]
     assert alive.count("<rect") == 10 and "From the value model fitted as of" in alive
     matrix = shown.dom.split("<h2>Value matrix</h2>")[1].split("</section>")[0]
     assert matrix.count("<rect") == 4 and "most_valuable" in matrix

@@ -42,7 +42,7 @@ from schemas.lifecycle_events import EVENT_FOR_DIMENSION, LifecycleEvent
 
 POLICY_FILE = Path(lifecycle.__file__).parent / "policy.toml"
 POLICY = parse_policy(POLICY_FILE.read_text(encoding="utf-8"), "policy.toml")
-VERSION = "default-2026.12.01"
+VERSION = "default-2026.12.07"
 
 CUSTOMER = "c-ada"
 START = datetime(2025, 1, 1, tzinfo=UTC)

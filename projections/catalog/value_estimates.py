@@ -57,6 +57,8 @@ DDL = (
     " p DOUBLE NOT NULL, q DOUBLE NOT NULL, gamma DOUBLE NOT NULL,"
     " bg_nbd_log_likelihood DOUBLE NOT NULL, gamma_gamma_log_likelihood DOUBLE NOT NULL,"
     " customers BIGINT NOT NULL, repeat_customers BIGINT NOT NULL, fingerprint VARCHAR NOT NULL)",
+    # `bg_nbd` (r, alpha, a, b as BG/NBD's) or `mbg_nbd` (the modified BG/NBD's).
+    "ALTER TABLE value_models ADD COLUMN IF NOT EXISTS model VARCHAR DEFAULT 'bg_nbd'",
     "CREATE TABLE IF NOT EXISTS value_model_partitions ("
     " model_id UUID NOT NULL, log_partition VARCHAR NOT NULL, log_position BIGINT NOT NULL,"
     " data_position BIGINT NOT NULL, customers BIGINT NOT NULL, fingerprint VARCHAR NOT NULL,"
@@ -180,7 +182,7 @@ def fit_event(
                                        "FROM _fit_rows WHERE frequency > 0 AND monetary > 0 GROUP BY ALL")
     finally:
         connection.execute("DROP TABLE IF EXISTS _fit_rows")
-    bg_nbd, bg_nbd_ll = fit_bg_nbd(rates)
+    bg_nbd, bg_nbd_ll = fit_bg_nbd(rates, modified=policy.value_model.model == "mbg_nbd")
     gamma_gamma, gamma_gamma_ll = fit_gamma_gamma(spends)
     at, fingerprint = as_datetime(cutoff), data_fingerprint(data)
     return ValueModelFitted(
@@ -189,7 +191,7 @@ def fit_event(
         bg_nbd=bg_nbd, gamma_gamma=gamma_gamma,
         bg_nbd_log_likelihood=bg_nbd_ll, gamma_gamma_log_likelihood=gamma_gamma_ll,
         customers=rates.customers(), repeat_customers=rates.customers(rates.frequency > 0),
-        fingerprint=fingerprint, data=data,
+        fingerprint=fingerprint, data=data, model=policy.value_model.model,
     )
 
 
@@ -255,7 +257,7 @@ def estimates(
 def estimates_table(fit: ValueModelFitted, partition: str, read: SummaryChunk, policy: Policy) -> pa.Table:
     """The `value_estimates` rows of the customers `read` summarises."""
     counted = read.summaries
-    out = figures(fit.bg_nbd, fit.gamma_gamma, counted, policy)
+    out = figures(fit.bg_nbd, fit.gamma_gamma, counted, policy, modified=fit.model == "mbg_nbd")
     rows = len(counted)
     return pa.table({
         "customer_id": read.customer_ids,
@@ -276,11 +278,12 @@ def record_fit(connection: duckdb.DuckDBPyConnection, fit: ValueModelFitted, par
     """List `fit` in `value_models` (once) and where it is in `partition`."""
     bg, gg = fit.bg_nbd, fit.gamma_gamma
     connection.execute(
-        "INSERT INTO value_models SELECT ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+        "INSERT INTO value_models SELECT ?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
         "WHERE NOT EXISTS (SELECT 1 FROM value_models WHERE model_id = ?)",
         [fit.event_id, epoch_seconds(fit.occurred_at), fit.time_unit, fit.currency, fit.policy_version,
          bg.r, bg.alpha, bg.a, bg.b, gg.p, gg.q, gg.gamma, fit.bg_nbd_log_likelihood,
-         fit.gamma_gamma_log_likelihood, fit.customers, fit.repeat_customers, fit.fingerprint, fit.event_id],
+         fit.gamma_gamma_log_likelihood, fit.customers, fit.repeat_customers, fit.fingerprint, fit.model,
+         fit.event_id],
     )
     read = fit.data.get(partition)
     connection.execute(

@@ -190,9 +190,24 @@ SELECT *, CASE current_level || '/' || potential_level
 FROM levels
 """
 
-DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION, _COHORTS, _VALUE_MATRIX)
+# Where the value model and the rules say opposite things of a customer: the rules call
+# them churned (a year without buying, by the policy) while the model gives them at
+# least an even chance of still buying, or the rules call them active while the model
+# gives them less than an even chance. Under BG/NBD every one-purchase customer has
+# P(alive) = 1, so the first kind lists every churned one-purchase customer: what the
+# modified BG/NBD (`[value_model] model = "mbg_nbd"`) is for.
+_MODEL_VS_RULES = """
+CREATE OR REPLACE VIEW model_vs_rules AS
+SELECT customer_id, stage, activity, purchases, last_purchase_at, p_alive, value_model_id,
+  CASE WHEN activity = 'churned' THEN 'churned_but_likely_alive' ELSE 'active_but_likely_gone' END AS disagreement
+FROM customers
+WHERE p_alive IS NOT NULL
+  AND ((activity = 'churned' AND p_alive >= 0.5) OR (activity = 'active' AND p_alive < 0.5))
+"""
+
+DDL = (_RFM, _PYRAMID, _LOYALTY_MATRIX, _FUNNEL, _DAILY, _SATISFACTION, _COHORTS, _VALUE_MATRIX, _MODEL_VS_RULES)
 VIEWS = (
     "customer_rfm", "value_pyramid", "loyalty_matrix", "stage_funnel", "daily_lifecycle_counts", "satisfaction",
-    "cohort_retention", "value_matrix",
+    "cohort_retention", "value_matrix", "model_vs_rules",
 )
 assert set(_START) <= set(DIMENSIONS)

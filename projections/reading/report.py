@@ -199,12 +199,13 @@ def _month_after(month: Any, months: int) -> str:
 
 def _latest_fit(connection: duckdb.DuckDBPyConnection) -> str | None:
     """The latest value model fit in words, or None before the first."""
-    rows = _rows(connection, "SELECT cutoff, customers, r, alpha, a, b, p, q, gamma, currency FROM value_models "
+    rows = _rows(connection, "SELECT cutoff, customers, r, alpha, a, b, p, q, gamma, currency, model FROM value_models "
                              "ORDER BY cutoff DESC, model_id LIMIT 1")
     if not rows:
         return None
-    cutoff, customers, r, alpha, a, b, p, q, gamma, currency = rows[0]
-    return (f"From the value model fitted as of {_day(cutoff)} to {customers} customers: BG/NBD r={r:.3g}, "
+    cutoff, customers, r, alpha, a, b, p, q, gamma, currency, model = rows[0]
+    name = "MBG/NBD" if model == "mbg_nbd" else "BG/NBD"
+    return (f"From the value model fitted as of {_day(cutoff)} to {customers} customers: {name} r={r:.3g}, "
             f"alpha={alpha:.3g} days, a={a:.3g}, b={b:.3g}; Gamma-Gamma p={p:.3g}, q={q:.3g}, "
             f"gamma={gamma:.4g} {currency} minor units.")
 
@@ -213,7 +214,7 @@ _NO_FIT = "No value model fit yet: run `lifecycle fit-value-model` (or let `life
 
 
 def _p_alive(connection: duckdb.DuckDBPyConnection, money: _Money) -> Section:
-    title = "Chance still alive (BG/NBD)"
+    title = "Chance still alive (BG/NBD or MBG/NBD)"
     fit = _latest_fit(connection)
     if fit is None:
         return Section(title, _NO_FIT, "", "")
@@ -224,6 +225,10 @@ def _p_alive(connection: duckdb.DuckDBPyConnection, money: _Money) -> Section:
     chart = _bars([(label, counts.get(tenth, 0)) for tenth, label in enumerate(labels)])
     table = _table(("P(alive)", "customers", "expected purchases", f"model CLV ({money.unit})"),
                    [(labels[tenth], n, _number(purchases), money(clv)) for tenth, n, purchases, clv in rows])
+    (churned, gone), = _rows(connection, "SELECT count_if(disagreement = 'churned_but_likely_alive'), "
+                                         "count_if(disagreement = 'active_but_likely_gone') FROM model_vs_rules")
+    fit += (f" The model and the rules disagree on {churned + gone} customers (view `model_vs_rules`): {churned} "
+            f"the rules call churned have P(alive) of 0.5 or more, {gone} they call active have less.")
     return Section(title, f"Customers with a purchase by the cutoff, by their chance of still buying. {fit} The "
                    "model's CLV (`model_clv_minor`) is a forecast from the fit; the rules' lifetime value "
                    "(`customers.lifetime_value_minor`) is the policy's formula over each customer's history: they "
