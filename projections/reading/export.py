@@ -32,12 +32,13 @@ import duckdb
 import pyarrow.parquet as pq
 
 from projections.catalog import customer_facts
+from projections.catalog import trends
 from projections.catalog import views as catalog
 from projections.errors import ProjectionError
 from projections.reading.query import reading
 
 TABLES = ("customers", "lifecycle_transitions", "value_movements", "policies", "engine_commits", "value_models", "value_estimates",
-          *catalog.VIEWS, *customer_facts.VIEWS)
+          *catalog.VIEWS, *trends.VIEWS, *customer_facts.VIEWS)
 MANIFEST = "manifest.json"
 _BATCH_ROWS = 100_000
 

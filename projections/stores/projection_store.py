@@ -33,6 +33,7 @@ from projections.catalog import policies
 from projections.catalog import profiles
 from projections.stores import snapshot
 from projections.catalog import transitions
+from projections.catalog import trends
 from projections.catalog import value_estimates
 from projections.catalog import value_movements
 from projections.catalog.dead_letters import DeadLetter
@@ -98,7 +99,8 @@ class DuckDBProjectionStore:
         self.recorder.connection.execute("SET checkpoint_threshold = '256MB'")
         with self.recorder.transaction() as connection:
             ddl = (*value_estimates.DDL, *customers.DDL, *profiles.DDL, *dead_letters.DDL, *transitions.DDL, *policies.DDL,
-                   *value_movements.DDL, *customer_facts.DDL, *history.DDL, *catalog.DDL)
+                   *value_movements.DDL, *customer_facts.DDL, *history.DDL, *catalog.DDL,
+                   *trends.DDL)
             for statement in ddl:
                 connection.execute(statement)
 
