@@ -13,6 +13,7 @@ import argparse
 import getpass
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,7 @@ from consumers.privacy.access_log import SQLiteAccessLog
 from consumers.privacy.personal_data import Opener, Sealer
 from consumers.commands.output import FORMATS, safe_json, snapshot_note, visible, visible_lines, write_rows
 from consumers.policy_file import load_policy
-from consumers.commands.progress import Progress
+from consumers.commands.progress import Progress, reading
 from consumers.commands.status import as_json as status_json
 from consumers.commands.asyncapi import asyncapi_document
 from consumers.commands.project import project
@@ -356,21 +357,39 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     not_after = None if args.allow_future else datetime.now(UTC) + engine_commands.FUTURE_MARGIN
     with _open_input(args.file) as stream, open_event_log(settings, CUSTOMER_EVENTS) as log, \
             open_customer_keys(settings) as keys:
+        lines, progress = bounded_lines(stream, limit), Progress("publish") if sys.stderr.isatty() else None
+        if progress is not None:
+            lines = reading(lines, progress, _size(stream))
         try:
-            report = publish_lines(bounded_lines(stream, limit), log, _report_invalid, max_line_bytes=limit,
+            report = publish_lines(lines, log, partial(_report_invalid, progress=progress), max_line_bytes=limit,
                                    not_after=not_after, sealer=Sealer(keys), strict=args.strict)
         except PublishFailed as failed:
+            if progress is not None:
+                progress.done()
             full = store_faults.disk_full(failed.cause)
             print(f"lifecycle publish: {'the disk is full: ' if full else ''}{failed}; "
                   f"{_publish_summary(failed.report)} before it, and they stay; "
                   f"{'free some space, then ' if full else ''}publish the same file again: "
                   "what is already on the log is skipped", file=sys.stderr)
             return PARTLY_DONE
+        if progress is not None:
+            progress.done()
     print(_publish_summary(report), file=sys.stderr)
     return 1 if report.invalid or report.conflicts else 0
 
 
-def _report_invalid(line: int, reason: str) -> None:
+def _size(stream: BinaryIO) -> int | None:
+    """The size of a file being read; None for a pipe."""
+    try:
+        status = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+def _report_invalid(line: int, reason: str, progress: Progress | None = None) -> None:
+    if progress is not None:
+        progress.clear()  # the progress line is drawn again after it
     print(f"line {line}: {reason}", file=sys.stderr)
 
 

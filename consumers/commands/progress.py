@@ -1,9 +1,10 @@
-"""Progress of a long command (replay, verify, dry run, process --once, demo) on a terminal."""
+"""Progress of a long command (publish, replay, verify, dry run, process --once, demo) on a terminal."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Iterator
 
 
 class Progress:
@@ -30,3 +31,21 @@ class Progress:
     @staticmethod
     def done() -> None:
         sys.stderr.write("\n")
+
+    @staticmethod
+    def clear() -> None:
+        """Clear the line, for a message to take its place (the next call draws it again)."""
+        sys.stderr.write("\r\x1b[K")
+
+
+def reading(lines: Iterable[bytes], progress: Progress, total: int | None) -> Iterator[bytes]:
+    """`lines` as they come, telling `progress` how many bytes of `total` were read, four
+    times a second and once at the end."""
+    read, told = 0, time.monotonic()
+    for line in lines:
+        read += len(line)
+        yield line
+        if time.monotonic() - told >= 0.25:
+            progress("read", read, total, "bytes")
+            told = time.monotonic()
+    progress("read", read, total, "bytes")

@@ -37,7 +37,7 @@ from projections.catalog import views as catalog
 from projections.errors import ProjectionError
 from projections.reading.query import reading
 
-TABLES = ("customers", "lifecycle_transitions", "value_movements", "policies", "engine_commits", "value_models", "value_estimates",
+TABLES = ("customers", "lifecycle_transitions", "value_movements", "customer_facts", "policies", "engine_commits", "value_models", "value_estimates",
           *catalog.VIEWS, *trends.VIEWS, *customer_facts.VIEWS)
 MANIFEST = "manifest.json"
 _BATCH_ROWS = 100_000
