@@ -5,6 +5,7 @@ cleanly at a batch boundary on SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -108,6 +109,7 @@ def test_a_signal_mid_catch_up_stops_at_a_batch_boundary_and_a_rerun_completes(s
             process.send_signal(signal_number)
             break
     assert process.wait(timeout=120) == 0
+    assert re.search(r"up to position \d+ of \d+$", line.strip()), f"-v tells how far the log goes: {line}"
     rest = process.stderr.read()
     assert "Traceback" not in rest
     done = int(rest.split("processed ")[1].split(" events")[0])

@@ -287,9 +287,10 @@ class CommitProgress:
 
 def _print_commit(batch: RecordBatch) -> None:
     tracking = batch.tracking
+    end = "" if batch.end is None else f" of {batch.end}"
     print(
         f"committed {len(batch.values)} records of {tracking.application_name} "
-        f"up to position {tracking.notification_id}",
+        f"up to position {tracking.notification_id}{end}",
         file=sys.stderr,
         flush=True,
     )
