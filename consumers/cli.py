@@ -544,7 +544,11 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_home()
     database = readable(settings, role_of(settings, args.role))
-    source, written = export_parquet(database, Path(args.parquet))
+    progress = Progress("export") if sys.stderr.isatty() else None
+    shown = None if progress is None else lambda done, of: progress("written", done, of, "tables")
+    source, written = export_parquet(database, Path(args.parquet), shown)
+    if progress is not None:
+        progress.done()
     if source != database:
         print("(a running `lifecycle process` holds the projections: exported from its snapshot)", file=sys.stderr)
     for table, rows in written:

@@ -151,3 +151,9 @@ def test_a_batch_run_shows_its_progress_on_a_terminal_only(tmp_path):
     assert quiet.returncode == 0 and "position" not in quiet.stderr, "quiet when not on a terminal"
     lines = _on_a_terminal(lifecycle_command(watched, "process", "--once", "--no-clock", "--batch-size", "500"))
     assert any(line.startswith("process --once: position ") and "records committed)" in line for line in lines), lines
+    lines = _on_a_terminal(lifecycle_command(watched, "fit-value-model"))
+    assert any(line.startswith("fit-value-model: fitting the models to the purchases") for line in lines), lines
+    lines = _on_a_terminal(lifecycle_command(watched, "export", "--parquet", str(tmp_path / "parquet")))
+    assert any(line.startswith("export: written ") and " tables" in line for line in lines), lines
+    lines = _on_a_terminal(lifecycle_command(watched, "clock", "--at", "2025-12-01T00:00:00Z"))
+    assert any(line.startswith("clock: position ") for line in lines), lines

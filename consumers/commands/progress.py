@@ -14,6 +14,8 @@ class Progress:
         self.command = command
         self.started = time.monotonic()
         self.phase = ""
+        self.stepped = False
+        """Whether a step without figures (`step`) was shown."""
 
     def __call__(self, phase: str, done: int, of: int | None, unit: str = "records") -> None:
         """`done` of `of` (None: not known) `unit`s in `phase`."""
@@ -27,6 +29,12 @@ class Progress:
         total = "" if of is None else f" of {of:,}"
         sys.stderr.write(f"\r{self.command}: {phase} {done:,}{total} {unit}{speed}{left}\x1b[K")
         sys.stderr.flush()
+
+    def step(self, text: str) -> None:
+        """A step with no figures to show (its time is not known ahead)."""
+        sys.stderr.write(f"\r{self.command}: {text}\x1b[K")
+        sys.stderr.flush()
+        self.stepped = True
 
     @staticmethod
     def done() -> None:

@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -182,9 +183,12 @@ def _batch_clock(session: EngineSession, at: datetime | None, on_commit, stoppin
 def clock(args: argparse.Namespace, settings: Settings) -> int:
     at = _clock_time(args.at, args.allow_future) or datetime.now(UTC)
     with EngineSession(settings) as session:
-        caught_up = session.run_once()
+        progress = CommitProgress(session, "clock") if sys.stderr.isatty() else None
+        caught_up = session.run_once(progress)
         appended = session.tick(at, source="lifecycle-clock")
-        report = caught_up + session.run_once() if appended else caught_up
+        report = caught_up + session.run_once(progress) if appended else caught_up
+        if progress is not None:
+            progress.finish()
         session.publish_partner_snapshots()
     if appended:
         print(_appended(appended, at), file=sys.stderr)
@@ -209,7 +213,12 @@ def _clock_time(at: datetime | None, allow_future: bool) -> datetime | None:
 
 def fit_value_model(args: argparse.Namespace, settings: Settings) -> int:
     with EngineSession(settings) as session:
-        print_fit(session.fit_value_models(args.as_of))
+        progress = CommitProgress(session, "fit-value-model") if sys.stderr.isatty() else None
+        fitting = None if progress is None else partial(progress.progress.step, "fitting the models to the purchases")
+        fitted = session.fit_value_models(args.as_of, progress, fitting)
+        if progress is not None:
+            progress.finish()
+        print_fit(fitted)
         session.publish_partner_snapshots()
     return 0
 
@@ -281,7 +290,7 @@ class CommitProgress:
         self.shown = True
 
     def finish(self) -> None:
-        if self.shown:
+        if self.shown or self.progress.stepped:
             self.progress.done()
 
 

@@ -124,7 +124,9 @@ class EngineSession:
         known = [t.latest for t in self.processor.times.values() if t.latest is not None]
         return max(known, default=None)
 
-    def fit_value_models(self, as_of: datetime | None = None) -> FitRun:
+    def fit_value_models(self, as_of: datetime | None = None,
+                         on_commit: Callable[[RecordBatch], None] | None = None,
+                         fitting: Callable[[], None] | None = None) -> FitRun:
         """Catch up with the log, fit the value models to the purchases as of `as_of`
         (the log's time if None), append the fit to the log and process it, so that
         every customer's figures follow from it (projections/catalog/value_estimates.py).
@@ -132,8 +134,9 @@ class EngineSession:
         The fit, whether it was appended (not when its id is on the log already, that
         is, a fit of the same cutoff, data and policy; then nothing is appended or
         processed, and the fit on the log may name earlier positions read), and what
-        was processed on the way, so that every record read is told of."""
-        caught_up = self.run_once()
+        was processed on the way, so that every record read is told of. `on_commit` is
+        told of each batch processed, `fitting` when the fit itself begins."""
+        caught_up = self.run_once(on_commit)
         known = self.log_time()
         if known is None:
             raise ConfigurationError("nothing processed yet: publish purchases and run `lifecycle process` first")
@@ -143,11 +146,13 @@ class EngineSession:
                    "customers would look older than anything the log knows; pick an earlier cutoff")
             raise ConfigurationError(msg)
         self._fit_tried_at = cutoff
+        if fitting is not None:
+            fitting()
         fit = self.store.fit_value_models(cutoff, source="lifecycle-fit-value-model")
         # The log skips an id it has (a duplicate) and refuses it with other content (a
         # conflict: the same fit read up to other positions); either way it is there.
         appended = self.log.append([(fit, encode_event(fit))]).appended > 0
-        return FitRun(fit, appended, caught_up + self.run_once() if appended else caught_up)
+        return FitRun(fit, appended, caught_up + self.run_once(on_commit) if appended else caught_up)
 
     def value_fit_due(self) -> bool:
         """Whether the policy's schedule calls for a fit: none yet, or the latest one's

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,7 +44,8 @@ MANIFEST = "manifest.json"
 _BATCH_ROWS = 100_000
 
 
-def export_parquet(database: Path, directory: Path) -> tuple[Path, list[tuple[str, int]]]:
+def export_parquet(database: Path, directory: Path,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[Path, list[tuple[str, int]]]:
     """Write each table of `TABLES` to `<directory>/<table>.parquet`, all or nothing: the
     file read (the database or its snapshot), and (table, rows) for each."""
     staging, previous = (directory.parent / f".{directory.name}.export-{what}" for what in ("partial", "previous"))
@@ -53,7 +55,11 @@ def export_parquet(database: Path, directory: Path) -> tuple[Path, list[tuple[st
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     with reading(database) as (connection, source):
-        written = [(table, _write(connection, table, staging)) for table in TABLES]
+        written = []
+        for table in TABLES:
+            written.append((table, _write(connection, table, staging)))
+            if progress is not None:
+                progress(len(written), len(TABLES))
         positions = dict(connection.execute("SELECT application_name, max(notification_id) FROM tracking "
                                             "GROUP BY 1 ORDER BY 1").fetchall())
     manifest = {"tables": dict(written), "positions": positions, "source": source.name,
