@@ -270,8 +270,10 @@ def p_alive(connection: duckdb.DuckDBPyConnection, money: Money) -> Section:
     labels = [f"{tenth / 10:.1f}-{(tenth + 1) / 10:.1f}" for tenth in range(10)]
     table = Rows(("P(alive)", "customers", "expected purchases", f"model CLV ({money.unit})"),
                  [(labels[tenth], n, charts.number(purchases), money(clv)) for tenth, n, purchases, clv in rows])
-    (churned, gone), = _rows(connection, "SELECT count_if(disagreement = 'churned_but_likely_alive'), "
-                                         "count_if(disagreement = 'active_but_likely_gone') FROM model_vs_rules")
+    # count_if of no rows is NULL; count(*) of none is 0.
+    (churned, gone), = _rows(connection, "SELECT count(*) FILTER (WHERE disagreement = 'churned_but_likely_alive'), "
+                                         "count(*) FILTER (WHERE disagreement = 'active_but_likely_gone') "
+                                         "FROM model_vs_rules")
     behind = _behind(connection, ("customer", "activity", "P(alive)", "disagreement"),
                      "SELECT customer_id, activity, p_alive, disagreement FROM model_vs_rules "
                      "ORDER BY abs(p_alive - 0.5) DESC, customer_id")
