@@ -510,9 +510,12 @@ def _access_log(args: argparse.Namespace, settings: Settings) -> int:
 def _rotate_master_key(args: argparse.Namespace, settings: Settings) -> int:
     new_path = Path(args.new_key)
     new = MasterKey.load(new_path, create=True)
+    progress = Progress("rotate-master-key") if sys.stderr.isatty() else None
     with open_customer_keys(settings) as keys:
         old = keys.master.fingerprint
-        count = keys.rewrap(new)
+        count = keys.rewrap(new, None if progress is None else lambda done: progress("re-wrapped", done, None, "keys"))
+    if progress is not None:
+        progress.done()
     if settings.master_key is None:
         os.replace(new_path, settings.master_key_path)
         where = f"it replaced {settings.master_key_path}, the home's default"
@@ -564,7 +567,10 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _write_report(database: Path, out: Path, since: datetime | None, until: datetime | None) -> None:
-    html = build_report(database, since, until)
+    progress = Progress("report") if sys.stderr.isatty() else None
+    html = build_report(database, since, until, None if progress is None else progress.step)
+    if progress is not None:
+        progress.done()
     partial = out.with_name(out.name + ".partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(out)

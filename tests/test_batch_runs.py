@@ -157,3 +157,7 @@ def test_a_batch_run_shows_its_progress_on_a_terminal_only(tmp_path):
     assert any(line.startswith("export: written ") and " tables" in line for line in lines), lines
     lines = _on_a_terminal(lifecycle_command(watched, "clock", "--at", "2025-12-01T00:00:00Z"))
     assert any(line.startswith("clock: position ") for line in lines), lines
+    lines = _on_a_terminal(lifecycle_command(watched, "report", "--out", str(tmp_path / "report.html")))
+    assert any(line.startswith("report: section 14 of 14") for line in lines), lines
+    lines = _on_a_terminal(lifecycle_command(watched, "rotate-master-key", str(tmp_path / "new.key")))
+    assert any(line.startswith("rotate-master-key: re-wrapped ") and " keys" in line for line in lines), lines

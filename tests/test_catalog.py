@@ -241,3 +241,22 @@ def test_visits_memberships_referrals_and_consents_are_one_query_each(settings, 
     facts = query("SELECT * FROM customer_facts")
     assert len(facts) == 9
     assert not any("M-77" in str(row) or "7946" in str(row) for row in facts), "no member numbers, no free text"
+
+
+def test_model_vs_rules_lists_where_the_value_model_and_the_rules_disagree():
+    from projections.catalog import views
+
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE customers (customer_id VARCHAR, stage VARCHAR, activity VARCHAR, purchases INT, "
+                       "last_purchase_at TIMESTAMPTZ, p_alive DOUBLE, value_model_id UUID)")
+    connection.executemany("INSERT INTO customers VALUES (?, 'first_time', ?, 1, NULL, ?, NULL)", [
+        ("a", "churned", 0.7), ("b", "churned", 0.3), ("c", "active", 0.2), ("d", "active", 0.9),
+        ("e", "dormant", 0.1), ("f", "churned", None), ("g", "churned", 0.5), ("h", "active", 0.5),
+    ])
+    (ddl,) = [statement for statement in views.DDL if "VIEW model_vs_rules" in statement]
+    connection.execute(ddl)
+    assert connection.execute("SELECT customer_id, disagreement FROM model_vs_rules ORDER BY 1").fetchall() == [
+        ("a", "churned_but_likely_alive"),  # a year without buying, yet even odds or better of buying again
+        ("c", "active_but_likely_gone"),
+        ("g", "churned_but_likely_alive"),  # 0.5 counts as likely alive
+    ]  # b and d agree; e is neither active nor churned; f has no figures; h at 0.5 is not likely gone

@@ -62,3 +62,19 @@ def test_time_in_stage_median_and_p90(trends):
         ("prospect", 3, 0, 0.0, 0.0),  # each bought at their first event
         ("repeat", 0, 1, None, None),
     ]
+
+
+def test_the_report_shows_them_as_computed_above(trends, settings):
+    from projections.reading.report import build_report
+
+    html = build_report(settings.views_path)
+    time_in_stage = html.split("<h2>Time in stage</h2>")[1].split("</section>")[0]
+    assert "<tr><td>first_time</td><td>1</td><td>2</td><td>220.0</td><td>220.0</td></tr>" in time_in_stage
+    monthly = html.split("<h2>Revenue and active customers, each month</h2>")[1].split("</section>")[0]
+    assert "<tr><td>2025-08</td><td>40.00</td><td>1</td><td>1</td></tr>" in monthly
+    assert "<td>2026-02*</td>" in monthly, "the month of the population's time is not over"
+    churn = html.split("<h2>Churn and win-back, each month</h2>")[1].split("</section>")[0]
+    assert "<tr><td>2025-08</td><td>0</td><td>0.0%</td><td>1</td><td>33.3%</td></tr>" in churn
+    assert "<tr><td>2026-01</td><td>1</td><td>33.3%</td><td>0</td><td>0.0%</td></tr>" in churn
+    # Behind it: the customers churned now, the latest first: r (2026-02-01), then p (2026-01-01).
+    assert churn.index("<td>r</td>") < churn.index("<td>p</td>")

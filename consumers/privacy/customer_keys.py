@@ -26,7 +26,7 @@ import base64
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -157,15 +157,18 @@ class CustomerKeys(ABC):
         with self._transaction():
             self._delete(list(customer_ids))
 
-    def rewrap(self, new: MasterKey) -> int:
+    def rewrap(self, new: MasterKey, progress: Callable[[int], None] | None = None) -> int:
         """Wrap every customer key by `new` instead, in one transaction: the keys and
-        what they sealed stay the same. Returns how many were re-wrapped."""
+        what they sealed stay the same. Returns how many were re-wrapped; `progress`
+        is told how many so far after each page of them."""
         done, after = 0, ""
         with self._transaction():
             while rows := self._page(after, PER_QUERY):
                 self._update([(c, new.wrap(c, self._unwrap(c, wrapped, master)), new.fingerprint)
                               for c, wrapped, master in rows])
                 done, after = done + len(rows), rows[-1][0]
+                if progress is not None:
+                    progress(done)
         self.master = new
         return done
 

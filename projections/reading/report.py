@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -32,9 +34,10 @@ class ReportError(ProjectionError):
     """The report cannot be made as asked."""
 
 
-def build_report(database: Path, since: datetime | None = None, until: datetime | None = None) -> str:
+def build_report(database: Path, since: datetime | None = None, until: datetime | None = None,
+                 told: Callable[[str], None] | None = None) -> str:
     """The report's HTML; movements from `since` to `until` (default: the 90 days up
-    to the population's time)."""
+    to the population's time). `told` is told of each section as it is made."""
     with reading(database) as (connection, source):
         population_time = connection.execute("SELECT max(as_of) FROM customers").fetchone()[0]  # type: ignore[index]
         until = until or population_time
@@ -43,22 +46,27 @@ def build_report(database: Path, since: datetime | None = None, until: datetime 
             raise ReportError(f"--since {charts.day(since)} is not before --until {charts.day(until)} (the "
                               "population's time, if not given): give a --since before it, or swap the two")
         money = sections.Money(sections.base_currency(connection))
-        made = [
-            sections.funnel(connection, money),
-            sections.movement(connection, "stage", since, until),
-            sections.monthly(connection, money, population_time),
-            sections.churn(connection, money, population_time),
-            sections.time_in_stage(connection, population_time),
-            sections.pyramid(connection, money),
-            sections.movement(connection, "value_band", since, until),
-            sections.rfm(connection, money),
-            sections.daily(connection),
-            sections.cohorts(connection, population_time),
-            sections.p_alive(connection, money),
-            sections.value_matrix(connection, money),
-            sections.activity(connection, money),
-            sections.satisfaction(connection),
+        makers = [
+            partial(sections.funnel, connection, money),
+            partial(sections.movement, connection, "stage", since, until),
+            partial(sections.monthly, connection, money, population_time),
+            partial(sections.churn, connection, money, population_time),
+            partial(sections.time_in_stage, connection, population_time),
+            partial(sections.pyramid, connection, money),
+            partial(sections.movement, connection, "value_band", since, until),
+            partial(sections.rfm, connection, money),
+            partial(sections.daily, connection),
+            partial(sections.cohorts, connection, population_time),
+            partial(sections.p_alive, connection, money),
+            partial(sections.value_matrix, connection, money),
+            partial(sections.activity, connection, money),
+            partial(sections.satisfaction, connection),
         ]
+        made = []
+        for number, make in enumerate(makers, start=1):
+            if told is not None:
+                told(f"section {number} of {len(makers)}")
+            made.append(make())
     return _page(made, source.name, population_time)
 
 
