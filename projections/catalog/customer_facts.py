@@ -14,14 +14,14 @@ repeat the engine ignored (`customers.duplicates_ignored`) has no row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from lifecycle.state import epoch_seconds
-from projections.arrow_rows import append
+from projections import arrow_rows
+from projections.arrow_rows import TakenRows, append
 from schemas import (
     ComplaintFiled,
     ComplaintResolved,
@@ -94,13 +94,8 @@ _OWN = COLUMNS[5:-2]
 Row = tuple[Any, ...]
 
 
-@dataclass
-class CustomerFacts:
-    """The rows of a run of taken events, fed in the order they were taken."""
-
-    rows: list[Row] = field(default_factory=list)
-    taken_at: list[int] = field(default_factory=list)
-    """The position each row's event was taken at (as `ValueMovements.taken_at`)."""
+class CustomerFacts(TakenRows):
+    """The rows of a run of taken events (`TakenRows`)."""
 
     def take(self, event: AnyCustomerEvent, partition: str, position: int, booked: tuple[int, int] | None,
              taken_at: int | None = None) -> None:
@@ -111,21 +106,12 @@ class CustomerFacts:
             return
         name, own = kind
         values = [getattr(event, column) if column in own else None for column in _OWN]
-        self.rows.append((event.event_id.bytes, event.customer_id, name, epoch_seconds(event.occurred_at),
-                          event.source, *values, partition, position))
-        self.taken_at.append(position if taken_at is None else taken_at)
-
-    def after(self, written: int | None) -> list[Row]:
-        """The rows of records taken past `written`, the position the projections hold."""
-        if written is None:
-            return self.rows
-        return [row for row, at in zip(self.rows, self.taken_at) if at > written]
+        self.add((event.event_id.bytes, event.customer_id, name, epoch_seconds(event.occurred_at), event.source,
+                  *values, partition, position), position, taken_at)
 
 
 def table(rows: Sequence[Row]) -> pa.Table | None:
-    if not rows:
-        return None
-    return pa.table([pa.array(column, kind) for column, kind in zip(zip(*rows), _SCHEMA.types)], schema=_SCHEMA)
+    return arrow_rows.table(rows, _SCHEMA)
 
 
 def insert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:

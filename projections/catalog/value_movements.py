@@ -17,13 +17,13 @@ the policy has no rate for nothing. So per customer the rows sum to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
 from lifecycle.state import epoch_seconds
-from projections.arrow_rows import append
+from projections import arrow_rows
+from projections.arrow_rows import TakenRows, append
 from schemas import Purchase, Refund
 from schemas.events import AnyCustomerEvent
 
@@ -50,14 +50,8 @@ _KINDS = {Purchase: "purchase", Refund: "refund"}
 Row = tuple[bytes, str, str, str, int, int, int, str, int]
 
 
-@dataclass
-class ValueMovements:
-    """The rows of a run of taken events, fed in the order they were taken."""
-
-    rows: list[Row] = field(default_factory=list)
-    taken_at: list[int] = field(default_factory=list)
-    """The position each row's event was taken at: its own, or later for a record that
-    waited for time (lifecycle/partition_time.py)."""
+class ValueMovements(TakenRows):
+    """The rows of a run of taken events (`TakenRows`)."""
 
     def take(self, event: AnyCustomerEvent, partition: str, position: int, booked: tuple[int, int] | None,
              taken_at: int | None = None) -> None:
@@ -67,21 +61,12 @@ class ValueMovements:
         if kind is None or booked is None:
             return
         value, revenue = booked
-        self.rows.append((event.event_id.bytes, event.customer_id, event.order_id, kind,  # type: ignore[union-attr]
-                          epoch_seconds(event.occurred_at), revenue, value, partition, position))
-        self.taken_at.append(position if taken_at is None else taken_at)
-
-    def after(self, written: int | None) -> list[Row]:
-        """The rows of records taken past `written`, the position the projections hold."""
-        if written is None:
-            return self.rows
-        return [row for row, at in zip(self.rows, self.taken_at) if at > written]
+        self.add((event.event_id.bytes, event.customer_id, event.order_id, kind,  # type: ignore[union-attr]
+                  epoch_seconds(event.occurred_at), revenue, value, partition, position), position, taken_at)
 
 
 def table(rows: Sequence[Row]) -> pa.Table | None:
-    if not rows:
-        return None
-    return pa.table([pa.array(column, kind) for column, kind in zip(zip(*rows), _SCHEMA.types)], schema=_SCHEMA)
+    return arrow_rows.table(rows, _SCHEMA)
 
 
 def insert(connection: duckdb.DuckDBPyConnection, rows: pa.Table | None) -> None:
