@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,13 @@ def _flags(settings: Settings) -> list[str]:
 def lifecycle(settings: Settings, *args: str) -> int:
     """`lifecycle ARGS --home ... [--kafka ...] [--roles ...] [--key-store ...]`, returning the exit status."""
     return main([*args, *_flags(settings)])
+
+
+def sql_rows(settings: Settings, capsys, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def, type-arg]
+    """`lifecycle sql SQL --format json`, as rows of values."""
+    capsys.readouterr()
+    assert lifecycle(settings, "sql", sql, "--format", "json") == 0
+    return [tuple(row.values()) for row in json.loads(capsys.readouterr().out)]
 
 
 def lifecycle_command(settings: Settings, *args: str) -> list[str]:

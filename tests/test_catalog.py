@@ -18,13 +18,14 @@ and a clock on day 30.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from projections.reading.export import TABLES
-from tests.cli import lifecycle
+from tests.cli import lifecycle, sql_rows
 from tests.test_explain import _at, _event, _purchase
 
 POPULATION = [
@@ -51,12 +52,7 @@ def catalog(settings, tmp_path: Path, capsys):  # type: ignore[no-untyped-def]
     assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
 
-    def query(sql: str) -> list[tuple]:
-        capsys.readouterr()
-        assert lifecycle(settings, "sql", sql, "--format", "json") == 0
-        return [tuple(row.values()) for row in json.loads(capsys.readouterr().out)]
-
-    return query
+    return partial(sql_rows, settings, capsys)
 
 
 def test_rfm_scores_and_segments(catalog):
@@ -225,11 +221,7 @@ def test_visits_memberships_referrals_and_consents_are_one_query_each(settings, 
     assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
 
-    def query(sql: str) -> list[tuple]:  # type: ignore[type-arg]
-        capsys.readouterr()
-        assert lifecycle(settings, "sql", sql, "--format", "json") == 0
-        return [tuple(row.values()) for row in json.loads(capsys.readouterr().out)]
-
+    query = partial(sql_rows, settings, capsys)
     # Visit frequency: visits per customer and the mean days between them.
     assert query("SELECT customer_id, count(*), count_if(place = 'store'), sum(duration_s), "
                  "round(date_diff('day', min(occurred_at), max(occurred_at)) / (count(*) - 1), 1) "

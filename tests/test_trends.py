@@ -14,10 +14,11 @@ and a clock every 30 days to day 400 (2026-02-05).
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
-from tests.cli import lifecycle
+from tests.cli import lifecycle, sql_rows
 from tests.test_explain import _event, _purchase
 
 POPULATION = [
@@ -34,12 +35,7 @@ def trends(settings, tmp_path, capsys):  # type: ignore[no-untyped-def]
     assert lifecycle(settings, "publish", str(source), "--allow-future") == 0
     assert lifecycle(settings, "process", "--once", "--no-clock") == 0
 
-    def query(sql: str) -> list[tuple]:  # type: ignore[type-arg]
-        capsys.readouterr()
-        assert lifecycle(settings, "sql", sql, "--format", "json") == 0
-        return [tuple(row.values()) for row in json.loads(capsys.readouterr().out)]
-
-    return query
+    return partial(sql_rows, settings, capsys)
 
 
 def test_revenue_buyers_churn_and_win_back_each_month(trends):
