@@ -182,5 +182,11 @@ class EngineSession:
     def __enter__(self) -> EngineSession:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        try:
+            self.close()
+        except Exception:
+            if error is None:
+                raise
+            # What stopped the session is what to tell: closing after it can fail for the
+            # same cause (RocksDB refuses to close after a write the full disk refused).
