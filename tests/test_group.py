@@ -201,6 +201,11 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
     capsys.readouterr()
     assert _projected(kafka, tmp_path / "projector") == single, "projected again, nothing changes"
     assert "projected 0 checkpoints" in capsys.readouterr().err
+    assert lifecycle(Settings(home=tmp_path / "projector", kafka=kafka.kafka), "status", "--format", "json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["projector_of"] == GROUP and status["lag"] == 0 and status["engine_pid"] is None
+    assert lifecycle(Settings(home=tmp_path / "projector", kafka=kafka.kafka), "status") == 0
+    assert "the projections of the consumer group g (`lifecycle project`, not projecting)" in capsys.readouterr().out
     _verified(kafka, tmp_path / "projector")
     assert lifecycle(Settings(home=tmp_path / "projector", kafka=kafka.kafka), "verify", "--partition", "1") == 0
     customer = single["customers"][0][0]

@@ -30,6 +30,7 @@ from consumers.logs.lifecycle_relay import LifecycleRelay
 from consumers.logs.sqlite_event_log import SQLiteEventLog
 from consumers.errors import ConfigurationError
 from consumers.settings import Settings
+from projections.reading.query import reading
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class EngineStatus:
     """The consumer group whose offsets these are, if it is a group's status."""
     members: list[MemberReport] | None = None
     """A group's members, as each last reported itself."""
+    projector_of: str | None = None
+    """The consumer group whose projections the home holds, if a projector's (`lifecycle project`)."""
 
     @property
     def lag(self) -> int | None:
@@ -97,6 +100,8 @@ def _members(settings: Settings, group: str) -> list[MemberReport] | None:
 
 def engine_status(settings: Settings) -> EngineStatus:
     generation = home.current(settings.home)
+    if generation is not None and home.projector_group(generation) is not None:
+        return _projector_status(settings, generation)
     with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
         names = log.partitions()
         if generation is None or not SQLiteEventLog.path_of(generation, CUSTOMER_LIFECYCLE).exists():
@@ -111,6 +116,19 @@ def engine_status(settings: Settings) -> EngineStatus:
     partitions = [PartitionStatus(name, committed.get(name, 0), ends.get(name)) for name in names]
     return EngineStatus(str(settings.home), _engine_pid(settings.home), generation.name if generation else None,
                         partitions, last_commit, relay_behind)
+
+
+def _projector_status(settings: Settings, generation: Path) -> EngineStatus:
+    """A projector's home (`lifecycle project`): per partition, the input position its
+    projections reach, against where the log ends."""
+    with reading(generation / home.VIEWS) as (connection, source):
+        committed = dict(connection.execute("SELECT application_name, notification_id FROM tracking").fetchall())
+    with open_event_log(settings, CUSTOMER_EVENTS, create=False) as log:
+        names = log.partitions()
+        ends = log.ends_from(committed.get)
+    partitions = [PartitionStatus(name, committed.get(name, 0), ends.get(name)) for name in names]
+    return EngineStatus(str(settings.home), _engine_pid(settings.home), generation.name, partitions,
+                        _modified(source), None, projector_of=home.projector_group(generation))
 
 
 def _relay_behind(settings: Settings, lifecycle_log: SQLiteEventLog) -> int | None:
@@ -149,6 +167,10 @@ def render_text(status: EngineStatus, now: datetime) -> str:
     engine = f"running (pid {status.engine_pid})" if status.engine_pid else "not running"
     if status.group is not None:
         lines = [f"consumer group {status.group}: the offsets its members committed with their checkpoints"]
+    elif status.projector_of is not None:
+        projector = engine.replace("running", "projecting", 1)
+        lines = [f"home {status.home}: the projections of the consumer group {status.projector_of} "
+                 f"(`lifecycle project`, {projector}), generation {status.generation}; committed: what they hold"]
     else:
         lines = [f"home {status.home}: engine {engine}, generation "
                  f"{status.generation or '(none yet: nothing processed)'}"]
@@ -218,6 +240,7 @@ def as_json(status: EngineStatus) -> dict[str, object]:
         "relay_behind": status.relay_behind,
         "group": status.group,
         "members": None if status.members is None else [_member_json(m) for m in status.members],
+        "projector_of": status.projector_of,
     }
 
 
