@@ -456,3 +456,27 @@ def test_a_group_member_needs_kafka_and_runs_until_stopped(tmp_path, capsys):
     settings = Settings(home=tmp_path, kafka="127.0.0.1:9")  # refused before any connection
     assert lifecycle(settings, "process", "--group", GROUP, "--once") == 2
     assert "--group runs until stopped" in capsys.readouterr().err
+
+
+def test_a_changelog_that_lost_records_is_refused_rather_than_restored_in_part(kafka, tmp_path):
+    """A changelog deleted and recreated while the group ran begins at a later checkpoint:
+    restoring from it would give only the customers changed since. Refused, saying what to do."""
+    from consumers.group.changelog import META_KEY, ChangelogBehind, CheckpointMeta, encode_meta, restore_partition
+    from projections.stores.state_store import RocksDBStateStore
+
+    topic = changelog_topic("recreated")
+    producer = KafkaProducer(bootstrap_servers=kafka.kafka)
+    producer.send(topic, b"state", key=b"c-1", partition=0)
+    producer.send(topic, encode_meta(CheckpointMeta(500, 900, (None, None, []), [], 1)), key=META_KEY, partition=0)
+    producer.flush()
+    producer.close()
+    store = RocksDBStateStore(tmp_path / "states", 1_000)
+    reader = KafkaConsumer(bootstrap_servers=kafka.kafka)
+    try:
+        with pytest.raises(ChangelogBehind, match="goes from position 0 of customer-events:0 to a checkpoint that "
+                                                  "starts at 500: the changelog lost records"):
+            restore_partition(reader, topic, 0, "customer-events:0", store, 900, lambda _: None)
+        assert store.positions() == {}, "nothing restored"
+    finally:
+        reader.close()
+        store.close()

@@ -111,14 +111,16 @@ def restore_partition(consumer: KafkaConsumer, topic: str, partition: int, name:
     pending: dict[str, bytes] = {}
     restored: dict[str, bytes] = {}
     applied: CheckpointMeta | None = None
-    records, mark, told = 0, start, started
+    records, mark, told, reached = 0, start, started, positions.get(name, 0)
     for _, chunk, end in drain(consumer, {tp: start}, _READ_BATCH):
         for record in chunk:
             if record.key == META_KEY:
                 meta = _meta_decoder.decode(record.value)
                 if meta.end <= committed:
+                    if meta.start > reached:
+                        raise ChangelogBehind(_gap(topic, name, reached, meta.start))
                     restored.update(pending)
-                    applied, mark = meta, record.offset + 1
+                    applied, mark, reached = meta, record.offset + 1, max(reached, meta.end)
                 pending = {}  # past the committed offset: a checkpoint a fenced member never committed
             else:
                 pending[record.key.decode()] = record.value
@@ -129,14 +131,23 @@ def restore_partition(consumer: KafkaConsumer, topic: str, partition: int, name:
                 progress(records, end - start)
             told = time.monotonic()
     if applied is None or applied.end != committed:
-        reached = "nothing" if applied is None else f"position {applied.end}"
-        msg = (f"the changelog {topic} holds {reached} for {name}, but the group committed position {committed}: "
-               "the changelog lost records (was it deleted or recreated?); run `lifecycle replay` to derive "
-               "everything again from the log")
-        raise ChangelogBehind(msg)
+        held = "nothing" if applied is None else f"position {applied.end}"
+        raise ChangelogBehind(f"the changelog {topic} holds {held} for {name}, but the group committed position "
+                              f"{committed}: {_LOST}")
     held = [(Held(seq, at, kind, customer), raw) for seq, at, kind, customer, raw in applied.held]
     store.restore(name, restored, applied.rule, held, {mark_name(topic, partition): mark, name: committed})
     return Restored(len(restored), records, time.monotonic() - started)
+
+
+_LOST = ("the changelog lost records (was it deleted or recreated?), so the partition's states cannot be restored. "
+         "Stop the group's members, delete the changelog, reset the group's offsets of customer-events to the "
+         "earliest (kafka-consumer-groups --reset-offsets --to-earliest) and start them again: they derive "
+         "everything again from the log (the same lifecycle events, with the same ids)")
+
+
+def _gap(topic: str, name: str, reached: int, start: int) -> str:
+    return (f"the changelog {topic} goes from position {reached} of {name} to a checkpoint that starts at {start}: "
+            f"{_LOST}")
 
 
 def committed_checkpoints(consumer: KafkaConsumer, topic: str, committed: dict[int, int]) -> set[bytes]:
