@@ -232,13 +232,26 @@ def test_two_members_commit_exactly_what_one_engine_derives(kafka, tmp_path, cap
     assert _committed_topic(kafka, changelog_topic(GROUP)), "states went to the changelog"
 
 
-def test_the_projector_refuses_another_policy_and_a_group_that_never_ran(kafka, tmp_path, capsys):
+def test_a_live_projector_waits_for_the_group_and_refuses_another_policy(kafka, tmp_path, capsys):
     _publish(kafka, list(generate(PopulationSpec(customers=20, seed=3, days=30))))
-    member = _Watched(kafka, tmp_path / "a")
+    live = Settings(home=tmp_path / "live", kafka=kafka.kafka)
+    projecting = subprocess.Popen(lifecycle_command(live, "project", "--group", GROUP, "--poll-interval", "0.1",
+                                                    "--snapshot-every", "0.1"),
+                                  stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        _caught_up(kafka, [member])
+        assert projecting.stderr is not None
+        assert "there is no topic g-projections: no member of the group g has run yet" in projecting.stderr.readline()
+        member = _Watched(kafka, tmp_path / "a")
+        try:
+            _caught_up(kafka, [member])
+            snapshot = tmp_path / "live" / "derived-1" / "views.snapshot.duckdb"
+            _wait_for(snapshot.exists, "the live projector's first snapshot", [member])
+        finally:
+            _stopped([member])
     finally:
-        _stopped([member])
+        projecting.send_signal(signal.SIGTERM)
+        assert projecting.wait(timeout=60) == 0
+    assert "projected " in projecting.stderr.read()
     projector = Settings(home=tmp_path / "projector", kafka=kafka.kafka)
     policy = tmp_path / "policy.toml"
     policy.write_text('version = "other-1"\n')

@@ -18,11 +18,12 @@ from kafka.errors import KafkaError
 from consumers import home
 from consumers.commands.stopping import Stopping
 from consumers.errors import ConfigurationError
-from consumers.group.projector import GroupProjector, ProjectReport
+from consumers.group.projector import GroupProjector, NoProjectionTopic, ProjectReport
 from consumers.logs.kafka_event_log import KafkaUnavailable
 from consumers.policy_file import load_policy
 from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
+from lifecycle.policy import Policy
 from projections.stores.projection_store import DuckDBProjectionStore
 
 
@@ -41,8 +42,8 @@ def project(args: argparse.Namespace, settings: Settings) -> int:
                                 auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
             offsets = _connect(settings, group_id=args.group, enable_auto_commit=False)
-            projector = GroupProjector(consumer, offsets, args.group, store, policy)
-            report = _run(projector, store, settings, args, stopping)
+            projector = _projector(consumer, offsets, store, policy, args, stopping)
+            report = ProjectReport() if projector is None else _run(projector, store, settings, args, stopping)
         finally:
             for client in (consumer, offsets):
                 if client is not None:
@@ -54,6 +55,25 @@ def project(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{report.waiting} checkpoints read wait for the group to commit their input offsets: a later run "
               "projects them", file=sys.stderr)
     return 0
+
+
+def _projector(consumer: KafkaConsumer, offsets: KafkaConsumer, store: DuckDBProjectionStore, policy: Policy,
+               args: argparse.Namespace, stopping: Stopping) -> GroupProjector | None:
+    """The projector of the group; live, it waits for the group's first member to make
+    the projection topic (None if stopped meanwhile)."""
+    told = False
+    while True:
+        try:
+            return GroupProjector(consumer, offsets, args.group, store, policy)
+        except NoProjectionTopic as missing:
+            if args.once:
+                raise
+            if not told:
+                _say(f"{missing}; waiting for it")
+                told = True
+        stopping.wait(args.poll_interval)
+        if stopping():
+            return None
 
 
 def _run(projector: GroupProjector, store: DuckDBProjectionStore, settings: Settings, args: argparse.Namespace,

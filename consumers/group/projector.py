@@ -45,6 +45,10 @@ class ProjectorError(LifecycleError):
     """The projection topic cannot be projected as it stands."""
 
 
+class NoProjectionTopic(ProjectorError):
+    """The group's projection topic does not exist (yet): no member has run."""
+
+
 @dataclass
 class ProjectReport:
     """What a projector run did."""
@@ -71,7 +75,7 @@ class GroupProjector:
         self.group = group
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
-            raise ProjectorError(f"there is no topic {self.topic}: no member of the group {group} has run yet "
+            raise NoProjectionTopic(f"there is no topic {self.topic}: no member of the group {group} has run yet "
                                  f"(start `lifecycle process --kafka ... --group {group}` first), or the group's "
                                  "name is another")
         store.adopt_policy(policy)
