@@ -45,6 +45,20 @@ def _derived(session: EngineSession) -> tuple[list[tuple], list[tuple], list[tup
         ))
 
 
+def _in_one_go(settings: Settings, tmp_path, clock_at=None) -> tuple[list[tuple], list[tuple], list[tuple]]:  # type: ignore[no-untyped-def]
+    """What one engine derives from the same log in one batch and one checkpoint (then,
+    given `clock_at`, a clock to then), in a home of its own."""
+    reference = replace(settings, home=tmp_path / "reference")
+    if settings.kafka is None:
+        _published(reference)
+    with EngineSession(reference, 100_000) as session:
+        assert session.run_once().checkpoints == 1
+        if clock_at is not None:
+            session.tick(clock_at)
+            session.run_once()
+        return _derived(session)
+
+
 def test_lifecycle_events_go_out_each_batch_and_projections_and_states_at_the_checkpoint(settings):
     _published(settings)
     with EngineSession(settings, BATCH, NEVER_DUE) as session:
@@ -71,12 +85,7 @@ def test_where_checkpoints_fall_changes_nothing_derived(settings, tmp_path, chec
         session.processor.checkpoint()
         derived = _derived(session)
 
-    reference = replace(settings, home=tmp_path / "reference")
-    if settings.kafka is None:
-        _published(reference)
-    with EngineSession(reference, 100_000) as session:
-        assert session.run_once().checkpoints == 1
-        assert _derived(session) == derived
+    assert _in_one_go(settings, tmp_path) == derived
 
 
 def test_more_changed_customers_than_the_state_cache_holds_bring_a_checkpoint(tmp_path):
@@ -102,11 +111,4 @@ def test_a_clock_after_a_long_silence_is_checkpointed_step_by_step(settings, tmp
         session.processor.checkpoint()
         derived = _derived(session)
 
-    reference = replace(settings, home=tmp_path / "reference")
-    if settings.kafka is None:
-        _published(reference)
-    with EngineSession(reference, 100_000) as session:
-        session.run_once()
-        session.tick(later)
-        session.run_once()
-        assert _derived(session) == derived
+    assert _in_one_go(settings, tmp_path, later) == derived
