@@ -187,3 +187,29 @@ def test_a_replay_under_another_policy_keeps_the_versions_used_before(tmp_path, 
     policy.write_text('version = "strict-1"\n[stage]\nloyal_min_purchases = 3\n')
     assert lifecycle(settings, "replay", "--workers", "1", "--policy", str(policy)) == 2
     assert "was used before with other thresholds" in capsys.readouterr().err
+
+
+def test_the_writes_beside_the_projections_hand_their_error_over_and_stop_with_the_projections():
+    import threading
+
+    from consumers.replay import ReplayStopped, _Beside, _until
+
+    def failing() -> None:
+        raise OSError(28, "No space left on device")
+
+    beside = _Beside(failing)
+    with pytest.raises(OSError, match="No space left"):
+        beside.join()
+
+    stop, written = threading.Event(), []
+
+    def writing() -> None:
+        for item in _until(stop, iter(range(1_000_000))):
+            written.append(item)
+            if item == 10:
+                stop.set()  # as the projections' error or a Ctrl-C sets it
+
+    beside = _Beside(writing)
+    with pytest.raises(ReplayStopped):
+        beside.join()
+    assert written == list(range(11)), "it stops at its next item"

@@ -10,8 +10,8 @@ As Flink runs a bounded input in batch mode: sort by key, hold one key's state a
 3. fold (workers): bucket by bucket, each customer's events with their partition's
    clocks, in the order taken, through the same engine as live processing
    (`consumers/replay/fold.py`);
-4. write (here): the parts go in bulk into the projections, the lifecycle log and the
-   state store of a new generation, with the positions reached, so that `lifecycle
+4. write (here): the parts go in bulk into the projections, and beside them (a thread
+   of their own) the lifecycle log and the state store, of a new generation, with the positions reached, so that `lifecycle
    process` goes on from there; then the generation is switched in (consumers/home.py).
 
 The replayed lifecycle log holds the same events as live processing would have recorded
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from eventsourcing.persistence import Tracking
 
@@ -49,6 +50,7 @@ from projections.stores.projection_store import DuckDBProjectionStore
 from projections.stores.state_store import RocksDBStateStore
 
 BUCKETS_PER_WORKER = 32
+_Item = TypeVar("_Item")
 # Embedded log ranges are whole segments, at least this many per range.
 _MIN_SEGMENTS_PER_RANGE = 50
 
@@ -63,8 +65,9 @@ class ReplayReport(FoldResult):
     """Why the engine-commit history and the policy versions of the generation replaced
     could not be carried over (it was damaged); None when they were."""
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds of wall time per step, in order: scan, time, fold, then the writes of the
-    projections, the lifecycle log and the states."""
+    """Seconds of wall time per step, in order: scan, time, fold and writes; then the
+    three writes of which `writes` is made, side by side: the projections, beside the
+    lifecycle log followed by the states."""
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -118,19 +121,66 @@ def _derive(settings: Settings, policy: Policy, workers: int, progress: Progress
     report, taking = derive_parts(settings, policy, workers, parts, progress)
     report.generation = generation
     previous_views = previous / home.VIEWS if previous is not None else None
-    with report.timed("projections"):
-        report.history_lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views, taking.times,
-                                            taking.positions)
+    stop = threading.Event()
+    with report.timed("writes"):
+        logs = _Beside(lambda: _write_logs(generation, parts, taking, report, stop))
+        try:
+            with report.timed("projections"):
+                report.history_lost = bulk.assemble(generation / home.VIEWS, parts, policy, previous_views,
+                                                    taking.times, taking.positions)
+            logs.join()
+        except BaseException:
+            # The generation is removed after this: not while the thread still writes
+            # into it, even if Ctrl-C comes again.
+            stop.set()
+            unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                logs.wait()  # its error, if any, follows from this one
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+            raise
+    shutil.rmtree(parts)
+    return report
+
+
+class _Beside(threading.Thread):
+    """Runs `work` beside this thread: `join` waits for it and raises what it raised."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__(name="replay-writes", daemon=True)
+        self._work = work
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # Ctrl-C is the main thread's
+        try:
+            self._work()
+        except BaseException as error:  # noqa: BLE001 - handed to the joining thread
+            self._error = error
+
+    def wait(self) -> None:
+        super().join()
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self._error is not None:
+            raise self._error
+
+
+def _write_logs(generation: Path, parts: Path, taking: LogTaking, report: ReplayReport, stop: threading.Event) -> None:
+    """The lifecycle log, then the state store, from the parts, while the projections
+    are assembled beside (both mostly wait on SQLite, RocksDB and DuckDB, which run
+    without the GIL); `stop` set ends them at their next batch."""
     with report.timed("lifecycle log"):
-        _write_lifecycle_log(generation, parts, taking.positions)
+        _write_lifecycle_log(generation, parts, taking.positions, stop)
     with report.timed("states"):
         states = RocksDBStateStore(generation / home.STATES, cache_size=0)
         try:
-            states.load(bulk.encoded_states(parts), taking.rules, bulk.waiting_records(parts), taking.positions)
+            states.load(_until(stop, bulk.encoded_states(parts)), taking.rules, bulk.waiting_records(parts),
+                        taking.positions)
         finally:
             states.close()
-    shutil.rmtree(parts)
-    return report
 
 
 def derive_parts(
@@ -240,17 +290,29 @@ def _fold(run, scans, buckets, parts, policy, taking, report, progress) -> list[
     return results
 
 
-def _write_lifecycle_log(generation: Path, parts: Path, positions: dict[str, int]) -> None:
+def _write_lifecycle_log(generation: Path, parts: Path, positions: dict[str, int], stop: threading.Event) -> None:
     """The lifecycle events in the replay's order, each run recorded with the position
     of its last cause; then each partition's final position."""
     with SQLiteEventLog(home=generation, name=CUSTOMER_LIFECYCLE) as log:
         recorded: dict[str, int] = {}
-        for partition, position, payloads in bulk.lifecycle_payloads(parts):
+        for partition, position, payloads in _until(stop, bulk.lifecycle_payloads(parts)):
             log.record(payloads, Tracking(partition, position))
             recorded[partition] = position
         for partition, position in positions.items():
             if recorded.get(partition, 0) < position:
                 log.record([], Tracking(partition, position))
+
+
+def _until(stop: threading.Event, items: Iterator[_Item]) -> Iterator[_Item]:
+    """`items` until `stop` is set: then `ReplayStopped`."""
+    for item in items:
+        if stop.is_set():
+            raise ReplayStopped
+        yield item
+
+
+class ReplayStopped(Exception):
+    """The replay's other writes failed or were interrupted: this one stopped with them."""
 
 
 def _publish_partner_snapshots(settings: Settings, generation: Path) -> None:

@@ -37,8 +37,10 @@ from schemas import decode_event
 from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
 
-# Replays use at most this much memory for DuckDB, spilling to disk beyond it.
+# Replays use at most this much memory for DuckDB, spilling to disk beyond it: the
+# projections' assembly MEMORY_LIMIT, the streams read beside it STREAM_MEMORY_LIMIT.
 MEMORY_LIMIT = "768MB"
+STREAM_MEMORY_LIMIT = "256MB"
 
 
 def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> None:
@@ -308,7 +310,7 @@ def _streamed(parts: Path, kind: str, query: str, batch_rows: int) -> Iterator[t
     Arrow batches with DuckDB's memory bounded; nothing if there are no such parts."""
     if not _any(parts, kind):
         return
-    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+    connection = duckdb.connect(config={"memory_limit": STREAM_MEMORY_LIMIT})
     try:
         reader = connection.sql(query.format(parts=f"read_parquet('{parts_glob(parts, kind)}')"))
         for batch in reader.to_arrow_reader(batch_rows):
