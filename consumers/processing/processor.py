@@ -34,6 +34,7 @@ from eventsourcing.persistence import Tracking
 from consumers.errors import LifecycleError
 from consumers.logs.event_log import LogReader, RecordBatch, record_seq
 from consumers.processing.checkpoint import CheckpointClock, CheckpointPolicy, SinceCheckpoint
+from consumers.processing.gc_pause import gc_paused
 from consumers.processing.outputs import ProcessorOutputs
 from consumers.processing.process_report import ProcessReport, RunCount
 from lifecycle.deadlines import due
@@ -200,7 +201,8 @@ class LifecycleProcessor:
         with closing(self.log.read(self.position_of, self.batch_size)) as reading:
             for batch in _cut(reading, self._cut_at):
                 try:
-                    first = self._process(batch)
+                    with gc_paused():
+                        first = self._process(batch)
                 except _Rewind:
                     run.rewound()
                     return not (should_stop is not None and should_stop())
@@ -247,8 +249,9 @@ class LifecycleProcessor:
             batches = [StateBatch(since.effects.tracking, name, since.effects.states, since.deadlines_before,
                                   self.times[name].state(), list(since.held.values()), since.released)
                        for name, since in self._since.items()]
-            self.outputs.checkpoint(self._since, self.times, batches)
-            self.states.write_many(batches)
+            with gc_paused():
+                self.outputs.checkpoint(self._since, self.times, batches)
+                self.states.write_many(batches)
         except BaseException:
             self._discard()
             raise

@@ -44,6 +44,7 @@ from consumers.replay.timing import LogTaking, take_log
 from consumers.privacy.roles_file import load_roles
 from consumers.settings import Settings
 from consumers.logs.sqlite_event_log import SEGMENT_SIZE, SQLiteEventLog
+from consumers.processing.gc_pause import gc_paused
 from lifecycle.policy import Policy
 from projections.bulk import parts as bulk
 from projections.stores.projection_store import DuckDBProjectionStore
@@ -223,7 +224,7 @@ Run = Callable[[Callable, list[tuple]], Iterator]  # type: ignore[type-arg]
 def _workers(count: int) -> Iterator[Run]:
     """Worker processes (spawned: no state is inherited), or, for one, this process."""
     if count == 1:
-        yield lambda function, arguments: (function(*a) for a in arguments)
+        yield lambda function, arguments: (_call((function, a)) for a in arguments)
         return
     # The workers start with Ctrl-C blocked (a signal mask outlives exec), and this
     # process takes a Ctrl-C only once they have started: then it ends them, and no
@@ -246,8 +247,10 @@ def _workers(count: int) -> Iterator[Run]:
 
 
 def _call(job: tuple[Callable, tuple]):  # type: ignore[no-untyped-def, type-arg]
+    """One unit of work (a range to scan, a bucket to fold), the collector paused."""
     function, arguments = job
-    return function(*arguments)
+    with gc_paused():
+        return function(*arguments)
 
 
 def _units(settings: Settings, workers: int, until: Mapping[str, int] | None) -> list[ScanUnit]:
