@@ -2,7 +2,8 @@
 
 A seeded population (`lifecycle.population`, no I/O: decoded once, held in memory) is
 grouped by customer, its clocks shared as one partition's, and each customer folded
-through `fold_customer` (lifecycle/customer_fold.py), as a replay worker does. Each
+through `fold_customer` (lifecycle/customer_fold.py), as a replay worker does (the
+cyclic garbage collector paused, consumers/processing/gc_pause.py). Each
 variant runs in a process of its own, alternating, `--rounds` times; CPU time of the
 fold alone, per event, median. The interpreted variant runs a copy of `lifecycle/`
 without its built modules (PYTHONPATH first), so both run the very same source; with
@@ -34,6 +35,7 @@ def fold(customers: int) -> dict[str, object]:
     from lifecycle.customer_fold import PartitionClocks, fold_customer, take_order
     from lifecycle.engine import LifecycleEngine
     from consumers.policy_file import load_policy
+    from consumers.processing.gc_pause import gc_paused
     from lifecycle.population import PopulationSpec, generate
     from lifecycle.state import epoch_seconds
     from schemas import Clock, decode_event
@@ -49,9 +51,10 @@ def fold(customers: int) -> dict[str, object]:
             by_customer.setdefault(event.customer_id, []).append((take_order(seq), event, at))  # type: ignore[union-attr]
     partition = PartitionClocks(clocks)
     engine = LifecycleEngine(load_policy(None))
-    started = time.process_time()
-    derived = sum(len(fold_customer(engine, c, mine, partition).derived) for c, mine in by_customer.items())
-    seconds = time.process_time() - started
+    with gc_paused():  # as a replay worker folds a bucket
+        started = time.process_time()
+        derived = sum(len(fold_customer(engine, c, mine, partition).derived) for c, mine in by_customer.items())
+        seconds = time.process_time() - started
     return {"seconds": seconds, "events": len(events) - len(clocks), "derived": derived,
             "core": lifecycle.engine.__file__}
 

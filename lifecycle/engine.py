@@ -263,7 +263,7 @@ _LIMITS_CACHED = 65_536
 # Racing producers write the same event close together; a few ids per customer catch that.
 _RECENT_EVENT_IDS = 8
 _LOW_64_BITS = (1 << 64) - 1
-_NAMESPACE_BYTES = LIFECYCLE_NAMESPACE.bytes
+_NAMESPACE_SHA1 = hashlib.sha1(LIFECYCLE_NAMESPACE.bytes)
 _VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
 
@@ -273,7 +273,9 @@ def lifecycle_event_id(name: str) -> uuid.UUID:
 
     The same bits as the standard library's: a test compares the two.
     """
-    digest = _sha1(_NAMESPACE_BYTES + name.encode()).digest()
+    hashing = _NAMESPACE_SHA1.copy()  # the namespace hashed once: a copy costs less than a new hash
+    hashing.update(name.encode())
+    digest = hashing.digest()
     value = (_from_bytes(digest[:16]) & _VERSION_MASK) | _VERSION_5
     made = _new(_UUID)
     _set(made, "int", value)
@@ -288,5 +290,5 @@ def uuid_text(value: uuid.UUID) -> str:
 
 
 # Looked up once: each lifecycle event's id makes all of these calls.
-_sha1, _from_bytes, _new, _set = hashlib.sha1, int.from_bytes, object.__new__, object.__setattr__
+_from_bytes, _new, _set = int.from_bytes, object.__new__, object.__setattr__
 _UUID, _SAFETY_UNKNOWN = uuid.UUID, uuid.SafeUUID.unknown

@@ -7,6 +7,7 @@ from lifecycle.state cimport CustomerState
 @cython.locals(changed=Py_ssize_t)
 cpdef Py_ssize_t apply_facts(CustomerState state, object event, long long at, RuleSettings rules,
                              tuple money=*) except -1
+@cython.locals(revenue=cython.longlong, value=cython.longlong, step=cython.longlong, largest=cython.longlong)
 cpdef tuple check_bounds(CustomerState state, object event, RuleSettings rules)
 cpdef tuple priced(object event, RuleSettings rules)
 cdef _active(CustomerState state, long long at)

@@ -79,13 +79,13 @@ def check_bounds(state: CustomerState, event: AnyCustomerEvent, rules: RuleSetti
     money = priced(event, rules)
     revenue, value = money
     step = max(event.amount_minor, abs(revenue), abs(value))
+    # Spelled out rather than max(map(abs, totals)): compiled, these are C comparisons.
+    largest = max(abs(state.historical_value_minor), abs(state.historical_revenue_minor),
+                  abs(state.current_value_minor), abs(state.points), abs(state.margin_minor),
+                  abs(state.revenue_with_margin_minor))
     order = state.orders.get(event.order_id)
-    totals = (
-        state.historical_value_minor, state.historical_revenue_minor, state.current_value_minor, state.points,
-        state.margin_minor, state.revenue_with_margin_minor,
-        *((order.paid, order.refunded, order.value, order.revenue) if order is not None else ()),
-    )
-    largest = max(map(abs, totals))
+    if order is not None:
+        largest = max(largest, abs(order.paid), abs(order.refunded), abs(order.value), abs(order.revenue))
     if largest + step > MAX_TOTAL_MINOR:
         msg = (
             f"folding it would take one of the customer's money totals to {largest + step:,} minor "
