@@ -3,8 +3,10 @@
 Samples the process with py-spy (100 samples/s, the Python stacks) while it derives a
 seeded population from a fresh home, and sorts each sample of the processing into one
 part by the innermost frame that names it: reading the log, decoding records, the
-rules, making lifecycle ids (and, since schema version 2, their hash chain), reading
-states, writing the stores. `--checkout DIR` runs another checkout of the engine (a
+rules, making lifecycle ids (and, since schema version 2, their hash chain), the notes
+of personal data, value movements and facts, reading states, writing the stores. The
+compiled core (lifecycle.COMPILED) shows no frames of its own: its time counts to the
+processor's frame that called it, as rules. `--checkout DIR` runs another checkout of the engine (a
 `git worktree` of an older commit) with this environment, to compare before and after
 in one sitting.
 
@@ -35,8 +37,10 @@ PARTS = (
     ("writes", ("_commit ", "checkpoint ", "write ", "write_many", "record ", "prepare ", "upsert", "customers_table",
                 "encode_state", "put_many")),
     ("state reads", ("state_store.py", "decode_state")),
+    ("notes", ("customer_facts.py", "value_movements.py", "profiles.py")),
+    # The compiled core has no Python frames: its time is that of the frame calling it.
     ("rules", ("engine.py", "facts.py", "activity.py", "attitude.py", "stage.py", "loyalty.py", "value.py",
-               "deadlines.py", "partition_time.py", "reasons.py")),
+               "deadlines.py", "partition_time.py", "reasons.py", "_fold (", "_clock (", "_offer (")),
     ("read", ("read ", "_read_from", "drain", "select_notifications", "poll ")),
 )
 
