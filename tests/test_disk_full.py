@@ -6,11 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from consumers import home
+from consumers.policy_file import load_policy
+from consumers.replay import derive_parts
+from consumers.settings import Settings
 from consumers.logs.event_log import CUSTOMER_EVENTS
 from consumers.logs.sqlite_event_log import SQLiteEventLog
 from lifecycle.population import PopulationSpec, generate
-from tests.small_disk import run_with_free_space
+from tests.small_disk import footprint, run_with_free_space
 
 LIFECYCLE = [sys.executable, "-m", "consumers.cli"]
 AMPLE = 200_000_000
@@ -70,14 +75,26 @@ def test_process_on_a_full_disk_says_how_far_it_got_and_goes_on_from_there(tmp_p
     assert done.returncode == 0 and "all match" in done.stderr, done.stderr
 
 
-def test_replay_on_a_full_disk_leaves_the_generation_in_use_and_no_half_built_one(tmp_path):
+def _parts_footprint(home_dir: Path, scratch: Path) -> int:
+    """What a replay's parts of this home take, the scans' buckets included."""
+    scratch.mkdir()
+    derive_parts(Settings(home=home_dir), load_policy(None), 1, scratch)
+    return footprint(scratch)
+
+
+@pytest.mark.parametrize("fills", ["while folding", "while writing the stores"])
+def test_replay_on_a_full_disk_leaves_the_generation_in_use_and_no_half_built_one(tmp_path, fills):
     events, home_dir = _events(tmp_path / "events.jsonl", 600), tmp_path / "home"
     assert _run(home_dir, AMPLE, "publish", str(events)).returncode == 0
     assert _run(home_dir, AMPLE, "process", "--once", "--no-clock").returncode == 0
     in_use = home.current(home_dir)
     assert in_use is not None
 
-    done = _run(home_dir, 3_000_000, "replay", "--workers", "1")
+    # Writing the stores: the parts fit, the new generation's stores (written side by
+    # side, whichever writer meets the full disk first) do not.
+    free = 3_000_000 if fills == "while folding" else (
+        _parts_footprint(home_dir, tmp_path / "parts") + footprint(in_use) // 2)
+    done = _run(home_dir, free, "replay", "--workers", "1")
     assert done.returncode == 3
     message = _one_line(done.stderr)
     assert message.startswith("lifecycle replay: the disk is full") and "half-built generation was removed" in message
