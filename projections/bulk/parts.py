@@ -38,9 +38,10 @@ from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
 
 # Replays use at most this much memory for DuckDB, spilling to disk beyond it: the
-# projections' assembly MEMORY_LIMIT, the streams read beside it STREAM_MEMORY_LIMIT.
+# projections' assembly MEMORY_LIMIT, and as much for the streams read beside it (at
+# 256 MB the lifecycle log's sort of 9 M payloads ran out of memory at 10 M events).
 MEMORY_LIMIT = "768MB"
-STREAM_MEMORY_LIMIT = "256MB"
+STREAM_MEMORY_LIMIT = MEMORY_LIMIT
 
 
 def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> None:
