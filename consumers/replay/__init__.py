@@ -11,8 +11,9 @@ As Flink runs a bounded input in batch mode: sort by key, hold one key's state a
    clocks, in the order taken, through the same engine as live processing
    (`consumers/replay/fold.py`);
 4. write (here): the parts go in bulk into the projections, and beside them (a thread
-   of their own) the lifecycle log and the state store, of a new generation, with the positions reached, so that `lifecycle
-   process` goes on from there; then the generation is switched in (consumers/home.py).
+   of their own) the lifecycle log and the state store, of a new generation, with the
+   positions reached, so that `lifecycle process` goes on from there; then the
+   generation is switched in (consumers/home.py).
 
 The replayed lifecycle log holds the same events as live processing would have recorded
 (per customer the same ids, sequences and causes), ordered by log partition, then the

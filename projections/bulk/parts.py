@@ -37,11 +37,10 @@ from schemas import decode_event
 from schemas.events import ValueModelFitted
 from schemas.lifecycle_events import LifecycleEvent
 
-# Replays use at most this much memory for DuckDB, spilling to disk beyond it: the
-# projections' assembly MEMORY_LIMIT, and as much for the streams read beside it (at
-# 256 MB the lifecycle log's sort of 9 M payloads ran out of memory at 10 M events).
+# Replays use at most this much memory for each DuckDB, spilling to disk beyond it: the
+# projections' assembly and each stream read beside it (less for the stream, 256 MB,
+# ran out of memory sorting the lifecycle log's 9 M payloads at 10 M events).
 MEMORY_LIMIT = "768MB"
-STREAM_MEMORY_LIMIT = MEMORY_LIMIT
 
 
 def _write(directory: Path, kind: str, number: int, table: pa.Table | None) -> None:
@@ -311,7 +310,7 @@ def _streamed(parts: Path, kind: str, query: str, batch_rows: int) -> Iterator[t
     Arrow batches with DuckDB's memory bounded; nothing if there are no such parts."""
     if not _any(parts, kind):
         return
-    connection = duckdb.connect(config={"memory_limit": STREAM_MEMORY_LIMIT})
+    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     try:
         reader = connection.sql(query.format(parts=f"read_parquet('{parts_glob(parts, kind)}')"))
         for batch in reader.to_arrow_reader(batch_rows):
