@@ -7,7 +7,7 @@ import argparse
 import getpass
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import msgspec
 from consumers.privacy.access_log import SQLiteAccessLog
 from consumers.privacy.key_store import open_customer_keys
 from consumers.errors import ConfigurationError
-from consumers.logs.event_log import CUSTOMER_EVENTS
+from consumers.logs.event_log import CUSTOMER_EVENTS, EventLog, PositionOf, RecordBatch
 from consumers.logs import open_event_log
 from consumers.commands.output import safe_json
 from consumers.privacy.personal_data import Opener
@@ -72,7 +72,7 @@ def tail(args: argparse.Namespace, settings: Settings) -> int:
         shown, after_batch = _tail_view(args, settings, stack)
         try:
             while True:
-                for batch in log.read(positions.get):
+                for batch in _partition_by_partition(log, positions.get):
                     chosen = (shown(raw) for raw in map(bytes, batch.values) if wanted(raw))
                     lines = [safe(line) for line in chosen if line is not None]
                     after_batch()
@@ -87,6 +87,14 @@ def tail(args: argparse.Namespace, settings: Settings) -> int:
                 raise  # Ctrl-C is how a follow ends; anywhere else it interrupts
     out.flush()
     return 0
+
+
+def _partition_by_partition(log: EventLog, position_of: PositionOf) -> Iterator[RecordBatch]:
+    """The log's batches one partition after another, in the partitions' order: the same
+    output for the same log. Read all at once, Kafka interleaves partitions as its fetches
+    happen to answer, so two reads of one topic would print different orders."""
+    for partition in log.partitions():
+        yield from log.read(position_of, partitions=[partition])
 
 
 def _starts(given: list[str], partitions: list[str]) -> dict[str, int]:
