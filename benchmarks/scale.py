@@ -13,7 +13,7 @@ processes.
 Each command runs as its own process; the peak RSS is that of the whole process tree
 (the replay's workers included), sampled every 0.2 s from /proc. Progress goes to stderr.
 
-    .venv/bin/python benchmarks/scale.py [--customers N] [--days D] [--workers W] [--skip-live]
+    .venv/bin/python benchmarks/scale.py [--customers N] [--days D] [--workers W] [--skip-live | --skip-replay]
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--state-cache", type=int, default=100_000)
     parser.add_argument("--skip-live", action="store_true", help="measure the replay only")
+    parser.add_argument("--skip-replay", action="store_true", help="measure live processing only")
     parser.add_argument("--checkpoint-batches", default="10",
                         help="live runs, one for each of these comma-separated `--checkpoint-batches` (1: the "
                         "projections and states written every batch, as before checkpoints)")
@@ -162,7 +163,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     path, lines, _ = population_file(args)
     home, publish_s = published_home(args, path, lines)
-    rows = [("replay", replay(args, home, lines))]
+    rows = [] if args.skip_replay else [("replay", replay(args, home, lines))]
     if not args.skip_live:
         for every in args.checkpoint_batches.split(","):
             rows.append((f"live process, checkpoint every {every} batches", live(args, home, lines, every)))
