@@ -112,3 +112,29 @@ def test_a_clock_after_a_long_silence_is_checkpointed_step_by_step(settings, tmp
         derived = _derived(session)
 
     assert _in_one_go(settings, tmp_path, later) == derived
+
+
+def test_a_batch_reads_its_customers_states_at_once_and_keeps_what_it_holds_newer(tmp_path):
+    """`prefetch` reads the states a batch will need in one multi-get; a state the cache
+    holds (changed since it was written) is not replaced by the older stored one."""
+    from eventsourcing.persistence import Tracking
+
+    from lifecycle.state import CustomerState, encode_state
+    from projections.stores.state_store import RocksDBStateStore, StateBatch
+
+    store = RocksDBStateStore(tmp_path / "states", cache_size=0)
+    written = [CustomerState(customer_id=f"c{n}", events=n) for n in range(3)]
+    store.write(StateBatch(Tracking("customer-events:0", 9), "customer-events:0", written))
+    store.close()
+
+    store = RocksDBStateStore(tmp_path / "states", cache_size=10)
+    try:
+        changed = store.get("c0")
+        assert changed is not None
+        changed.events = 99
+        store.prefetch(["c0", "c1", "c2", "c1", "nobody"])
+        assert store.get("c0") is changed and changed.events == 99
+        assert [encode_state(store.get(c)) for c in ("c1", "c2")] == [encode_state(s) for s in written[1:]]  # type: ignore[arg-type]
+        assert store.get("nobody") is None
+    finally:
+        store.close()

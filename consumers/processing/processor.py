@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from itertools import islice
 
 from eventsourcing.persistence import Tracking
 
@@ -46,12 +47,14 @@ from projections.catalog.dead_letters import ENGINE_FAILED, INVALID, OUT_OF_RANG
 from projections.stores.projection_store import BatchEffects
 from projections.stores.state_store import RocksDBStateStore, StateBatch
 from schemas import AnyEvent, Clock, InvalidEvent, Purchase, ValueModelFitted, decode_event
-from schemas.events import AnyCustomerEvent
+from schemas.events import AnyCustomerEvent, CustomerEvent
 
 
 FAILURES_PER_BATCH = 20
 """Records of one batch the engine may fail on (each dead-lettered, the batch done again)
 before the run stops: more is no odd record, but a bug or a policy nobody foresaw."""
+_PREFETCH = 2_000
+"""Customers due at a clock whose states are read in one multi-get."""
 
 
 class EngineFailing(LifecycleError):
@@ -78,6 +81,14 @@ class _FoldFailed(Exception):
         super().__init__(reason)
         self.seq = seq
         self.reason = reason
+
+
+def _decoded(raw: bytes) -> AnyEvent | InvalidEvent:
+    """The record's event, or why it is not one (it is dead-lettered where it stands)."""
+    try:
+        return decode_event(raw)
+    except InvalidEvent as error:
+        return error
 
 
 def _fold_failed(seq: int, error: Exception) -> Exception:
@@ -313,13 +324,16 @@ class LifecycleProcessor:
         batch = self._batch = _Batch(partition, times.clock_at, since, self._refused.get(partition, {}))
         limit = self.engine.policy.input.max_event_bytes
         positions = records.positions
+        decoded = [None if len(raw) > limit else _decoded(raw) for raw in records.values]
+        self.states.prefetch(event.customer_id for event in decoded if isinstance(event, CustomerEvent))
         for index, (seq, position, raw) in enumerate(records.numbered()):
-            if len(raw) > limit:
+            event = decoded[index]
+            if event is None:
                 reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
                 effects.dead_letters.append(DeadLetter(partition, position, reason, bytes(raw)[:limit], len(raw),
                                                        TOO_LARGE))
             else:
-                self._offer(raw, seq, position, times, effects)
+                self._offer(event, raw, seq, position, times, effects)
             if batch.clocked and index + 1 < len(positions) and positions[index + 1] != position:
                 batch.clocked = False
                 if self._unwritten() > self.states.cache_size:
@@ -333,13 +347,13 @@ class LifecycleProcessor:
         """Customers changed since the last checkpoint: their states wait to be written."""
         return sum(len(since.changed) for since in self._since.values())
 
-    def _offer(self, raw: bytes, seq: int, position: int, times: PartitionTime, effects: BatchEffects) -> None:
-        """Offer one record to the time rule and take it, or set it waiting, or refuse
-        it; then take what its arrival released."""
-        try:
-            event = decode_event(raw)
-        except InvalidEvent as error:
-            effects.dead_letters.append(DeadLetter(self._batch.partition, position, str(error), bytes(raw), len(raw),
+    def _offer(self, event: AnyEvent | InvalidEvent, raw: bytes, seq: int, position: int, times: PartitionTime,
+               effects: BatchEffects) -> None:
+        """Offer one record (`event`, decoded from `raw`, or why it could not be) to the
+        time rule and take it, or set it waiting, or refuse it; then take what its
+        arrival released."""
+        if isinstance(event, InvalidEvent):
+            effects.dead_letters.append(DeadLetter(self._batch.partition, position, str(event), bytes(raw), len(raw),
                                                    INVALID))
             return
         if type(event) is ValueModelFitted:
@@ -427,7 +441,7 @@ class LifecycleProcessor:
         if batch.clock_at is None or at > batch.clock_at:
             batch.clock_at = at
         read_to = self._index_read_to.get(batch.partition)
-        written = self.states.due(batch.partition, read_to, at)
+        written = self._prefetched(self.states.due(batch.partition, read_to, at))
         if read_to is None or at > read_to:
             self._index_read_to[batch.partition] = at
         since = batch.since
@@ -437,6 +451,13 @@ class LifecycleProcessor:
             effects.payloads.extend(self.engine.payloads)
             since.pending.push(state)
             since.changed[state.customer_id] = state
+
+    def _prefetched(self, written: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        """The written deadline index's entries, the states of their customers read
+        `_PREFETCH` at a time (each entry's state is read, stale or not)."""
+        while chunk := list(islice(written, _PREFETCH)):
+            self.states.prefetch(customer_id for _, customer_id in chunk)
+            yield from chunk
 
     def _due_state(self, customer_id: str) -> CustomerState:
         return self._touch(customer_id, None)

@@ -124,6 +124,17 @@ class RocksDBStateStore:
         self._cache[customer_id] = state  # most recently used last
         return state
 
+    def prefetch(self, customer_ids: Iterable[str]) -> None:
+        """Read the states of these customers that are not in the cache, in one
+        multi-get: at 365 k stored states a cold point read took 14.5 µs, a multi-get
+        10-11 µs a state (the live processor reads a batch's customers before deriving it)."""
+        cache = self._cache
+        missing = [customer_id for customer_id in dict.fromkeys(customer_ids) if customer_id not in cache]
+        if missing:
+            for customer_id, data in zip(missing, self._db.get([_state_key(c) for c in missing]), strict=True):
+                if data is not None:
+                    cache[customer_id] = decode_state(data)
+
     def add(self, state: CustomerState) -> None:
         """A new customer's state, held in the cache until its batch is written."""
         self._cache[state.customer_id] = state
