@@ -240,9 +240,17 @@ def _what(record: Held, policy: Policy) -> tuple[str, int, str]:
 
 
 def clock_steps(policy: Policy, since: int | None, now: int) -> list[int]:
-    """The clock times to append to move a partition from `since` to `now` within the rule:
-    `now`, preceded by steps of half the clock lead when the gap is longer than the lead."""
-    if since is None or now - since <= policy.time.clock_max_lead_days * DAY:
+    """The clock times to append to move a partition from `since` to `now`: `now`,
+    preceded by a clock a day when the gap is longer than a day (or by steps of half
+    the clock lead, if that is shorter).
+
+    Steps keep each clock within the lead (`clock_max_lead_days`), and they bound what
+    one clock decides: a clock decides every customer whose deadline it passes in one
+    record, and a record is the smallest thing the processor can checkpoint after. At
+    700 000 customers one step of half a month held 7 GB of changed states before its
+    checkpoint; a day's step holds about a day's deadlines.
+    """
+    step = max(min(DAY, policy.time.clock_max_lead_days * DAY // 2), 1)
+    if since is None or now - since <= step:
         return [now]
-    step = max(policy.time.clock_max_lead_days * DAY // 2, 1)
     return [*range(since + step, now, step), now]

@@ -221,3 +221,14 @@ def test_no_real_record_is_lost_and_no_outlier_moves_time(stream):
     # any customer (it moves no one).
     missing = set(kinds) - set(feed.taken) - waiting
     assert all(kinds[seq] == CLOCK for seq in missing)
+
+
+@given(st.integers(0, 2_000_000_000), st.integers(0, 3 * 365 * DAY), st.integers(1, 60))
+def test_clock_steps_move_a_day_at_most_each_and_end_at_now(since, gap, lead_days):
+    """Each step is at most a day (and within the clock lead), so that one clock decides
+    at most about a day's deadlines before the processor can checkpoint after it."""
+    policy = Policy(version="test-steps", time=TimePolicy(clock_max_lead_days=lead_days))
+    steps = clock_steps(policy, since, since + gap)
+    assert steps[-1] == since + gap
+    moves = [later - earlier for earlier, later in zip([since, *steps], steps)]
+    assert all(0 < move <= min(DAY, lead_days * DAY) for move in moves) or gap == 0

@@ -309,7 +309,7 @@ class LifecycleProcessor:
         begin among those since the checkpoint. A clock after which more customers wait
         to be written than the state cache holds ends the batch there, at a position of
         its own (the rest is taken after a checkpoint): a clock after a long silence,
-        stepped there by a clock a fortnight (lifecycle/partition_time.py), would
+        stepped there by a clock a day (lifecycle/partition_time.py), would
         otherwise hold every customer of the partition in memory at once."""
         partition = records.tracking.application_name
         times = self.times.get(partition)
