@@ -54,7 +54,7 @@ FAILURES_PER_BATCH = 20
 """Records of one batch the engine may fail on (each dead-lettered, the batch done again)
 before the run stops: more is no odd record, but a bug or a policy nobody foresaw."""
 _PREFETCH = 2_000
-"""Customers due at a clock whose states are read in one multi-get."""
+"""Records, or customers due at a clock, whose states are read in one multi-get."""
 
 
 class EngineFailing(LifecycleError):
@@ -324,9 +324,10 @@ class LifecycleProcessor:
         batch = self._batch = _Batch(partition, times.clock_at, since, self._refused.get(partition, {}))
         limit = self.engine.policy.input.max_event_bytes
         positions = records.positions
-        decoded = [None if len(raw) > limit else _decoded(raw) for raw in records.values]
-        self.states.prefetch(event.customer_id for event in decoded if isinstance(event, CustomerEvent))
+        decoded: list[AnyEvent | InvalidEvent | None] = []
         for index, (seq, position, raw) in enumerate(records.numbered()):
+            if index == len(decoded):
+                decoded += self._decoded_ahead(records.values[index:index + _PREFETCH], limit)
             event = decoded[index]
             if event is None:
                 reason = f"{len(raw):,} bytes, over the policy's limit of {limit:,} ([input] max_event_bytes)"
@@ -342,6 +343,14 @@ class LifecycleProcessor:
         effects.partition_times = (times.latest, times.clock_at)
         effects.tracking = Tracking(partition, positions[batch.cut - 1]) if batch.cut else records.tracking
         return first
+
+    def _decoded_ahead(self, values: list[bytes], limit: int) -> list[AnyEvent | InvalidEvent | None]:
+        """The next records decoded (None: over the size limit), their customers' states
+        read in one multi-get. A few at a time, not the whole batch: a batch cut after a
+        clock (above) would decode its rest again."""
+        decoded = [None if len(raw) > limit else _decoded(raw) for raw in values]
+        self.states.prefetch(event.customer_id for event in decoded if isinstance(event, CustomerEvent))
+        return decoded
 
     def _unwritten(self) -> int:
         """Customers changed since the last checkpoint: their states wait to be written."""
