@@ -287,8 +287,8 @@ def lifecycle_event_id(name: str) -> uuid.UUID:
 
 
 def uuid_text(value: uuid.UUID) -> str:
-    """`str(value)`, written by msgspec's encoder rather than `UUID.__str__` (a hot path:
-    0.33 against 0.58 µs compiled, formatted from `value.int` here)."""
+    """`str(value)`, written by msgspec's encoder in C (a hot path: compiled, 0.33 µs
+    against 0.58 for formatting `value.int` here, and more for `UUID.__str__`)."""
     return _json(value)[1:-1].decode()
 
 

@@ -114,8 +114,8 @@ def test_a_clock_after_a_long_silence_is_checkpointed_step_by_step(settings, tmp
     assert _in_one_go(settings, tmp_path, later) == derived
 
 
-def test_a_batch_reads_its_customers_states_at_once_and_keeps_what_it_holds_newer(tmp_path):
-    """`prefetch` reads the states a batch will need in one multi-get; a state the cache
+def test_states_read_ahead_come_in_one_multi_get_and_keep_what_the_cache_holds_newer(tmp_path):
+    """`prefetch` reads the states the next records will need in one multi-get; a state the cache
     holds (changed since it was written) is not replaced by the older stored one."""
     from eventsourcing.persistence import Tracking
 
