@@ -185,21 +185,35 @@ class SQLiteEventLog(EventLog):
         last = end = self.recorder.max_notification_id() or 0
         if until is not None and self.name in until:
             end = min(end, until[self.name])
-        per_query = max(1, max_records // SEGMENT_SIZE)
         while position < end:
-            notifications = self.recorder.select_notifications(
-                position, per_query, stop=end, inclusive_of_start=False
-            )
+            values, positions, reached = self._segments_from(position, end, max_records)
+            if reached == position:
+                return
+            position = reached
+            yield RecordBatch(Tracking(self.name, position), values, positions, last)
+
+    def _segments_from(self, position: int, end: int, max_records: int) -> tuple[list[bytes], list[int], int]:
+        """The records of the segments after `position` (up to `end`), whole segments
+        until there are `max_records`; their positions, and the position reached.
+
+        Segments as small as one record (a clock, a fit, a publish of a few lines) are
+        read on until the batch is full: a batch of a fixed number of segments would pay
+        a batch's commit for a handful of records. Asking for no more segments than full
+        ones would fill keeps a batch within `max_records` and one segment more.
+        """
+        values: list[bytes] = []
+        positions: list[int] = []
+        while len(values) < max_records and position < end:
+            wanted = max(1, (max_records - len(values)) // SEGMENT_SIZE)
+            notifications = self.recorder.select_notifications(position, wanted, stop=end, inclusive_of_start=False)
             if not notifications:
                 break
-            values: list[bytes] = []
-            positions: list[int] = []
             for notification in notifications:
                 segment = _segment(notification.state)
                 values.extend(segment)
                 positions.extend([notification.id] * len(segment))
             position = notifications[-1].id
-            yield RecordBatch(Tracking(self.name, position), values, positions, last)
+        return values, positions, position
 
     def close(self) -> None:
         self.datastore.close()
