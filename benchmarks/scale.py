@@ -8,7 +8,10 @@ processes.
 - replay: `lifecycle replay --workers N` from that log into a new generation;
 - live: `lifecycle process --once -v` from an empty generation over the same log, one
   batch at a time as a live engine works; its rate is given over the first and the last
-  tenth of the records, to show whether it holds as the population grows.
+  tenth of the records, to show whether it holds as the population grows. Its closing
+  clock is dated `--clock-at` (by default 340 days after the population's last day, as
+  the recorded runs had it), not at the wall clock: the clocks a run appends stay on the
+  home's log, and a later run then takes the very same records.
 
 Each command runs as its own process; the peak RSS is that of the whole process tree
 (the replay's workers included), sampled every 0.2 s from /proc. Progress goes to stderr.
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from derive import population_file  # noqa: E402
+from lifecycle.population import PopulationSpec  # noqa: E402
 
 LIFECYCLE = [sys.executable, "-m", "consumers.cli"]
 
@@ -49,7 +54,12 @@ def parse_args() -> argparse.Namespace:
                         help="live runs, one for each of these comma-separated `--checkpoint-batches` (1: the "
                         "projections and states written every batch, as before checkpoints)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "out")
-    return parser.parse_args()
+    parser.add_argument("--clock-at", type=datetime.fromisoformat, default=None,
+                        help="the live run's closing clock (default: 340 days after the population's last day)")
+    args = parser.parse_args()
+    if args.clock_at is None:
+        args.clock_at = PopulationSpec().start + timedelta(days=args.days + 340)
+    return args
 
 
 def say(message: str) -> None:
@@ -144,7 +154,7 @@ def live(args: argparse.Namespace, home: Path, lines: int, checkpoint_batches: s
             commits.append((at, done))
 
     command = [*LIFECYCLE, "process", "--once", "-v", "--state-cache", str(args.state_cache), "--home", str(home),
-               "--checkpoint-batches", checkpoint_batches]
+               "--checkpoint-batches", checkpoint_batches, "--clock-at", args.clock_at.isoformat()]
     seconds, peak, _ = run(command, on_line)
     return {"seconds": seconds, "rate": lines / seconds, "rss": peak,
             "first_tenth": _rate(commits, 0.0, 0.1), "last_tenth": _rate(commits, 0.9, 1.0)}
